@@ -1,0 +1,234 @@
+/**
+ * The one place that reads the environment. `loadConfig` validates every variable with a
+ * single joi schema, lists every problem at once, and returns a frozen object that the
+ * rest of the code receives by injection.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import Joi from 'joi';
+
+export type NodeEnv = 'development' | 'production' | 'test';
+export type SpiritProviderName = 'oracle' | 'gemini' | 'openai';
+
+export interface Config {
+  nodeEnv: NodeEnv;
+  host: string;
+  port: number;
+  nodeId: string;
+  logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
+  /** Project root (the folder holding package.json); migrations and ./data live under it. */
+  rootDir: string;
+  database: {
+    url: string;
+    dialect: 'postgres' | 'sqlite';
+    /** SQLite file path when dialect is sqlite. */
+    storage?: string;
+    poolSize: number;
+    poolOverflow: number;
+    migrateOnStart: boolean;
+  };
+  /** null: single node, no Redis. */
+  redisUrl: string | null;
+  corsOrigins: readonly string[] | '*';
+  trustProxy: string;
+  bodyLimitBytes: number;
+  auth: {
+    jwtSecret: string;
+    jwtAlgorithm: 'HS256' | 'HS384' | 'HS512';
+    accessTokenExpireMinutes: number;
+    requireAuth: boolean;
+  };
+  spirit: {
+    provider: SpiritProviderName;
+    timeoutMs: number;
+    retries: number;
+    retryBaseMs: number;
+    gemini: { apiKey: string | null; model: string; baseUrl: string };
+    openai: { apiKey: string | null; model: string; baseUrl: string };
+  };
+  limits: {
+    messagesPerWindow: number;
+    messageWindowSeconds: number;
+    sessionCreatesPerMinute: number;
+    connectionsPerMinute: number;
+  };
+  realtime: {
+    pingIntervalMs: number;
+    joinTimeoutMs: number;
+    presenceTtlMs: number;
+  };
+  shutdownTimeoutMs: number;
+}
+
+export class ConfigError extends Error {
+  constructor(public readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Used only outside production, so that `npm start` works with no configuration at all. */
+const DEVELOPMENT_JWT_SECRET = 'seance-development-secret-do-not-use-in-production';
+const MIN_PRODUCTION_SECRET_LENGTH = 32;
+
+const schema = Joi.object({
+  NODE_ENV: Joi.string().valid('development', 'production', 'test').default('development'),
+  HOST: Joi.string().default('0.0.0.0'),
+  PORT: Joi.number().integer().min(0).max(65535).default(8000),
+  NODE_ID: Joi.string().pattern(/^[A-Za-z0-9_.:-]{1,64}$/).message('NODE_ID must be 1-64 of [A-Za-z0-9_.:-]'),
+  LOG_LEVEL: Joi.string().lowercase().valid('trace', 'debug', 'info', 'warn', 'error', 'fatal').default('info'),
+  DATABASE_URL: Joi.string()
+    .pattern(/^(postgres|postgresql|sqlite):/)
+    .message('DATABASE_URL must start with postgres://, postgresql:// or sqlite:'),
+  DB_POOL_SIZE: Joi.number().integer().min(1).max(500).default(20),
+  DB_POOL_OVERFLOW: Joi.number().integer().min(0).max(500).default(10),
+  MIGRATE_ON_START: Joi.boolean().truthy('1').falsy('0').default(true),
+  REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }),
+  CORS_ORIGINS: Joi.string().default('http://localhost:3000,http://127.0.0.1:3000,http://localhost:8000,http://127.0.0.1:8000'),
+  TRUST_PROXY: Joi.string().default('loopback, linklocal, uniquelocal'),
+  BODY_LIMIT_BYTES: Joi.number().integer().min(256).max(10 * 1024 * 1024).default(16 * 1024),
+  JWT_SECRET: Joi.string(),
+  JWT_ALGORITHM: Joi.string().valid('HS256', 'HS384', 'HS512').default('HS256'),
+  ACCESS_TOKEN_EXPIRE_MINUTES: Joi.number().integer().min(1).max(60 * 24 * 30).default(30),
+  REQUIRE_AUTH: Joi.boolean().truthy('1').falsy('0').default(false),
+  SPIRIT_PROVIDER: Joi.string().lowercase().valid('oracle', 'gemini', 'openai').default('oracle'),
+  SPIRIT_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(10000),
+  SPIRIT_RETRIES: Joi.number().integer().min(0).max(10).default(2),
+  SPIRIT_RETRY_BASE_MS: Joi.number().integer().min(0).max(60000).default(250),
+  GOOGLE_API_KEY: Joi.string(),
+  GEMINI_MODEL: Joi.string().default('gemini-2.0-flash'),
+  GEMINI_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('https://generativelanguage.googleapis.com/v1beta'),
+  OPENAI_API_KEY: Joi.string(),
+  OPENAI_MODEL: Joi.string().default('gpt-4o-mini'),
+  OPENAI_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('https://api.openai.com/v1'),
+  MESSAGE_RATE_LIMIT: Joi.number().integer().min(1).max(100000).default(10),
+  MESSAGE_RATE_WINDOW_S: Joi.number().integer().min(1).max(3600).default(10),
+  SESSION_CREATE_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(120),
+  CONNECT_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(600),
+  WS_PING_INTERVAL_MS: Joi.number().integer().min(100).max(600000).default(25000),
+  WS_JOIN_TIMEOUT_MS: Joi.number().integer().min(100).max(600000).default(10000),
+  PRESENCE_TTL_MS: Joi.number().integer().min(1000).max(600000).default(15000),
+  SHUTDOWN_TIMEOUT_MS: Joi.number().integer().min(100).max(60000).default(8000),
+}).unknown(true);
+
+/** Walks up from this file to the folder with package.json: works from source and from dist/. */
+function findRootDir(): string {
+  let dir = __dirname;
+  while (!fs.existsSync(path.join(dir, 'package.json'))) {
+    const parent = path.dirname(dir);
+    if (parent === dir) return process.cwd();
+    dir = parent;
+  }
+  return dir;
+}
+
+function parseOrigins(raw: string): readonly string[] | '*' | string {
+  const text = raw.trim();
+  if (text === '*') return '*';
+  let list: unknown;
+  if (text.startsWith('[')) {
+    try {
+      list = JSON.parse(text);
+    } catch {
+      return 'CORS_ORIGINS is not a valid JSON array';
+    }
+  } else {
+    list = text.split(',').map((o) => o.trim()).filter(Boolean);
+  }
+  if (!Array.isArray(list) || !list.every((o) => typeof o === 'string' && /^https?:\/\/[^/\s]+$/.test(o))) {
+    return 'CORS_ORIGINS must be "*" or a list of origins like http://localhost:3000 (comma separated or a JSON array)';
+  }
+  return Object.freeze(list as string[]);
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    for (const inner of Object.values(value)) deepFreeze(inner);
+    Object.freeze(value);
+  }
+  return value;
+}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  // Empty strings mean "unset" (compose files and .env templates often leave them blank).
+  const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const { value, error } = schema.validate(input, { abortEarly: false, convert: true });
+  const problems = error ? error.details.map((d) => d.message) : [];
+  const v = value as Record<string, any>;
+
+  const origins = parseOrigins(v.CORS_ORIGINS);
+  if (typeof origins === 'string' && origins !== '*') problems.push(origins);
+
+  const nodeEnv = v.NODE_ENV as NodeEnv;
+  let jwtSecret: string | undefined = v.JWT_SECRET;
+  if (nodeEnv === 'production') {
+    if (!jwtSecret) problems.push(`JWT_SECRET is required in production (at least ${MIN_PRODUCTION_SECRET_LENGTH} characters)`);
+    else if (jwtSecret.length < MIN_PRODUCTION_SECRET_LENGTH) {
+      problems.push(`JWT_SECRET is too short for production: ${jwtSecret.length} characters, at least ${MIN_PRODUCTION_SECRET_LENGTH} needed`);
+    }
+  }
+  jwtSecret ??= DEVELOPMENT_JWT_SECRET;
+
+  if (v.SPIRIT_PROVIDER === 'gemini' && !v.GOOGLE_API_KEY) problems.push('SPIRIT_PROVIDER=gemini needs GOOGLE_API_KEY');
+
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const rootDir = findRootDir();
+  const databaseUrl: string = v.DATABASE_URL ?? `sqlite:${path.join('data', 'seance.sqlite')}`;
+  const isSqlite = databaseUrl.startsWith('sqlite:');
+  const sqlitePath = isSqlite ? databaseUrl.replace(/^sqlite:(\/\/)?/, '') : undefined;
+
+  const config: Config = {
+    nodeEnv,
+    host: v.HOST,
+    port: v.PORT,
+    nodeId: v.NODE_ID ?? `${os.hostname()}-${process.pid}`,
+    logLevel: v.LOG_LEVEL,
+    rootDir,
+    database: {
+      url: databaseUrl,
+      dialect: isSqlite ? 'sqlite' : 'postgres',
+      storage: sqlitePath === undefined ? undefined : sqlitePath === ':memory:' ? sqlitePath : path.resolve(rootDir, sqlitePath),
+      poolSize: v.DB_POOL_SIZE,
+      poolOverflow: v.DB_POOL_OVERFLOW,
+      migrateOnStart: v.MIGRATE_ON_START,
+    },
+    redisUrl: v.REDIS_URL ?? null,
+    corsOrigins: origins as readonly string[] | '*',
+    trustProxy: v.TRUST_PROXY,
+    bodyLimitBytes: v.BODY_LIMIT_BYTES,
+    auth: {
+      jwtSecret,
+      jwtAlgorithm: v.JWT_ALGORITHM,
+      accessTokenExpireMinutes: v.ACCESS_TOKEN_EXPIRE_MINUTES,
+      requireAuth: v.REQUIRE_AUTH,
+    },
+    spirit: {
+      provider: v.SPIRIT_PROVIDER,
+      timeoutMs: v.SPIRIT_TIMEOUT_MS,
+      retries: v.SPIRIT_RETRIES,
+      retryBaseMs: v.SPIRIT_RETRY_BASE_MS,
+      gemini: { apiKey: v.GOOGLE_API_KEY ?? null, model: v.GEMINI_MODEL, baseUrl: v.GEMINI_BASE_URL.replace(/\/+$/, '') },
+      openai: { apiKey: v.OPENAI_API_KEY ?? null, model: v.OPENAI_MODEL, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, '') },
+    },
+    limits: {
+      messagesPerWindow: v.MESSAGE_RATE_LIMIT,
+      messageWindowSeconds: v.MESSAGE_RATE_WINDOW_S,
+      sessionCreatesPerMinute: v.SESSION_CREATE_RATE_LIMIT,
+      connectionsPerMinute: v.CONNECT_RATE_LIMIT,
+    },
+    realtime: {
+      pingIntervalMs: v.WS_PING_INTERVAL_MS,
+      joinTimeoutMs: v.WS_JOIN_TIMEOUT_MS,
+      presenceTtlMs: v.PRESENCE_TTL_MS,
+    },
+    shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+  };
+  return deepFreeze(config);
+}
+
+/** True when the JWT secret is the built-in development one (the server logs a warning). */
+export function usesDevelopmentSecret(config: Config): boolean {
+  return config.auth.jwtSecret === DEVELOPMENT_JWT_SECRET;
+}

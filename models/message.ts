@@ -1,0 +1,33 @@
+import { DataTypes, Model, type CreationOptional, type InferAttributes, type InferCreationAttributes, type Sequelize } from 'sequelize';
+
+/**
+ * A chat message or a spirit answer. The integer id orders a session's history and is the
+ * history cursor. The column is `text` (the design's name); the wire calls it `message`.
+ */
+export class Message extends Model<InferAttributes<Message>, InferCreationAttributes<Message>> {
+  declare id: CreationOptional<number>;
+  declare session_id: string;
+  declare user_id: string | null;
+  declare user_name: string | null;
+  declare text: string;
+  declare is_spirit: CreationOptional<boolean>;
+  declare in_reply_to: number | null;
+  declare timestamp: CreationOptional<Date>;
+
+  static initModel(sequelize: Sequelize): typeof Message {
+    Message.init(
+      {
+        id: { type: DataTypes.INTEGER, primaryKey: true, autoIncrement: true },
+        session_id: { type: DataTypes.UUID, allowNull: false },
+        user_id: { type: DataTypes.STRING(64), allowNull: true },
+        user_name: { type: DataTypes.STRING(50), allowNull: true },
+        text: { type: DataTypes.TEXT, allowNull: false },
+        is_spirit: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false },
+        in_reply_to: { type: DataTypes.INTEGER, allowNull: true },
+        timestamp: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+      },
+      { sequelize, tableName: 'messages', timestamps: false },
+    );
+    return Message;
+  }
+}

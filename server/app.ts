@@ -1,0 +1,162 @@
+/**
+ * The application factory: builds the HTTP server, Socket.IO, the raw /ws edge and the
+ * services from injected dependencies. Nothing here reads the environment or opens a port,
+ * so tests start as many real servers as they like, each on port 0.
+ */
+import { createServer, type Server as HttpServer } from 'node:http';
+import { createAdapter } from '@socket.io/redis-adapter';
+import cors from 'cors';
+import express from 'express';
+import helmet from 'helmet';
+import { Server as SocketIOServer } from 'socket.io';
+import swaggerUi from 'swagger-ui-express';
+import type { Config } from '../config';
+import { createRequireAuth } from './auth/passport';
+import { TokenService } from './auth/tokens';
+import type { Database } from './db';
+import { errorHandler, notFound } from './http/middleware/errors';
+import { requestContext } from './http/middleware/requestContext';
+import { buildOpenApiDocument } from './http/openapi';
+import { authRoutes } from './http/routes/auth';
+import { healthRoutes } from './http/routes/health';
+import { sessionRoutes } from './http/routes/sessions';
+import type { Logger } from './logger';
+import { createBroadcaster } from './realtime/broadcaster';
+import { RawHub } from './realtime/rawHub';
+import { createRawEdge } from './realtime/rawWs';
+import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
+import type { RedisConnections } from './redis';
+import { createRequestPolicy } from './requestPolicy';
+import { MessageService } from './services/messages';
+import { MemoryPresence } from './services/presence/memory';
+import { RedisPresence } from './services/presence/redis';
+import type { Presence } from './services/presence/types';
+import { RateLimits } from './services/rateLimits';
+import { RoomService } from './services/rooms';
+import { SessionService } from './services/sessions';
+import { createSpiritService } from './services/spirit';
+import type { SpiritProvider } from './services/spirit/types';
+import { UserService } from './services/users';
+
+export interface AppDeps {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  /** null: a single node with in-process presence and rate limits. */
+  redis: RedisConnections | null;
+  /** Replaces the configured spirit provider (tests point it at a fake server through config instead). */
+  spiritProvider?: SpiritProvider;
+}
+
+export interface App {
+  httpServer: HttpServer;
+  io: SeanceServer;
+  rooms: RoomService;
+  /** Graceful shutdown: stop accepting, finish in-flight work, send clients elsewhere, release presence. */
+  close(): Promise<void>;
+}
+
+const CORS_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
+/** WebSocket close code 1012 "service restart": the client should reconnect (to another node). */
+const SERVICE_RESTART = 1012;
+
+export async function createApp(deps: AppDeps): Promise<App> {
+  const { config, logger, db, redis } = deps;
+  const policy = createRequestPolicy(config);
+  const tokens = new TokenService(config.auth);
+  const limits = new RateLimits(config.limits, redis?.command ?? null);
+  const presence: Presence = redis
+    ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' }))
+    : new MemoryPresence();
+  const sessions = new SessionService(db.models, presence);
+  const messages = new MessageService(db.models);
+  const users = new UserService(db.models);
+  const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider);
+
+  const app = express();
+  const httpServer = createServer(app);
+  const io: SeanceServer = new SocketIOServer(httpServer, {
+    path: '/socket.io',
+    serveClient: false,
+    // The raw /ws path shares this server's upgrades: engine.io must leave other paths alone.
+    destroyUpgrade: false,
+    perMessageDeflate: false,
+    httpCompression: false,
+    pingInterval: config.realtime.pingIntervalMs,
+    pingTimeout: 20_000,
+    maxHttpBufferSize: 64 * 1024,
+    cors: { origin: (origin, cb) => cb(null, policy.isOriginAllowed(origin)), credentials: true, methods: CORS_METHODS },
+    // Cross-site WebSocket hijacking: browsers from foreign origins are refused on every transport.
+    allowRequest: (req, cb) => cb(null, policy.isOriginAllowed(req.headers.origin)),
+  });
+  if (redis) io.adapter(createAdapter(redis.pub, redis.sub, { key: 'seance' }));
+
+  const rawHub = new RawHub(config.nodeId, redis ? { pub: redis.pub, sub: redis.rawSub } : null, logger.child({ component: 'raw-hub' }));
+  const broadcaster = createBroadcaster(io, rawHub);
+  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster });
+  attachSocketHandlers(io, { rooms, limits, policy, logger: logger.child({ transport: 'socket.io' }) });
+  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
+
+  httpServer.on('upgrade', (req, socket, head) => {
+    if (rawEdge.handleUpgrade(req, socket, head)) return;
+    if (!(req.url ?? '').startsWith('/socket.io/')) socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+  });
+
+  let draining = false;
+  const openApi = buildOpenApiDocument();
+  app.disable('x-powered-by');
+  app.set('trust proxy', config.trustProxy.split(',').map((s) => s.trim()));
+  app.use(requestContext(logger, config.nodeId));
+  app.use(
+    helmet({
+      // Swagger UI's page runs an inline style and loads its own assets from /docs.
+      contentSecurityPolicy: { directives: { 'script-src': ["'self'"], 'style-src': ["'self'", "'unsafe-inline'"], 'img-src': ["'self'", 'data:'] } },
+      crossOriginResourcePolicy: { policy: 'cross-origin' },
+    }),
+  );
+  app.use(cors({ origin: (origin, cb) => cb(null, policy.isOriginAllowed(origin)), credentials: true, methods: CORS_METHODS }));
+  app.use(express.json({ limit: config.bodyLimitBytes }));
+  app.get('/', (_req, res) => res.redirect(302, '/docs'));
+  app.get('/openapi.json', (_req, res) => res.json(openApi));
+  app.use('/docs', swaggerUi.serve, swaggerUi.setup(openApi, { customSiteTitle: 'Séance API' }));
+  app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, requireAuth: createRequireAuth(config.auth) }));
+  app.use('/api/auth', authRoutes({ tokens }));
+  app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
+  app.use(notFound);
+  app.use(errorHandler);
+
+  await presence.start();
+
+  let closing: Promise<void> | null = null;
+  async function shutdown(): Promise<void> {
+    draining = true;
+    const deadline = Date.now() + config.shutdownTimeoutMs;
+    httpServer.close();
+    await until(deadline, () => rooms.drain());
+    // Closing the transport (not a socket.io "disconnect") makes clients reconnect by themselves.
+    for (const socket of io.of('/').sockets.values()) socket.conn.close();
+    rawHub.closeAll(SERVICE_RESTART, 'server restarting');
+    await until(deadline, async () => {
+      while (io.of('/').sockets.size > 0 || rawHub.size > 0) await new Promise((r) => setTimeout(r, 20));
+      await rooms.drain();
+    });
+    rawEdge.close();
+    await presence.stop();
+    await new Promise<void>((resolve) => io.close(() => resolve()));
+    httpServer.closeAllConnections();
+  }
+
+  return {
+    httpServer,
+    io,
+    rooms,
+    close: () => (closing ??= shutdown()),
+  };
+}
+
+/** Waits for `work`, but never past `deadline`. */
+async function until(deadline: number, work: () => Promise<void>): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([work(), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, deadline - Date.now()))))]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,108 @@
+/**
+ * The database: one Sequelize instance (PostgreSQL, or the embedded SQLite default), the
+ * models, and migrations run through umzug on the very files sequelize-cli uses (both
+ * record progress in the same `SequelizeMeta` table, so either tool can take over).
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import { Sequelize, type Options } from 'sequelize';
+import { SequelizeStorage, Umzug } from 'umzug';
+import type { Config } from '../config';
+import { initModels, type Models } from '../models';
+import type { Logger } from './logger';
+
+export interface Database {
+  sequelize: Sequelize;
+  models: Models;
+  /** Applies pending migrations; safe when several replicas start at once (see below). */
+  migrate(): Promise<string[]>;
+  /** Reverts the last migration (tests prove the schema goes down and up again). */
+  undoLast(): Promise<void>;
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Any constant shared by every replica: the key of the PostgreSQL advisory lock taken while migrating. */
+const MIGRATION_LOCK_KEY = 746_353_100;
+
+/** Options shared with sequelize-cli (config/sequelize-cli.js). */
+export function sequelizeOptions(config: Pick<Config, 'database'>): Options {
+  const db = config.database;
+  if (db.dialect === 'sqlite') {
+    return {
+      dialect: 'sqlite',
+      storage: db.storage,
+      // SQLite has one writer: a single connection avoids SQLITE_BUSY between pooled ones.
+      pool: { max: 1, min: 0, idle: 10_000 },
+      logging: false,
+    };
+  }
+  return {
+    dialect: 'postgres',
+    // "20 + 10 overflow" in Sequelize's terms: up to pool+overflow connections, idle ones
+    // beyond need are released after 10 s; `evict` sweeps them, and pg marks broken
+    // connections so the pool's validate() replaces them instead of handing them out.
+    pool: { max: db.poolSize + db.poolOverflow, min: 0, idle: 10_000, acquire: 10_000, evict: 5_000 },
+    dialectOptions: { keepAlive: true, connectionTimeoutMillis: 5_000, statement_timeout: 15_000 },
+    logging: false,
+  };
+}
+
+export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, logger: Logger): Database {
+  const options = sequelizeOptions(config);
+  if (config.database.dialect === 'sqlite' && config.database.storage && config.database.storage !== ':memory:') {
+    fs.mkdirSync(path.dirname(config.database.storage), { recursive: true });
+  }
+  const sequelize =
+    config.database.dialect === 'sqlite' ? new Sequelize(options) : new Sequelize(config.database.url, options);
+  const models = initModels(sequelize);
+  const log = logger.child({ component: 'db' });
+
+  const umzug = new Umzug({
+    migrations: {
+      glob: ['migrations/*.js', { cwd: config.rootDir }],
+      resolve: ({ name, path: file, context }) => {
+        // eslint-disable-next-line @typescript-eslint/no-require-imports
+        const migration = require(file!);
+        return {
+          name,
+          up: async () => migration.up(context, Sequelize),
+          down: async () => migration.down(context, Sequelize),
+        };
+      },
+    },
+    context: sequelize.getQueryInterface(),
+    storage: new SequelizeStorage({ sequelize }),
+    logger: undefined,
+  });
+
+  /**
+   * Replicas that start together must not race on migrations: on PostgreSQL the run holds a
+   * transaction-scoped advisory lock, so the others wait, then find nothing pending.
+   */
+  async function migrate(): Promise<string[]> {
+    const run = async () => (await umzug.up()).map((m) => m.name);
+    const applied =
+      config.database.dialect === 'postgres'
+        ? await sequelize.transaction(async (transaction) => {
+            await sequelize.query(`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK_KEY})`, { transaction });
+            return run();
+          })
+        : await run();
+    if (applied.length > 0) log.info({ applied }, 'migrations applied');
+    return applied;
+  }
+
+  return {
+    sequelize,
+    models,
+    migrate,
+    undoLast: async () => {
+      await umzug.down();
+    },
+    ping: async () => {
+      await sequelize.query('SELECT 1');
+    },
+    close: () => sequelize.close(),
+  };
+}

@@ -1,0 +1,47 @@
+/**
+ * The one place an HTTP error is logged and answered. Body-parser failures become the
+ * contract's codes; anything unknown is INTERNAL_ERROR with no stack or SQL in the reply.
+ */
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import { AppError, toPublicError } from '../../errors';
+import { sendError } from '../envelope';
+
+/** Database connectivity failures: the request may succeed later, so 503 rather than 500. */
+const UNAVAILABLE_ERRORS = new Set([
+  'SequelizeConnectionError',
+  'SequelizeConnectionRefusedError',
+  'SequelizeConnectionAcquireTimeoutError',
+  'SequelizeHostNotFoundError',
+  'SequelizeHostNotReachableError',
+  'SequelizeConnectionTimedOutError',
+]);
+
+function fromBodyParser(err: { type?: string; status?: number }): AppError | null {
+  if (err.type === 'entity.too.large') return new AppError('PAYLOAD_TOO_LARGE', 'The request body is too large');
+  if (err.type === 'entity.parse.failed') return new AppError('VALIDATION_ERROR', 'Malformed JSON body', { body: 'Malformed JSON' });
+  if (err.type === 'encoding.unsupported' || err.type === 'charset.unsupported') {
+    return new AppError('VALIDATION_ERROR', 'Unsupported body encoding', { body: 'Unsupported encoding' });
+  }
+  if (typeof err.status === 'number' && err.status >= 400 && err.status < 500) {
+    return new AppError('VALIDATION_ERROR', 'Malformed request', { body: 'Malformed request' });
+  }
+  return null;
+}
+
+export const notFound: RequestHandler = (req, _res, next) => {
+  next(new AppError('NOT_FOUND', `No route for ${req.method} ${req.path.slice(0, 200)}`));
+};
+
+export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
+  let error: AppError;
+  if (err instanceof AppError) error = err;
+  else if (err && UNAVAILABLE_ERRORS.has(err.name)) error = new AppError('SERVICE_UNAVAILABLE', 'The database is unavailable; try again shortly');
+  else error = fromBodyParser(err ?? {}) ?? toPublicError(err);
+
+  if (error.code === 'INTERNAL_ERROR' || error.code === 'SERVICE_UNAVAILABLE') req.log.error({ err }, 'request failed');
+  if (res.headersSent) {
+    res.end();
+    return;
+  }
+  sendError(req, res, error);
+};

@@ -1,0 +1,64 @@
+/**
+ * The Redis connections of a clustered node. Publishing and subscribing need their own
+ * connections; commands whose callers can do without Redis (presence reads, rate limits)
+ * use one that fails fast instead of queueing while Redis is away.
+ */
+import Redis, { type RedisOptions } from 'ioredis';
+import type { Logger } from './logger';
+
+export interface RedisConnections {
+  /** Socket.IO adapter and raw hub publishing (queues while disconnected, flushes on return). */
+  pub: Redis;
+  /** Socket.IO adapter subscriptions. */
+  sub: Redis;
+  /** Raw hub subscriptions. */
+  rawSub: Redis;
+  /** Presence and rate limits: errors at once while Redis is away. */
+  command: Redis;
+  isReady(): boolean;
+  close(): Promise<void>;
+}
+
+export function createRedisConnections(url: string, logger: Logger): RedisConnections {
+  const log = logger.child({ component: 'redis' });
+  // Reconnect forever with a capped backoff: an outage must heal without a restart.
+  const base: RedisOptions = { retryStrategy: (attempt) => Math.min(attempt * 200, 2_000), lazyConnect: false };
+  const make = (name: string, extra: RedisOptions = {}) => {
+    const client = new Redis(url, { ...base, connectionName: `seance-${name}`, ...extra });
+    let down = false;
+    client.on('error', (err) => {
+      if (!down) log.warn({ err: { message: err.message }, connection: name }, 'redis connection error');
+      down = true;
+    });
+    client.on('ready', () => {
+      if (down) log.info({ connection: name }, 'redis connection restored');
+      down = false;
+    });
+    return client;
+  };
+  const pub = make('pub', { maxRetriesPerRequest: null });
+  const sub = make('sub', { maxRetriesPerRequest: null });
+  const rawSub = make('raw-sub', { maxRetriesPerRequest: null });
+  const command = make('command', { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
+  const all = [pub, sub, rawSub, command];
+
+  return {
+    pub,
+    sub,
+    rawSub,
+    command,
+    isReady: () => all.every((c) => c.status === 'ready'),
+    async close() {
+      await Promise.all(all.map((c) => c.quit().catch(() => c.disconnect())));
+    },
+  };
+}
+
+/** Resolves once every connection is ready, or rejects after `timeoutMs`. */
+export async function waitForRedis(connections: RedisConnections, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!connections.isReady()) {
+    if (Date.now() > deadline) throw new Error('Redis is not reachable');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}

@@ -1,0 +1,212 @@
+/**
+ * Cluster-wide presence in Redis. Admission and release are Lua scripts, so concurrent joins
+ * on different nodes cannot overfill a session. Each node refreshes a heartbeat key; a node
+ * whose key expired (SIGKILL, power loss) is reaped by whichever live node claims it first,
+ * which releases its connections and reports the participants that left.
+ *
+ * Keys (one session `S`, one user `U`, one node `N`):
+ *   seance:p:S:users      HASH  U -> participant JSON
+ *   seance:p:S:conns:U    SET   "N/connectionId"
+ *   seance:node:N:conns   SET   "S/U/connectionId"   (what to release if N dies)
+ *   seance:node:N:alive   STRING with a TTL           (N's heartbeat)
+ *   seance:nodes          SET   of node ids
+ */
+import type Redis from 'ioredis';
+import type { ParticipantView } from '../../events';
+import type { Logger } from '../../logger';
+import { byJoinTime, type AdmitResult, type Presence, type PresenceChange } from './types';
+
+const ADMIT = `
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if not existing then
+  if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {-1, ''} end
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[5])
+if existing then return {0, existing} end
+return {1, ARGV[2]}`;
+
+const RELEASE = `
+redis.call('SREM', KEYS[2], ARGV[2])
+redis.call('SREM', KEYS[3], ARGV[3])
+if redis.call('SCARD', KEYS[2]) == 0 then
+  local participant = redis.call('HGET', KEYS[1], ARGV[1])
+  if participant then
+    redis.call('HDEL', KEYS[1], ARGV[1])
+    return participant
+  end
+end
+return false`;
+
+interface LocalConnection {
+  sessionId: string;
+  participant: ParticipantView;
+}
+
+type ScriptedRedis = Redis & {
+  seanceAdmit(k1: string, k2: string, k3: string, uid: string, json: string, conn: string, max: number, nodeMember: string): Promise<[number, string]>;
+  seanceRelease(k1: string, k2: string, k3: string, uid: string, conn: string, nodeMember: string): Promise<string | null>;
+};
+
+const NO_LIMIT = 1_000_000;
+
+export class RedisPresence implements Presence {
+  private readonly redis: ScriptedRedis;
+  private readonly listeners: Array<(change: PresenceChange) => void> = [];
+  /** This node's own connections: what it re-registers after a Redis restart or a false reap. */
+  private readonly local = new Map<string, LocalConnection>();
+  private timer: NodeJS.Timeout | null = null;
+  private beating = false;
+
+  constructor(
+    redis: Redis,
+    private readonly nodeId: string,
+    private readonly ttlMs: number,
+    private readonly logger: Logger,
+  ) {
+    this.redis = redis as ScriptedRedis;
+    this.redis.defineCommand('seanceAdmit', { numberOfKeys: 3, lua: ADMIT });
+    this.redis.defineCommand('seanceRelease', { numberOfKeys: 3, lua: RELEASE });
+  }
+
+  private static usersKey = (s: string) => `seance:p:${s}:users`;
+  private static connsKey = (s: string, u: string) => `seance:p:${s}:conns:${u}`;
+  private static nodeConnsKey = (n: string) => `seance:node:${n}:conns`;
+  private static aliveKey = (n: string) => `seance:node:${n}:alive`;
+  private static readonly nodesKey = 'seance:nodes';
+
+  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
+    const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers);
+    if (result.admitted) this.local.set(connectionId, { sessionId, participant: result.participant });
+    return result;
+  }
+
+  async release(sessionId: string, userId: string, connectionId: string): Promise<ParticipantView | null> {
+    this.local.delete(connectionId);
+    return this.runRelease(this.nodeId, sessionId, userId, connectionId);
+  }
+
+  async list(sessionId: string): Promise<ParticipantView[]> {
+    const values = await this.redis.hvals(RedisPresence.usersKey(sessionId));
+    return values.map((v) => JSON.parse(v) as ParticipantView).sort(byJoinTime);
+  }
+
+  async count(sessionId: string): Promise<number> {
+    return this.redis.hlen(RedisPresence.usersKey(sessionId));
+  }
+
+  async clear(sessionId: string): Promise<void> {
+    for (const [connectionId, conn] of this.local) if (conn.sessionId === sessionId) this.local.delete(connectionId);
+    const users = await this.redis.hkeys(RedisPresence.usersKey(sessionId));
+    await this.redis.del(RedisPresence.usersKey(sessionId), ...users.map((u) => RedisPresence.connsKey(sessionId, u)));
+  }
+
+  onChange(listener: (change: PresenceChange) => void): void {
+    this.listeners.push(listener);
+  }
+
+  async start(): Promise<void> {
+    // A node restarted under the same NODE_ID first releases what its previous life left behind.
+    await this.resync();
+    await this.heartbeat();
+    this.timer = setInterval(() => void this.heartbeat(), Math.max(200, Math.floor(this.ttlMs / 3)));
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    try {
+      await this.redis.multi().srem(RedisPresence.nodesKey, this.nodeId).del(RedisPresence.aliveKey(this.nodeId)).exec();
+    } catch (err) {
+      this.logger.warn({ err }, 'presence: could not deregister node');
+    }
+  }
+
+  /** Refreshes this node's heartbeat and reaps nodes whose heartbeat expired. */
+  private async heartbeat(): Promise<void> {
+    if (this.beating || this.redis.status !== 'ready') return;
+    this.beating = true;
+    try {
+      const previous = await this.redis.set(RedisPresence.aliveKey(this.nodeId), '1', 'PX', this.ttlMs, 'GET');
+      await this.redis.sadd(RedisPresence.nodesKey, this.nodeId);
+      // Our key vanished: Redis restarted, or another node took us for dead. Put our truth back.
+      if (previous === null && this.timer) await this.resync();
+      const nodes = await this.redis.smembers(RedisPresence.nodesKey);
+      for (const node of nodes) {
+        if (node === this.nodeId || (await this.redis.exists(RedisPresence.aliveKey(node)))) continue;
+        // SREM answers 1 to exactly one claimer: only that node reaps.
+        if ((await this.redis.srem(RedisPresence.nodesKey, node)) === 1) await this.reap(node);
+      }
+    } catch (err) {
+      this.logger.warn({ err }, 'presence heartbeat failed');
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  private async reap(deadNode: string): Promise<void> {
+    const members = await this.redis.smembers(RedisPresence.nodeConnsKey(deadNode));
+    this.logger.warn({ dead_node: deadNode, connections: members.length }, 'presence: reaping a dead node');
+    for (const member of members) {
+      const [sessionId, userId, connectionId] = member.split('/');
+      const left = await this.runRelease(deadNode, sessionId, userId, connectionId);
+      if (left) this.emit({ sessionId, participant: left, kind: 'left' });
+    }
+    await this.redis.del(RedisPresence.nodeConnsKey(deadNode));
+  }
+
+  /** Makes Redis agree with this node's own connections: drops stale ones, restores missing ones. */
+  private async resync(): Promise<void> {
+    const recorded = new Set(await this.redis.smembers(RedisPresence.nodeConnsKey(this.nodeId)));
+    for (const member of recorded) {
+      const [sessionId, userId, connectionId] = member.split('/');
+      if (this.local.has(connectionId)) continue;
+      const left = await this.runRelease(this.nodeId, sessionId, userId, connectionId);
+      if (left) this.emit({ sessionId, participant: left, kind: 'left' });
+    }
+    for (const [connectionId, conn] of this.local) {
+      if (recorded.has(`${conn.sessionId}/${conn.participant.id}/${connectionId}`)) continue;
+      const result = await this.runAdmit(this.nodeId, conn.sessionId, conn.participant, connectionId, NO_LIMIT);
+      if (result.admitted && result.isNew) this.emit({ sessionId: conn.sessionId, participant: result.participant, kind: 'joined' });
+    }
+  }
+
+  private async runAdmit(node: string, sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
+    const [status, json] = await this.redis.seanceAdmit(
+      RedisPresence.usersKey(sessionId),
+      RedisPresence.connsKey(sessionId, candidate.id),
+      RedisPresence.nodeConnsKey(node),
+      candidate.id,
+      JSON.stringify(candidate),
+      `${node}/${connectionId}`,
+      maxUsers,
+      `${sessionId}/${candidate.id}/${connectionId}`,
+    );
+    if (status === -1) return { admitted: false, reason: 'SESSION_FULL' };
+    return { admitted: true, participant: JSON.parse(json) as ParticipantView, isNew: status === 1 };
+  }
+
+  private async runRelease(node: string, sessionId: string, userId: string, connectionId: string): Promise<ParticipantView | null> {
+    const json = await this.redis.seanceRelease(
+      RedisPresence.usersKey(sessionId),
+      RedisPresence.connsKey(sessionId, userId),
+      RedisPresence.nodeConnsKey(node),
+      userId,
+      `${node}/${connectionId}`,
+      `${sessionId}/${userId}/${connectionId}`,
+    );
+    return json ? (JSON.parse(json) as ParticipantView) : null;
+  }
+
+  private emit(change: PresenceChange): void {
+    for (const listener of this.listeners) {
+      try {
+        listener(change);
+      } catch (err) {
+        this.logger.error({ err }, 'presence listener failed');
+      }
+    }
+  }
+}

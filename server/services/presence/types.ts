@@ -1,0 +1,34 @@
+/**
+ * Who is in a session. A participant is a distinct user_id; each of its connections is
+ * tracked so that the participant leaves only when its last connection anywhere closes.
+ */
+import type { ParticipantView } from '../../events';
+
+export type AdmitResult =
+  | { admitted: true; participant: ParticipantView; isNew: boolean }
+  | { admitted: false; reason: 'SESSION_FULL' };
+
+/** Presence changes nobody's own connection caused (a dead node reaped, a resync after an outage). */
+export interface PresenceChange {
+  sessionId: string;
+  participant: ParticipantView;
+  kind: 'joined' | 'left';
+}
+
+export interface Presence {
+  /** Atomically admits a connection: an existing participant always, a new one only below maxUsers. */
+  admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult>;
+  /** Returns the participant when this was its last connection (so `user_left` is due), else null. */
+  release(sessionId: string, userId: string, connectionId: string): Promise<ParticipantView | null>;
+  list(sessionId: string): Promise<ParticipantView[]>;
+  count(sessionId: string): Promise<number>;
+  /** Forgets everyone in an ended session (their connections are being closed). */
+  clear(sessionId: string): Promise<void>;
+  onChange(listener: (change: PresenceChange) => void): void;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Oldest first, so `users` reads in joining order. */
+export const byJoinTime = (a: ParticipantView, b: ParticipantView) =>
+  a.joined_at < b.joined_at ? -1 : a.joined_at > b.joined_at ? 1 : a.id.localeCompare(b.id);

@@ -1,0 +1,199 @@
+/**
+ * A live séance: joining, speaking, typing and leaving. Both transports call these
+ * functions and only translate their results; every event reaches a session through the
+ * one `Broadcaster`, whichever transport its listeners use.
+ */
+import { randomUUID } from 'node:crypto';
+import type { Config } from '../../config';
+import type { TokenService } from '../auth/tokens';
+import { AppError } from '../errors';
+import type { ChatMessageView, ParticipantView, ServerEventData, ServerEventName, SessionView } from '../events';
+import type { Logger } from '../logger';
+import type { Broadcaster } from '../realtime/broadcaster';
+import { schemas, validate, validateChatMessage } from '../validation/schemas';
+import type { MessageService } from './messages';
+import type { Presence } from './presence/types';
+import type { RateLimits } from './rateLimits';
+import type { SessionService } from './sessions';
+import type { SpiritService } from './spirit';
+import type { UserService } from './users';
+
+/** What a transport knows about one joined connection. */
+export interface Participation {
+  sessionId: string;
+  connectionId: string;
+  participant: ParticipantView;
+  /** Sends an event to this connection only (errors, mostly). */
+  send<E extends ServerEventName>(event: E, data: ServerEventData<E>): void;
+}
+
+export interface JoinOutcome {
+  participation: Participation;
+  isNewParticipant: boolean;
+  welcome: ServerEventData<'session_joined'>;
+}
+
+export interface JoinRequestInput {
+  sessionId: unknown;
+  /** The client's join object: Socket.IO `auth` or the raw path's first frame. */
+  body: unknown;
+  /** A token from elsewhere (the raw path's `?token=`), used when the body has none. */
+  token?: string;
+}
+
+const JOIN_HISTORY = 50;
+const SPIRIT_CONTEXT = 10;
+
+export interface RoomDeps {
+  config: Pick<Config, 'auth'>;
+  logger: Logger;
+  sessions: SessionService;
+  messages: MessageService;
+  users: UserService;
+  presence: Presence;
+  spirit: SpiritService;
+  tokens: TokenService;
+  limits: RateLimits;
+  broadcaster: Broadcaster;
+}
+
+export class RoomService {
+  private readonly pending = new Set<Promise<unknown>>();
+  private readonly log: Logger;
+
+  constructor(private readonly deps: RoomDeps) {
+    this.log = deps.logger.child({ component: 'rooms' });
+    // Joins and leaves nobody's own connection caused (a dead node reaped, an outage healed).
+    deps.presence.onChange(({ sessionId, participant, kind }) =>
+      deps.broadcaster.toSession(sessionId, kind === 'joined' ? 'user_joined' : 'user_left', participant, {
+        exceptUserId: kind === 'joined' ? participant.id : undefined,
+      }),
+    );
+  }
+
+  /** Validates, authenticates and admits a connection; throws the contract's refusal codes. */
+  async join(input: JoinRequestInput, connectionId: string, send: Participation['send']): Promise<JoinOutcome> {
+    const body = validate<{ name?: string; user_id?: string; token?: string }>(schemas.join, input.body ?? {});
+    const identity = this.identify(body, body.token ?? input.token);
+    const session = await this.deps.sessions.get(input.sessionId);
+    if (!session.is_active) throw new AppError('SESSION_INACTIVE', 'This session has ended');
+
+    const candidate: ParticipantView = { id: identity.id, name: identity.name, joined_at: new Date().toISOString() };
+    const admission = await this.deps.presence.admit(session.id, candidate, connectionId, session.max_users);
+    if (!admission.admitted) throw new AppError('SESSION_FULL', `This session is full (${session.max_users} participants)`);
+
+    const participation: Participation = { sessionId: session.id, connectionId, participant: admission.participant, send };
+    try {
+      const [users, messages] = await Promise.all([
+        this.deps.presence.list(session.id),
+        this.deps.messages.recent(session.id, JOIN_HISTORY),
+        admission.isNew ? this.deps.users.recordJoin(admission.participant) : undefined,
+      ]);
+      this.log.info({ session_id: session.id, user_id: admission.participant.id, connection_id: connectionId }, 'participant joined');
+      return {
+        participation,
+        isNewParticipant: admission.isNew,
+        welcome: { session, you: admission.participant, users, messages },
+      };
+    } catch (err) {
+      await this.deps.presence.release(session.id, admission.participant.id, connectionId).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** Called by a transport once the connection listens to the session: tells the others. */
+  announceJoin(outcome: JoinOutcome): void {
+    if (!outcome.isNewParticipant) return;
+    const { sessionId, participant } = outcome.participation;
+    this.deps.broadcaster.toSession(sessionId, 'user_joined', participant, { exceptUserId: participant.id });
+  }
+
+  async leave(p: Participation): Promise<void> {
+    try {
+      const left = await this.deps.presence.release(p.sessionId, p.participant.id, p.connectionId);
+      if (left) this.deps.broadcaster.toSession(p.sessionId, 'user_left', left);
+      this.log.info({ session_id: p.sessionId, user_id: p.participant.id, connection_id: p.connectionId, last: Boolean(left) }, 'participant connection closed');
+    } catch (err) {
+      this.log.error({ err, session_id: p.sessionId, user_id: p.participant.id }, 'could not release presence');
+    }
+  }
+
+  /** Validates, rate-limits, stores, then broadcasts; the spirit answers in the background. */
+  async sendMessage(p: Participation, data: unknown): Promise<ChatMessageView> {
+    const text = validateChatMessage(data);
+    await this.deps.limits.consume('message', `${p.sessionId}:${p.participant.id}`);
+    const message = await this.deps.messages.storeChat(p.sessionId, p.participant, text);
+    this.deps.broadcaster.toSession(p.sessionId, 'message_received', message);
+    this.deps.broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: message.id });
+    this.track(this.answer(p, message));
+    return message;
+  }
+
+  typing(p: Participation): void {
+    this.deps.broadcaster.toSession(p.sessionId, 'user_typing', { id: p.participant.id, name: p.participant.name }, { exceptUserId: p.participant.id });
+  }
+
+  /** Ends a session for its creator: tells everyone on every node, then disconnects them. */
+  async end(sessionId: string, claims: { typ: string; sid?: string }): Promise<SessionView> {
+    await this.deps.sessions.get(sessionId);
+    if (claims.typ !== 'creator' || claims.sid !== sessionId) {
+      throw new AppError('FORBIDDEN', 'Only this session\'s creator token may end it');
+    }
+    const { session, endedAt } = await this.deps.sessions.end(sessionId);
+    this.deps.broadcaster.toSession(sessionId, 'session_ended', { session_id: sessionId, ended_at: endedAt.toISOString() });
+    await this.deps.presence.clear(sessionId);
+    this.deps.broadcaster.disconnectSession(sessionId);
+    this.log.info({ session_id: sessionId }, 'session ended');
+    return session;
+  }
+
+  /** Resolves once every spirit answer under way has been sent (graceful shutdown). */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+  }
+
+  private identify(body: { name?: string; user_id?: string }, token: string | undefined): { id: string; name: string } {
+    if (token !== undefined) {
+      const claims = this.deps.tokens.verify(token);
+      if (claims.typ !== 'access') throw new AppError('UNAUTHORIZED', 'Join with a participant token from POST /api/auth/token');
+      return { id: claims.sub, name: claims.name };
+    }
+    if (this.deps.config.auth.requireAuth) throw new AppError('UNAUTHORIZED', 'This server requires a token to join');
+    if (!body.name) throw new AppError('VALIDATION_ERROR', "Invalid name", { name: "'name' is required" });
+    return { id: body.user_id ?? randomUUID(), name: body.name };
+  }
+
+  private async answer(p: Participation, question: ChatMessageView): Promise<void> {
+    const { spirit, messages, broadcaster } = this.deps;
+    try {
+      const history = spirit.needsHistory ? await messages.recent(p.sessionId, SPIRIT_CONTEXT) : [];
+      const reply = await spirit.reply({
+        sessionId: p.sessionId,
+        question: question.message,
+        askedBy: p.participant.name,
+        history: history.map((m) => ({ user_name: m.user_name, message: m.message, is_spirit: m.is_spirit })),
+      });
+      const stored = await messages.storeSpirit(p.sessionId, question.id, reply.message);
+      const response: ServerEventData<'spirit_response'> = {
+        id: stored.id,
+        session_id: p.sessionId,
+        in_reply_to: question.id,
+        message: reply.message,
+        word_count: reply.word_count,
+        letter_timings: reply.letter_timings,
+        audio_url: null,
+        timestamp: stored.timestamp,
+      };
+      broadcaster.toSession(p.sessionId, 'spirit_response', response);
+    } catch (err) {
+      this.log.error({ err, session_id: p.sessionId, in_reply_to: question.id }, 'spirit answer failed');
+      p.send('error', { code: 'SPIRIT_ERROR', message: 'The spirit could not answer this time' });
+    }
+  }
+
+  private track(work: Promise<unknown>): void {
+    this.pending.add(work);
+    void work.finally(() => this.pending.delete(work));
+  }
+}
+

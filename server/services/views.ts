@@ -1,0 +1,24 @@
+/** Model rows → the contract's JSON shapes. Timestamps are ISO 8601 UTC with milliseconds. */
+import type { Message, Session } from '../../models';
+import type { ChatMessageView, HistoryMessageView, SessionView } from '../events';
+
+export const iso = (date: Date | string): string => new Date(date).toISOString();
+
+export function sessionView(row: Session): SessionView {
+  return { id: row.id, name: row.name, created_at: iso(row.created_at), max_users: row.max_users, is_active: row.is_active };
+}
+
+export function chatMessageView(row: Message): ChatMessageView {
+  return {
+    id: row.id,
+    session_id: row.session_id,
+    user_id: row.user_id,
+    user_name: row.user_name,
+    message: row.text,
+    timestamp: iso(row.timestamp),
+  };
+}
+
+export function historyMessageView(row: Message): HistoryMessageView {
+  return { ...chatMessageView(row), is_spirit: row.is_spirit };
+}

@@ -1,0 +1,88 @@
+/**
+ * Every joi schema of the contract, compiled once and shared by REST and realtime edges.
+ * `validate` returns the converted value (trimmed strings, defaults) or throws one
+ * VALIDATION_ERROR whose details name every bad field.
+ */
+import Joi from 'joi';
+import { AppError, type ErrorCode } from '../errors';
+
+export const LIMITS = {
+  sessionName: 100,
+  participantName: 50,
+  message: 500,
+  minUsers: 2,
+  maxUsers: 12,
+  defaultUsers: 6,
+  historyDefault: 50,
+  historyMax: 100,
+} as const;
+
+export const USER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+const participantName = Joi.string().trim().min(1).max(LIMITS.participantName);
+const userId = Joi.string().pattern(USER_ID_PATTERN).message('"user_id" must be 1-64 characters of A-Z a-z 0-9 _ -');
+const token = Joi.string().max(4096);
+
+export const schemas = {
+  createSession: Joi.object({
+    name: Joi.string().trim().min(1).max(LIMITS.sessionName).required(),
+    max_users: Joi.number().strict().integer().min(LIMITS.minUsers).max(LIMITS.maxUsers).default(LIMITS.defaultUsers),
+  }).required(),
+
+  issueToken: Joi.object({
+    name: participantName.required(),
+    user_id: userId,
+  }).required(),
+
+  historyQuery: Joi.object({
+    limit: Joi.number().integer().min(1).max(LIMITS.historyMax).default(LIMITS.historyDefault),
+    before: Joi.string().pattern(/^[1-9][0-9]{0,14}$/).message('"before" must be a cursor from meta.next_cursor'),
+  }),
+
+  /** A join on either transport; name may be absent when a token carries the identity. */
+  join: Joi.object({
+    session_id: Joi.string(),
+    name: participantName,
+    user_id: userId,
+    token,
+  })
+    .unknown(true)
+    .required(),
+};
+
+export function isSessionId(value: unknown): value is string {
+  return typeof value === 'string' && UUID_PATTERN.test(value);
+}
+
+export function validate<T>(schema: Joi.Schema, value: unknown, code: ErrorCode = 'VALIDATION_ERROR'): T {
+  const { value: result, error } = schema.validate(value, { abortEarly: false, convert: true });
+  if (error) {
+    const details: Record<string, string> = {};
+    for (const item of error.details) {
+      const field = item.path.length > 0 ? item.path.join('.') : 'body';
+      details[field] ??= item.message.replace(/"/g, "'");
+    }
+    throw new AppError(code, `Invalid ${Object.keys(details).join(', ')}`, details);
+  }
+  return result as T;
+}
+
+/**
+ * A chat message as the contract words it: not a string → INVALID_PAYLOAD,
+ * blank after trimming → EMPTY_MESSAGE, over 500 characters → MESSAGE_TOO_LONG.
+ */
+export function validateChatMessage(data: unknown): string {
+  if (data === null || typeof data !== 'object' || Array.isArray(data)) {
+    throw new AppError('INVALID_PAYLOAD', 'send_message needs an object like {"message": "..."}');
+  }
+  const raw = (data as { message?: unknown }).message;
+  if (raw === undefined || raw === null) throw new AppError('EMPTY_MESSAGE', 'The message is empty');
+  if (typeof raw !== 'string') throw new AppError('INVALID_PAYLOAD', '"message" must be a string');
+  const text = raw.trim();
+  if (text.length === 0) throw new AppError('EMPTY_MESSAGE', 'The message is empty');
+  if (text.length > LIMITS.message) {
+    throw new AppError('MESSAGE_TOO_LONG', `The message is longer than ${LIMITS.message} characters`);
+  }
+  return text;
+}

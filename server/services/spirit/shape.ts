@@ -1,0 +1,87 @@
+/**
+ * Turns whatever a provider said into the reply the contract promises: at most 30 words,
+ * one JS string index per character (the clients index `letter_timings` by it), and a delay
+ * per character that makes the planchette feel hesitant but readable.
+ */
+
+export const MAX_WORDS = 30;
+
+export interface ShapedReply {
+  message: string;
+  word_count: number;
+  letter_timings: number[];
+}
+
+type Range = readonly [min: number, max: number];
+
+/** The contract's ranges, in ms. */
+export const TIMING_RULES = {
+  firstOrSpace: [200, 300],
+  afterSentenceEnd: [250, 400],
+  afterPause: [180, 250],
+  otherwise: [50, 500],
+} as const satisfies Record<string, Range>;
+
+// Ordinary letters use a narrower band inside the contract's 50–500, so a word reads as one
+// gesture instead of stuttering between a flick and half a second.
+const LETTER_BAND: Range = [80, 200];
+
+const SENTENCE_END = new Set(['.', '!', '?']);
+const PAUSE = new Set([',', '-', ';', ':']);
+
+/**
+ * Plain, single-spaced text. NFC first so that "e + accent" becomes one character; then
+ * everything that would take two indices or none is dropped: characters outside the Basic
+ * Multilingual Plane (most emoji) and lone surrogates, control and format characters (zero-width
+ * joiners), variation selectors and the keycap mark. Pictographs inside the BMP (a heart, a
+ * star) go too: the board has letters, not pictures. `*` and backticks are markdown emphasis
+ * that models add despite the instruction.
+ */
+export function cleanText(raw: string): string {
+  return raw
+    .normalize('NFC')
+    .replace(/\s+/g, ' ')
+    .replace(/[\u{10000}-\u{10FFFF}\p{Cs}\p{Cc}\p{Cf}\p{Extended_Pictographic}\u{FE00}-\u{FE0F}\u{20E3}*`]/gu, '')
+    .replace(/ {2,}/g, ' ')
+    .trim();
+}
+
+function countWords(message: string): number {
+  return message === '' ? 0 : message.split(' ').length;
+}
+
+/** At most MAX_WORDS words; a cut text ends in "..." instead of its own trailing punctuation. */
+export function cutWords(message: string): string {
+  const words = message.split(' ');
+  if (words.length <= MAX_WORDS) return message;
+  const kept = words.slice(0, MAX_WORDS).join(' ');
+  const bare = kept.replace(/[\s.,;:!?…-]+$/u, '');
+  return `${bare || kept}...`;
+}
+
+/**
+ * One delay per character. Every rule that applies to a character holds at once: a space
+ * after a full stop lands in 250–300, a space after a comma in 200–250.
+ */
+export function letterTimings(message: string, random: () => number = Math.random): number[] {
+  const timings: number[] = [];
+  for (let i = 0; i < message.length; i += 1) {
+    const ranges: Range[] = [];
+    if (i === 0 || message[i] === ' ') ranges.push(TIMING_RULES.firstOrSpace);
+    const previous = i > 0 ? message[i - 1] : '';
+    if (SENTENCE_END.has(previous)) ranges.push(TIMING_RULES.afterSentenceEnd);
+    if (PAUSE.has(previous)) ranges.push(TIMING_RULES.afterPause);
+    if (ranges.length === 0) ranges.push(LETTER_BAND);
+    // The rule sets are built so that no two ranges are disjoint.
+    const min = Math.max(...ranges.map((r) => r[0]));
+    const max = Math.min(...ranges.map((r) => r[1]));
+    timings.push(Math.min(max, min + Math.floor(random() * (max - min + 1))));
+  }
+  return timings;
+}
+
+/** The message may come out empty: the caller decides whether that counts as a failure. */
+export function shapeReply(raw: string, random: () => number = Math.random): ShapedReply {
+  const message = cutWords(cleanText(raw));
+  return { message, word_count: countWords(message), letter_timings: letterTimings(message, random) };
+}

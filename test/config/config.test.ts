@@ -1,0 +1,81 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+import { ConfigError, loadConfig } from '../../config';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '..', '..');
+
+describe('config', () => {
+  it('works with no configuration at all: port 8000, SQLite under ./data, no Redis, oracle', () => {
+    const config = loadConfig({});
+    expect(config.port).to.equal(8000);
+    expect(config.database.dialect).to.equal('sqlite');
+    expect(config.database.storage).to.equal(path.join(ROOT, 'data', 'seance.sqlite'));
+    expect(config.redisUrl).to.equal(null);
+    expect(config.spirit.provider).to.equal('oracle');
+    expect(config.auth).to.include({ jwtAlgorithm: 'HS256', accessTokenExpireMinutes: 30, requireAuth: false });
+    expect(config.limits).to.include({ messagesPerWindow: 10, messageWindowSeconds: 10 });
+    expect(config.database).to.include({ poolSize: 20, poolOverflow: 10 });
+  });
+
+  it('is frozen all the way down', () => {
+    const config = loadConfig({});
+    expect(Object.isFrozen(config)).to.equal(true);
+    expect(Object.isFrozen(config.database)).to.equal(true);
+    expect(Object.isFrozen(config.spirit.gemini)).to.equal(true);
+  });
+
+  it('reads every documented variable', () => {
+    const config = loadConfig({
+      PORT: '9000',
+      HOST: '127.0.0.1',
+      NODE_ID: 'node-7',
+      DATABASE_URL: 'postgres://u:p@db:5432/seance',
+      REDIS_URL: 'redis://cache:6379',
+      CORS_ORIGINS: '["http://a.test","http://b.test:3000"]',
+      JWT_SECRET: 'x'.repeat(32),
+      JWT_ALGORITHM: 'HS512',
+      ACCESS_TOKEN_EXPIRE_MINUTES: '5',
+      REQUIRE_AUTH: 'true',
+      SPIRIT_PROVIDER: 'openai',
+      OPENAI_BASE_URL: 'http://llm.local/v1/',
+      MESSAGE_RATE_LIMIT: '3',
+    });
+    expect(config).to.deep.include({ port: 9000, host: '127.0.0.1', nodeId: 'node-7', redisUrl: 'redis://cache:6379' });
+    expect(config.database.dialect).to.equal('postgres');
+    expect(config.corsOrigins).to.deep.equal(['http://a.test', 'http://b.test:3000']);
+    expect(config.auth).to.include({ jwtAlgorithm: 'HS512', accessTokenExpireMinutes: 5, requireAuth: true });
+    expect(config.spirit.openai.baseUrl).to.equal('http://llm.local/v1');
+    expect(config.limits.messagesPerWindow).to.equal(3);
+  });
+
+  it('lists every problem in one error', () => {
+    try {
+      loadConfig({ PORT: 'eighty', DATABASE_URL: 'mysql://x', JWT_ALGORITHM: 'none', CORS_ORIGINS: 'not an origin', SPIRIT_PROVIDER: 'gemini' });
+      expect.fail('should have thrown');
+    } catch (err) {
+      expect(err).to.be.instanceOf(ConfigError);
+      const problems = (err as ConfigError).problems.join('\n');
+      for (const name of ['PORT', 'DATABASE_URL', 'JWT_ALGORITHM', 'CORS_ORIGINS', 'GOOGLE_API_KEY']) expect(problems).to.include(name);
+    }
+  });
+
+  it('refuses production without a JWT secret, or with a short one', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(ConfigError, /JWT_SECRET is required/);
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).to.throw(ConfigError, /too short/);
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(32) }).auth.jwtSecret).to.have.length(32);
+  });
+
+  it('stops the production server at start with one clear message', async () => {
+    const entry = path.join(ROOT, 'dist', 'server', 'index.js');
+    const result = await run(process.execPath, [entry], { env: { PATH: process.env.PATH, NODE_ENV: 'production', JWT_SECRET: 'weak' }, timeout: 10_000 }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+    expect(result.code).to.equal(1);
+    expect(result.stderr).to.match(/Invalid configuration:\n  - JWT_SECRET is too short for production/);
+    expect(result.stderr).not.to.include('weak');
+  });
+});

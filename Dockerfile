@@ -1,0 +1,39 @@
+# syntax=docker/dockerfile:1
+# Séance app image: build with the dev toolchain, ship only what runs.
+
+# --- build: compile TypeScript, then drop dev dependencies -------------------------
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+# sqlite3 (the embedded default database) falls back to compiling from source when no
+# prebuilt binary fits; these tools stay in this stage only.
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends python3 make g++ \
+ && rm -rf /var/lib/apt/lists/*
+# Dependencies first, so editing the source does not reinstall them. --ignore-scripts
+# because `prepare` would build before the source is copied; sqlite3's own install
+# script is then run on its own.
+COPY package.json package-lock.json ./
+RUN npm ci --ignore-scripts && npm rebuild sqlite3
+COPY . .
+RUN npm run build && npm prune --omit=dev
+
+# --- runtime ------------------------------------------------------------------------
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production \
+    HOST=0.0.0.0 \
+    PORT=8000
+WORKDIR /app
+# Owned by root and read-only to the app user: a compromised process cannot rewrite its code.
+COPY --from=build /app/package.json ./package.json
+COPY --from=build /app/node_modules ./node_modules
+# dist holds the server, the models and the config loader (compiled from TypeScript).
+COPY --from=build /app/dist ./dist
+# sequelize-cli (the `migrate` service, the Procfile release phase) and the server's own
+# umzug runner both read the migrations from here.
+COPY --from=build /app/migrations ./migrations
+COPY --from=build /app/config/sequelize-cli.js ./config/sequelize-cli.js
+COPY --from=build /app/.sequelizerc ./.sequelizerc
+# The `node` user ships with the official image.
+USER node
+EXPOSE 8000
+CMD ["node", "dist/server/index.js"]

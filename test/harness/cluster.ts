@@ -1,0 +1,107 @@
+/**
+ * A whole Séance cluster on loopback: PostgreSQL, redis-server, N node processes and
+ * nginx in front, rendered from the shipped nginx.conf. Shared by the cluster tests, the
+ * benchmark and `npm run cluster`.
+ */
+import { startNginx, type NginxHandle } from './nginx';
+import { startNode, type NodeHandle } from './node';
+import { startPostgres, type PostgresHandle } from './postgres';
+import { startRedis, type RedisHandle } from './redis';
+
+export interface ClusterOptions {
+  /** Default 3. */
+  nodes?: number;
+  /** Default true; without it `url` is node-1's. */
+  nginx?: boolean;
+  /** Extra environment for every node; overrides the defaults below. */
+  env?: Record<string, string>;
+  /** Reused, not stopped by stop(). Started (and destroyed on stop) when absent. */
+  postgres?: PostgresHandle;
+  redis?: RedisHandle;
+}
+
+export interface ClusterHandle {
+  /** nginx (or node-1 when nginx is off). */
+  url: string;
+  nodes: NodeHandle[];
+  postgres: PostgresHandle;
+  redis: RedisHandle;
+  nginx: NginxHandle | null;
+  /** Starts node-(N+1) and, with nginx, reloads it to include the new node. */
+  addNode(env?: Record<string, string>): Promise<NodeHandle>;
+  /** Stops nginx and every node, then PostgreSQL and Redis unless they were given. */
+  stop(): Promise<void>;
+}
+
+/** Runs every stop, even when some fail, then reports the first failure. */
+async function stopAll(stops: Array<() => Promise<void>>): Promise<void> {
+  const results = await Promise.allSettled(stops.map((s) => s()));
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}
+
+export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHandle> {
+  const count = opts.nodes ?? 3;
+  if (count < 1) throw new Error('startCluster: at least one node');
+  const nodes: NodeHandle[] = [];
+  let postgres = opts.postgres;
+  let redis = opts.redis;
+  let nginx: NginxHandle | null = null;
+
+  const stop = async () => {
+    // Front to back: no new traffic, then the nodes drain, then their backing stores go.
+    if (nginx) await nginx.stop();
+    await stopAll(nodes.map((n) => () => n.stop()));
+    await stopAll([
+      async () => {
+        if (postgres && !opts.postgres) await postgres.destroy();
+      },
+      async () => {
+        if (redis && !opts.redis) await redis.destroy();
+      },
+    ]);
+  };
+
+  const launch = (index: number, env: Record<string, string> = {}) =>
+    startNode({
+      env: {
+        NODE_ID: `node-${index}`,
+        DATABASE_URL: postgres!.url,
+        REDIS_URL: redis!.url,
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'warn',
+        ...opts.env,
+        ...env,
+      },
+    });
+
+  try {
+    [postgres, redis] = await Promise.all([postgres ?? startPostgres(), redis ?? startRedis()]);
+    // node-1 applies the migrations (under an advisory lock) before the others race for it.
+    nodes.push(await launch(1));
+    const rest = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => launch(i + 2)));
+    for (const r of rest) if (r.status === 'fulfilled') nodes.push(r.value);
+    const failed = rest.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    if (opts.nginx ?? true) nginx = await startNginx({ upstreams: nodes.map((n) => `127.0.0.1:${n.port}`) });
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+
+  const cluster: ClusterHandle = {
+    url: nginx ? nginx.url : nodes[0].url,
+    nodes,
+    postgres,
+    redis,
+    nginx,
+    addNode: async (env) => {
+      const node = await launch(nodes.length + 1, env);
+      nodes.push(node);
+      if (nginx) await nginx.reload(nodes.map((n) => `127.0.0.1:${n.port}`));
+      return node;
+    },
+    stop,
+  };
+  return cluster;
+}

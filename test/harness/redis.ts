@@ -1,0 +1,79 @@
+/** A throwaway redis-server in the foreground on a free loopback port, nothing persisted. */
+import net from 'node:net';
+import path from 'node:path';
+import { freePort } from './ports';
+import { findExecutable, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
+
+export interface RedisHandle {
+  /** redis://127.0.0.1:PORT */
+  url: string;
+  port: number;
+  logFile: string;
+  /** SIGTERM; the data (none is saved) is gone. */
+  stop(): Promise<void>;
+  /** Starts again on the same port, empty (outage tests). */
+  start(): Promise<void>;
+  /** stop() and remove the temp dir. */
+  destroy(): Promise<void>;
+}
+
+const READY_TIMEOUT_MS = 10_000;
+const STOP_GRACE_MS = 5_000;
+
+/** One PING over a raw socket: no client library with its own reconnection logic in the way. */
+export function redisPing(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect({ port, host: '127.0.0.1' });
+    socket.setTimeout(1000);
+    let reply = '';
+    const done = (ok: boolean) => {
+      socket.destroy();
+      resolve(ok);
+    };
+    socket.once('connect', () => socket.write('PING\r\n'));
+    socket.on('data', (chunk) => {
+      reply += chunk.toString('utf8');
+      if (reply.includes('\r\n')) done(reply.startsWith('+PONG'));
+    });
+    socket.once('error', () => done(false));
+    socket.once('timeout', () => done(false));
+  });
+}
+
+export async function startRedis(): Promise<RedisHandle> {
+  const binary = findExecutable('redis-server', ['/usr/bin', '/usr/local/bin']);
+  if (!binary) throw new Error('redis-server not found (apt-get install redis-server)');
+  const port = await freePort();
+  const dir = makeTempDir('seance-redis-');
+  const logFile = path.join(dir, 'redis.log');
+  const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir];
+
+  let proc: Spawned | undefined;
+  const start = async () => {
+    if (proc && !proc.hasExited()) return;
+    proc = spawnLogged(binary, args, { cwd: dir, logFile });
+    await waitUntil(`redis-server on port ${port}`, () => redisPing(port), { timeoutMs: READY_TIMEOUT_MS, proc, logFile });
+  };
+  const stop = async () => {
+    if (proc) await stopProcess(proc, 'SIGTERM', STOP_GRACE_MS);
+  };
+
+  try {
+    await start();
+  } catch (err) {
+    await stop().catch(() => undefined);
+    await removeTempDir(dir);
+    throw err;
+  }
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    logFile,
+    stop,
+    start,
+    destroy: async () => {
+      await stop();
+      await removeTempDir(dir);
+    },
+  };
+}

@@ -1,0 +1,175 @@
+/**
+ * Three real node processes on one Redis and PostgreSQL, behind nginx rendered from the
+ * shipped nginx.conf. Clients talk to chosen nodes directly, or through nginx from distinct
+ * loopback source addresses so that nginx spreads them.
+ */
+import http from 'node:http';
+import { expect } from 'chai';
+import { startCluster, type ClusterHandle } from '../harness/cluster';
+import { http as request, joinSocket, RawClient, sendWithAck, socketClient, type TestSocket } from '../support/clients';
+import { createSession } from '../support/factories';
+import { sharedPostgres } from '../support/hooks';
+
+const wsUrl = (url: string) => url.replace(/^http/, 'ws');
+let nextAddress = 10;
+/** A fresh 127.0.0.x source address: nginx hashes on it. */
+const sourceAddress = () => `127.0.0.${nextAddress++ % 250 + 2}`;
+
+describe('cluster: 3 nodes behind nginx', function () {
+  this.timeout(60_000);
+  let cluster: ClusterHandle;
+  const open: Array<TestSocket | RawClient> = [];
+  const track = <T extends TestSocket | RawClient>(c: T) => (open.push(c), c);
+
+  before(async () => {
+    cluster = await startCluster({ nodes: 3, postgres: await sharedPostgres(), env: { MESSAGE_RATE_LIMIT: '1000' } });
+  });
+  afterEach(() => {
+    while (open.length) open.pop()!.close();
+  });
+  after(async () => cluster?.stop());
+
+  it('serves each node under its own id, and nginx spreads distinct client addresses', async () => {
+    const ids = await Promise.all(cluster.nodes.map(async (n) => (await request(n.url, 'GET', '/health')).body.node_id));
+    expect(ids).to.deep.equal(['node-1', 'node-2', 'node-3']);
+    const seen = new Set<string>();
+    for (let i = 0; i < 30; i++) {
+      const localAddress = sourceAddress();
+      const served = await new Promise<string>((resolve, reject) =>
+        http.get(`${cluster.url}/health`, { localAddress }, (res) => {
+          res.resume();
+          resolve(String(res.headers['x-seance-node']));
+        }).on('error', reject),
+      );
+      seen.add(served);
+    }
+    expect([...seen].sort()).to.deep.equal(['node-1', 'node-2', 'node-3']);
+  });
+
+  it('fans every event out across nodes, socket.io on one node and raw ws on another', async () => {
+    const [n1, n2, n3] = cluster.nodes;
+    const session = await createSession(n1.url);
+    const sio = track(await joinSocket(n1.url, { session_id: session.id, user_id: 'sio', name: 'Sio' }));
+    const raw = track(await RawClient.join(wsUrl(n2.url), session.id, { user_id: 'raw', name: 'Raw' }));
+    expect((await sio.inbox.waitFor('user_joined')).id).to.equal('raw');
+    const third = track(await joinSocket(n3.url, { session_id: session.id, user_id: 'third', name: 'Third' }));
+    for (const inbox of [sio.inbox, raw.inbox]) expect((await inbox.waitFor('user_joined', (u) => u.id === 'third')).name).to.equal('Third');
+
+    const ack = await sendWithAck(sio, { message: 'from node 1' });
+    raw.send({ event: 'send_message', data: { message: 'from node 2' } });
+    raw.send({ event: 'typing', data: {} });
+    for (const inbox of [sio.inbox, raw.inbox, third.inbox]) {
+      const received = await inbox.waitForCount('message_received', 2);
+      expect(received.map((m) => m.message).sort()).to.deep.equal(['from node 1', 'from node 2']);
+      await inbox.waitForCount('spirit_thinking', 2);
+      const answers = await inbox.waitForCount('spirit_response', 2);
+      expect(answers.map((a) => a.in_reply_to)).to.include(ack.id);
+    }
+    expect(await sio.inbox.waitFor('user_typing')).to.deep.equal({ id: 'raw', name: 'Raw' });
+    expect(await third.inbox.waitFor('user_typing')).to.deep.equal({ id: 'raw', name: 'Raw' });
+
+    third.close();
+    for (const inbox of [sio.inbox, raw.inbox]) expect((await inbox.waitFor('user_left')).id).to.equal('third');
+
+    const ended = await request(n3.url, 'DELETE', `/api/sessions/${session.id}`, { headers: { authorization: `Bearer ${session.creator_token}` } });
+    expect(ended.status).to.equal(200);
+    expect((await sio.inbox.waitFor('session_ended')).session_id).to.equal(session.id);
+    expect((await raw.inbox.waitFor('session_ended')).session_id).to.equal(session.id);
+    expect(await sio.inbox.waitFor('disconnect')).to.equal('io server disconnect');
+    expect((await raw.closed).code).to.equal(1000);
+  });
+
+  it("keeps one sender's 50 messages in order on every node", async () => {
+    const [n1, n2, n3] = cluster.nodes;
+    const session = await createSession(n1.url);
+    const sender = track(await RawClient.join(wsUrl(n1.url), session.id, { user_id: 'sender', name: 'Sender' }));
+    const onTwo = track(await joinSocket(n2.url, { session_id: session.id, name: 'Two' }));
+    const onThree = track(await RawClient.join(wsUrl(n3.url), session.id, { name: 'Three' }));
+    for (let i = 0; i < 50; i++) sender.send({ event: 'send_message', data: { message: `#${i}` } });
+    const expected = Array.from({ length: 50 }, (_, i) => `#${i}`);
+    for (const inbox of [sender.inbox, onTwo.inbox, onThree.inbox]) {
+      expect((await inbox.waitForCount('message_received', 50)).map((m) => m.message)).to.deep.equal(expected);
+      const answers = await inbox.waitForCount('spirit_response', 50);
+      for (const answer of answers) {
+        const asked = inbox.events.findIndex((e) => e.event === 'message_received' && e.data.id === answer.in_reply_to);
+        const answered = inbox.events.findIndex((e) => e.event === 'spirit_response' && e.data.id === answer.id);
+        expect(asked).to.be.at.least(0).and.below(answered);
+      }
+    }
+  });
+
+  it('counts participants across nodes; one user on two nodes is one participant', async () => {
+    const [n1, n2, n3] = cluster.nodes;
+    const session = await createSession(n1.url, { max_users: 3 });
+    const a = track(await joinSocket(n1.url, { session_id: session.id, user_id: 'a', name: 'A' }));
+    const aAgain = track(await RawClient.join(wsUrl(n2.url), session.id, { user_id: 'a', name: 'A' }));
+    const b = track(await joinSocket(n3.url, { session_id: session.id, user_id: 'b', name: 'B' }));
+    expect(b.inbox.of('session_joined')[0].users.map((u: any) => u.id)).to.deep.equal(['a', 'b']);
+    for (const node of cluster.nodes) {
+      expect((await request(node.url, 'GET', `/api/sessions/${session.id}`)).body.data.participant_count, node.nodeId).to.equal(2);
+      const participants = (await request(node.url, 'GET', `/api/sessions/${session.id}/participants`)).body.data;
+      expect(participants.map((p: any) => p.id)).to.deep.equal(['a', 'b']);
+    }
+    expect(a.inbox.of('user_joined').map((u) => u.id)).to.deep.equal(['b']);
+
+    a.close();
+    await sendWithAck(b, { message: 'is A still here?' });
+    await aAgain.inbox.waitFor('message_received');
+    expect(b.inbox.of('user_left')).to.deep.equal([]);
+    aAgain.close();
+    expect((await b.inbox.waitFor('user_left')).id).to.equal('a');
+    expect((await request(n2.url, 'GET', `/api/sessions/${session.id}`)).body.data.participant_count).to.equal(1);
+  });
+
+  it('admits exactly max_users when 6 users race for 3 seats on 3 nodes (10 rounds)', async () => {
+    for (let round = 0; round < 10; round++) {
+      const session = await createSession(cluster.nodes[0].url, { max_users: 3 });
+      const attempts = Array.from({ length: 6 }, (_, i) => {
+        const node = cluster.nodes[i % 3];
+        return i % 2 === 0
+          ? joinSocket(node.url, { session_id: session.id, user_id: `racer-${i}`, name: `Racer ${i}` }).then(track)
+          : RawClient.join(wsUrl(node.url), session.id, { user_id: `racer-${i}`, name: `Racer ${i}` }).then(track);
+      });
+      const results = await Promise.allSettled(attempts);
+      const admitted = results.filter((r) => r.status === 'fulfilled');
+      const refused = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+      expect(admitted, `round ${round}`).to.have.length(3);
+      for (const r of refused) expect(String(r.reason.message)).to.match(/SESSION_FULL|4009/);
+      expect((await request(cluster.nodes[2].url, 'GET', `/api/sessions/${session.id}`)).body.data.participant_count).to.equal(3);
+      while (open.length) open.pop()!.close();
+    }
+  });
+
+  it('keeps socket.io long-polling on one node through nginx while it chats with a websocket client', async () => {
+    const session = await createSession(cluster.url);
+    const pollingAddress = sourceAddress();
+    const poller = track(
+      await joinSocket(
+        cluster.url,
+        { session_id: session.id, user_id: 'poller', name: 'Poller' },
+        { transports: ['polling'], upgrade: false, agent: new http.Agent({ localAddress: pollingAddress, keepAlive: true }) as any },
+      ),
+    );
+    const websocket = track(await joinSocket(cluster.url, { session_id: session.id, user_id: 'ws', name: 'WS' }, { transports: ['websocket'], localAddress: sourceAddress() } as any));
+    expect(poller.io.engine.transport.name).to.equal('polling');
+    for (let i = 0; i < 10; i++) {
+      expect((await sendWithAck(poller, { message: `poll ${i}` })).ok).to.equal(true);
+      expect((await sendWithAck(websocket, { message: `ws ${i}` })).ok).to.equal(true);
+    }
+    for (const inbox of [poller.inbox, websocket.inbox]) {
+      const received = await inbox.waitForCount('message_received', 20);
+      expect(received.filter((m) => m.user_id === 'poller').map((m) => m.message)).to.deep.equal(Array.from({ length: 10 }, (_, i) => `poll ${i}`));
+      expect(received.filter((m) => m.user_id === 'ws').map((m) => m.message)).to.deep.equal(Array.from({ length: 10 }, (_, i) => `ws ${i}`));
+    }
+    expect(poller.connected).to.equal(true);
+    expect(poller.inbox.of('disconnect')).to.deep.equal([]);
+  });
+
+  it('carries raw ws through nginx between clients of different addresses', async () => {
+    const session = await createSession(cluster.url);
+    const a = track(await RawClient.join(wsUrl(cluster.url), session.id, { user_id: 'a', name: 'A' }, { localAddress: sourceAddress() }));
+    const b = track(await RawClient.join(wsUrl(cluster.url), session.id, { user_id: 'b', name: 'B' }, { localAddress: sourceAddress() }));
+    a.send({ event: 'send_message', data: { message: 'through nginx' } });
+    expect((await b.inbox.waitFor('message_received')).message).to.equal('through nginx');
+  });
+});

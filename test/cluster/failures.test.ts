@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { startCluster, type ClusterHandle } from '../harness/cluster';
 import { http as request, joinSocket, RawClient, sendWithAck, type TestSocket } from '../support/clients';
 import { createSession } from '../support/factories';
+import { Traffic } from '../support/traffic';
 import { sharedPostgres } from '../support/hooks';
 
 const PRESENCE_TTL_MS = 3000;
@@ -107,21 +108,23 @@ describe('cluster failures', function () {
     expect(participants.map((p: any) => p.id).sort()).to.deep.equal(['mover', 'observer']);
   });
 
-  it('Redis outage: health says 503, local clients keep talking, and everything resumes when Redis returns', async () => {
+  it('Redis outage under traffic: health says 503, local clients keep talking, nothing accepted is lost, and all resumes when Redis returns', async () => {
     const [n1, n2] = cluster.nodes;
     const session = await createSession(n1.url);
     const a = track(await joinSocket(n1.url, { session_id: session.id, user_id: 'a', name: 'A' }));
     const b = track(await RawClient.join(wsUrl(n1.url), session.id, { user_id: 'b', name: 'B' }));
     const c = track(await joinSocket(n2.url, { session_id: session.id, user_id: 'c', name: 'C' }));
 
+    const traffic = new Traffic(a, { label: 'redis' });
+    await traffic.acceptedMore(3);
     await cluster.redis.stop();
     const down = await waitForHealth(n1.url, 503, 10_000);
     expect(down).to.include({ status: 'unhealthy', redis: 'disconnected', database: 'connected' });
-
-    const local = await sendWithAck(a, { message: 'during the outage' });
-    expect(local.ok).to.equal(true);
-    expect((await b.inbox.waitFor('message_received', (m) => m.id === local.id)).message).to.equal('during the outage');
-    await b.inbox.waitFor('spirit_response', (r) => r.in_reply_to === local.id);
+    // Local clients keep talking: the node's own raw client sees what its socket.io client sends.
+    await traffic.acceptedMore(5);
+    const duringOutage = traffic.result.accepted.at(-1);
+    await b.inbox.waitFor('message_received', (m) => m.id === duringOutage);
+    await b.inbox.waitFor('spirit_response', (r) => r.in_reply_to === duringOutage);
 
     await cluster.redis.start();
     for (const node of cluster.nodes) expect((await waitForHealth(node.url, 200, 15_000)).redis).to.equal('connected');
@@ -137,6 +140,15 @@ describe('cluster failures', function () {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
     expect(ids).to.deep.equal(['a', 'b', 'c']);
+
+    await traffic.acceptedMore(3);
+    const result = await traffic.stop();
+    expect(result.refused).to.deep.equal([]);
+    const stored = (await request(n2.url, 'GET', `/api/sessions/${session.id}/history?limit=100`)).body.data.filter((m: any) => !m.is_spirit && m.user_id === 'a');
+    expect(stored.map((m: any) => m.id)).to.deep.equal(result.accepted.slice(-stored.length));
+    expect(stored.length).to.equal(Math.min(100, result.accepted.length));
+    const local = b.inbox.of('message_received').map((m) => m.id);
+    expect(local).to.deep.equal(result.accepted);
 
     const across = await sendWithAck(c, { message: 'after the outage' });
     for (const inbox of [a.inbox, b.inbox]) expect((await inbox.waitFor('message_received', (m) => m.id === across.id)).message).to.equal('after the outage');

@@ -4,17 +4,9 @@
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import { AppError, toPublicError } from '../../errors';
+import { isDatabaseUnavailable } from '../../db';
 import { sendError } from '../envelope';
 
-/** Database connectivity failures: the request may succeed later, so 503 rather than 500. */
-const UNAVAILABLE_ERRORS = new Set([
-  'SequelizeConnectionError',
-  'SequelizeConnectionRefusedError',
-  'SequelizeConnectionAcquireTimeoutError',
-  'SequelizeHostNotFoundError',
-  'SequelizeHostNotReachableError',
-  'SequelizeConnectionTimedOutError',
-]);
 
 function fromBodyParser(err: { type?: string; status?: number }): AppError | null {
   if (err.type === 'entity.too.large') return new AppError('PAYLOAD_TOO_LARGE', 'The request body is too large');
@@ -35,7 +27,7 @@ export const notFound: RequestHandler = (req, _res, next) => {
 export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   let error: AppError;
   if (err instanceof AppError) error = err;
-  else if (err && UNAVAILABLE_ERRORS.has(err.name)) error = new AppError('SERVICE_UNAVAILABLE', 'The database is unavailable; try again shortly');
+  else if (isDatabaseUnavailable(err)) error = new AppError('SERVICE_UNAVAILABLE', 'The database is unavailable; try again shortly');
   else error = fromBodyParser(err ?? {}) ?? toPublicError(err);
 
   if (error.code === 'INTERNAL_ERROR' || error.code === 'SERVICE_UNAVAILABLE') req.log.error({ err }, 'request failed');

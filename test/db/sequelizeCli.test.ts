@@ -1,0 +1,30 @@
+/** `npm run migrate` / `npm run migrate:undo`: sequelize-cli with .sequelizerc against DATABASE_URL. */
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { expect } from 'chai';
+import { pgQuery } from '../harness/pg';
+import { sharedPostgres } from '../support/hooks';
+
+const run = promisify(execFile);
+const ROOT = path.resolve(__dirname, '..', '..');
+
+describe('sequelize-cli migrations (npm run migrate)', () => {
+  it('applies, undoes and re-applies the schema on PostgreSQL', async function () {
+    this.timeout(60_000);
+    const pg = await sharedPostgres();
+    await pgQuery(pg.url, 'DROP DATABASE IF EXISTS cli_migrations');
+    await pgQuery(pg.url, 'CREATE DATABASE cli_migrations');
+    const url = pg.url.replace(/\/seance$/, '/cli_migrations');
+    const env = { ...process.env, DATABASE_URL: url, NODE_ENV: 'test' };
+    const tables = async () =>
+      (await pgQuery<{ tablename: string }>(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'SequelizeMeta' ORDER BY 1")).map((r) => r.tablename);
+
+    await run('npm', ['run', 'migrate'], { cwd: ROOT, env });
+    expect(await tables()).to.deep.equal(['messages', 'sessions', 'users']);
+    await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
+    expect(await tables()).to.deep.equal([]);
+    await run('npm', ['run', 'migrate'], { cwd: ROOT, env });
+    expect(await tables()).to.deep.equal(['messages', 'sessions', 'users']);
+  });
+});

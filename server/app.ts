@@ -90,6 +90,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
     allowRequest: (req, cb) => cb(null, policy.isOriginAllowed(req.headers.origin)),
   });
   if (redis) io.adapter(createAdapter(redis.pub, redis.sub, { key: 'seance' }));
+  // Long-polling replies name their node too: that is how an operator checks stickiness.
+  io.engine.on('headers', (headers: Record<string, string>) => {
+    headers['X-Seance-Node'] = config.nodeId;
+  });
 
   const rawHub = new RawHub(config.nodeId, redis ? { pub: redis.pub, sub: redis.rawSub } : null, logger.child({ component: 'raw-hub' }));
   const broadcaster = createBroadcaster(io, rawHub);
@@ -114,7 +118,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
       crossOriginResourcePolicy: { policy: 'cross-origin' },
     }),
   );
-  app.use(cors({ origin: (origin, cb) => cb(null, policy.isOriginAllowed(origin)), credentials: true, methods: CORS_METHODS }));
+  app.use(
+    cors({
+      origin: (origin, cb) => cb(null, policy.isOriginAllowed(origin)),
+      credentials: true,
+      methods: CORS_METHODS,
+      exposedHeaders: ['X-Request-Id', 'X-Seance-Node', 'Retry-After'],
+    }),
+  );
   app.use(express.json({ limit: config.bodyLimitBytes }));
   app.get('/', (_req, res) => res.redirect(302, '/docs'));
   app.get('/openapi.json', (_req, res) => res.json(openApi));

@@ -12,6 +12,8 @@ import type { JoinOutcome, RoomService } from '../services/rooms';
 
 interface SocketData {
   outcome: JoinOutcome;
+  /** Set once the 'connection' handler owns the participation (and its leave). */
+  live: boolean;
 }
 
 export type SeanceServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -41,6 +43,11 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
         socket.id,
         (event, data) => (socket.emit as (ev: string, payload: unknown) => boolean)(event, data),
       );
+      // A transport that closes before 'connection' makes socket.io drop the socket silently:
+      // the seat taken above must still be given back.
+      socket.conn.once('close', () => {
+        if (!socket.data.live) void roomService.leave(socket.data.outcome.participation);
+      });
       next();
     } catch (err) {
       const publicError = toPublicError(err);
@@ -56,6 +63,7 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
   function onConnection(socket: SeanceSocket): void {
     const outcome = socket.data.outcome;
     const p = outcome.participation;
+    socket.data.live = true;
     socket.join([rooms.session(p.sessionId), rooms.participant(p.sessionId, p.participant.id)]);
     socket.emit('session_joined', outcome.welcome);
     roomService.announceJoin(outcome);

@@ -142,6 +142,17 @@ describe('REST surface', () => {
     expect(generated.headers.get('x-request-id')).to.match(/^[0-9a-f-]{36}$/);
   });
 
+  it('names the node on Socket.IO long-polling replies too', async () => {
+    const reply = await http(server.url, 'GET', '/socket.io/?EIO=4&transport=polling');
+    expect(reply.status).to.equal(200);
+    expect(reply.headers.get('x-seance-node')).to.equal(server.config.nodeId);
+  });
+
+  it('lets browsers read the request id and node headers', async () => {
+    const reply = await http(server.url, 'GET', '/health', { headers: { origin: 'http://frontend.test:3000' } });
+    expect(reply.headers.get('access-control-expose-headers')).to.include('X-Request-Id').and.include('X-Seance-Node');
+  });
+
   it('answers unknown routes with 404 NOT_FOUND in the envelope', async () => {
     for (const [method, path] of [['GET', '/nowhere'], ['POST', '/api/nothing'], ['PUT', '/api/sessions']]) {
       expectEnvelopeError(await http(server.url, method, path), 404, 'NOT_FOUND');

@@ -8,6 +8,7 @@ import { expect } from 'chai';
 import { startCluster, type ClusterHandle } from '../harness/cluster';
 import { http as request, joinSocket, RawClient, sendWithAck, socketClient, type TestSocket } from '../support/clients';
 import { createSession } from '../support/factories';
+import { nodeServing } from '../support/health';
 import { sharedPostgres } from '../support/hooks';
 
 const wsUrl = (url: string) => url.replace(/^http/, 'ws');
@@ -35,13 +36,7 @@ describe('cluster: 3 nodes behind nginx', function () {
     const seen = new Set<string>();
     for (let i = 0; i < 30; i++) {
       const localAddress = sourceAddress();
-      const served = await new Promise<string>((resolve, reject) =>
-        http.get(`${cluster.url}/health`, { localAddress }, (res) => {
-          res.resume();
-          resolve(String(res.headers['x-seance-node']));
-        }).on('error', reject),
-      );
-      seen.add(served);
+      seen.add(await nodeServing(cluster.url, localAddress));
     }
     expect([...seen].sort()).to.deep.equal(['node-1', 'node-2', 'node-3']);
   });

@@ -2,11 +2,11 @@
  * Nodes and Redis failing under real clients: a SIGKILLed node leaves no ghosts, SIGTERM
  * drains, and a Redis outage degrades to local service and heals without restarts.
  */
-import http from 'node:http';
 import { expect } from 'chai';
 import { startCluster, type ClusterHandle } from '../harness/cluster';
 import { http as request, joinSocket, RawClient, sendWithAck, type TestSocket } from '../support/clients';
 import { createSession } from '../support/factories';
+import { nodeServing, waitForHealth } from '../support/health';
 import { Traffic } from '../support/traffic';
 import { sharedPostgres } from '../support/hooks';
 
@@ -17,25 +17,9 @@ const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 async function addressServedBy(cluster: ClusterHandle, nodeId: string): Promise<string> {
   for (let i = 2; i < 250; i++) {
     const localAddress = `127.0.1.${i}`;
-    const served = await new Promise<string>((resolve, reject) =>
-      http.get(`${cluster.url}/health`, { localAddress }, (res) => {
-        res.resume();
-        resolve(String(res.headers['x-seance-node']));
-      }).on('error', reject),
-    );
-    if (served === nodeId) return localAddress;
+    if ((await nodeServing(cluster.url, localAddress)) === nodeId) return localAddress;
   }
   throw new Error(`no source address maps to ${nodeId}`);
-}
-
-async function waitForHealth(url: string, status: number, timeoutMs: number): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const reply = await request(url, 'GET', '/health');
-    if (reply.status === status) return reply.body;
-    if (Date.now() > deadline) throw new Error(`health stayed ${reply.status}: ${reply.text}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
 }
 
 describe('cluster failures', function () {
@@ -118,7 +102,7 @@ describe('cluster failures', function () {
     const traffic = new Traffic(a, { label: 'redis' });
     await traffic.acceptedMore(3);
     await cluster.redis.stop();
-    const down = await waitForHealth(n1.url, 503, 10_000);
+    const down = await waitForHealth(n1.url, (_b, status) => status === 503, 10_000);
     expect(down).to.include({ status: 'unhealthy', redis: 'disconnected', database: 'connected' });
     // Local clients keep talking: the node's own raw client sees what its socket.io client sends.
     await traffic.acceptedMore(5);
@@ -127,7 +111,7 @@ describe('cluster failures', function () {
     await b.inbox.waitFor('spirit_response', (r) => r.in_reply_to === duringOutage);
 
     await cluster.redis.start();
-    for (const node of cluster.nodes) expect((await waitForHealth(node.url, 200, 15_000)).redis).to.equal('connected');
+    for (const node of cluster.nodes) expect((await waitForHealth(node.url, (_b, status) => status === 200, 15_000)).redis).to.equal('connected');
     // No process died along the way (signal 0 only checks the PID is alive).
     for (const node of cluster.nodes) expect(() => process.kill(node.pid, 0), node.nodeId).not.to.throw();
 

@@ -6,17 +6,8 @@ import { expect } from 'chai';
 import { startCluster, type ClusterHandle } from '../harness/cluster';
 import { http, joinSocket, RawClient } from '../support/clients';
 import { createSession } from '../support/factories';
+import { waitForHealth } from '../support/health';
 import { Traffic } from '../support/traffic';
-
-async function waitForHealth(url: string, predicate: (body: any, status: number) => boolean, timeoutMs: number): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const reply = await http(url, 'GET', '/health');
-    if (predicate(reply.body, reply.status)) return { httpStatus: reply.status, ...reply.body };
-    if (Date.now() > deadline) throw new Error(`health never matched: ${reply.status} ${reply.text}`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-}
 
 describe('database outage under traffic', function () {
   this.timeout(90_000);

@@ -69,7 +69,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' }))
     : new MemoryPresence();
   const sessions = new SessionService(db.models, presence);
-  const messages = new MessageService(db.models);
+  const messages = new MessageService(db.models, db.sequelize);
   const users = new UserService(db.models);
   const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider);
 

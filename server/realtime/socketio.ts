@@ -78,12 +78,10 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
 
     // One sender's messages are handled one after another, so they fan out in the order sent.
     let queue: Promise<void> = Promise.resolve();
-    socket.on('send_message', (data: unknown, maybeAck?: unknown) => {
-      // A client may pass the acknowledgement as the only argument.
-      const ack = (typeof maybeAck === 'function' ? maybeAck : typeof data === 'function' ? data : undefined) as
-        | ((reply: SendMessageAck) => void)
-        | undefined;
-      const payload = typeof data === 'function' ? undefined : data;
+    socket.on('send_message', (...args: unknown[]) => {
+      // The acknowledgement, when there is one, is always the last argument.
+      const ack = (typeof args.at(-1) === 'function' ? args.pop() : undefined) as ((reply: SendMessageAck) => void) | undefined;
+      const payload = args[0];
       queue = queue.then(async () => {
         try {
           const message = await roomService.sendMessage(p, payload);

@@ -1,11 +1,13 @@
 /**
- * Message storage and history. Storing is one INSERT ... RETURNING; the integer id orders a
- * session's history and serves as the pagination cursor.
+ * Message storage and history. Storing is one (batched) INSERT ... RETURNING, the only
+ * database work on the message path; the integer id orders a session's history and serves
+ * as the pagination cursor.
  */
-import { Op } from 'sequelize';
+import { Op, type Sequelize } from 'sequelize';
 import type { Models } from '../../models';
 import type { ChatMessageView, HistoryMessageView, ParticipantView } from '../events';
-import { chatMessageView, historyMessageView } from './views';
+import { MessageWriter } from './messageWriter';
+import { historyMessageView, iso } from './views';
 
 export interface HistoryPage {
   messages: HistoryMessageView[];
@@ -14,29 +16,26 @@ export interface HistoryPage {
 }
 
 export class MessageService {
-  constructor(private readonly models: Models) {}
+  private readonly writer: MessageWriter;
+
+  constructor(
+    private readonly models: Models,
+    sequelize: Sequelize,
+  ) {
+    this.writer = new MessageWriter(sequelize, models.Message);
+  }
 
   async storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView> {
-    const row = await this.models.Message.create({
-      session_id: sessionId,
-      user_id: author.id,
-      user_name: author.name,
-      text,
-      in_reply_to: null,
-    });
-    return chatMessageView(row);
+    const timestamp = new Date();
+    const row = { session_id: sessionId, user_id: author.id, user_name: author.name, text, is_spirit: false, in_reply_to: null, timestamp };
+    const id = await this.writer.insert(row);
+    return { id, session_id: sessionId, user_id: author.id, user_name: author.name, message: text, timestamp: iso(timestamp) };
   }
 
   async storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView> {
-    const row = await this.models.Message.create({
-      session_id: sessionId,
-      user_id: null,
-      user_name: null,
-      text,
-      is_spirit: true,
-      in_reply_to: inReplyTo,
-    });
-    return historyMessageView(row);
+    const timestamp = new Date();
+    const id = await this.writer.insert({ session_id: sessionId, user_id: null, user_name: null, text, is_spirit: true, in_reply_to: inReplyTo, timestamp });
+    return { id, session_id: sessionId, user_id: null, user_name: null, message: text, is_spirit: true, timestamp: iso(timestamp) };
   }
 
   /** The last `limit` messages, oldest first. */

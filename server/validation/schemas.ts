@@ -19,14 +19,31 @@ export const LIMITS = {
 
 export const USER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+/**
+ * What PostgreSQL text cannot hold: NUL, and half of a surrogate pair (it would come back as
+ * U+FFFD). Both become U+FFFD before anything is stored or broadcast, so what everyone is
+ * shown is exactly what history keeps, and the length does not change.
+ */
+const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+export const storable = (text: string): string => text.replace(UNSTORABLE, '\uFFFD');
+/** Keys that name a prototype: JSON.parse makes them own keys, and joi passes over them silently. */
+const PROTOTYPE_KEYS = ['__proto__', 'constructor', 'prototype'];
 
-const participantName = Joi.string().trim().min(1).max(LIMITS.participantName);
+/** A trimmed string of 1 to `max` characters, made storable. */
+const plainText = (max: number) =>
+  Joi.string()
+    .trim()
+    .min(1)
+    .max(max)
+    .custom((value: string) => storable(value));
+
+const participantName = plainText(LIMITS.participantName);
 const userId = Joi.string().pattern(USER_ID_PATTERN).message('"user_id" must be 1-64 characters of A-Z a-z 0-9 _ -');
 const token = Joi.string().max(4096);
 
 export const schemas = {
   createSession: Joi.object({
-    name: Joi.string().trim().min(1).max(LIMITS.sessionName).required(),
+    name: plainText(LIMITS.sessionName).required(),
     max_users: Joi.number().strict().integer().min(LIMITS.minUsers).max(LIMITS.maxUsers).default(LIMITS.defaultUsers),
   }).required(),
 
@@ -56,14 +73,22 @@ export function isSessionId(value: unknown): value is string {
 }
 
 export function validate<T>(schema: Joi.Schema, value: unknown, code: ErrorCode = 'VALIDATION_ERROR'): T {
-  const { value: result, error } = schema.validate(value, { abortEarly: false, convert: true });
-  if (error) {
-    const details: Record<string, string> = {};
-    for (const item of error.details) {
-      const field = item.path.length > 0 ? item.path.join('.') : 'body';
-      details[field] ??= item.message.replace(/"/g, "'");
+  const problems = new Map<string, string>();
+  if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const prototypeKeys = Object.keys(value).filter((k) => PROTOTYPE_KEYS.includes(k));
+    if (prototypeKeys.length > 0) {
+      // Refused like any unknown field where unknown fields are refused; dropped where they are ignored.
+      if ((schema.describe().flags as { unknown?: boolean } | undefined)?.unknown === true) value = Object.fromEntries(Object.entries(value).filter(([k]) => !PROTOTYPE_KEYS.includes(k)));
+      else for (const key of prototypeKeys) problems.set(key, `'${key}' is not allowed`);
     }
-    throw new AppError(code, `Invalid ${Object.keys(details).join(', ')}`, details);
+  }
+  const { value: result, error } = schema.validate(value, { abortEarly: false, convert: true });
+  for (const item of error?.details ?? []) {
+    const field = item.path.length > 0 ? item.path.join('.') : 'body';
+    if (!problems.has(field)) problems.set(field, item.message.replace(/"/g, "'"));
+  }
+  if (problems.size > 0) {
+    throw new AppError(code, `Invalid ${[...problems.keys()].join(', ')}`, Object.fromEntries(problems));
   }
   return result as T;
 }
@@ -84,5 +109,5 @@ export function validateChatMessage(data: unknown): string {
   if (text.length > LIMITS.message) {
     throw new AppError('MESSAGE_TOO_LONG', `The message is longer than ${LIMITS.message} characters`);
   }
-  return text;
+  return storable(text);
 }

@@ -4,10 +4,11 @@ import { http, joinSocket, sendWithAck } from '../support/clients';
 import { createSession } from '../support/factories';
 import { startTestServer, type TestServer } from '../support/server';
 
-describe('GET /api/sessions/{id}/history', () => {
+for (const database of ['postgres', 'sqlite'] as const)
+describe(`GET /api/sessions/{id}/history on ${database}`, () => {
   let server: TestServer;
   before(async () => {
-    server = await startTestServer({ env: { MESSAGE_RATE_LIMIT: '1000' } });
+    server = await startTestServer({ database, env: { MESSAGE_RATE_LIMIT: '1000' } });
   });
   after(async () => server?.close());
 
@@ -22,6 +23,8 @@ describe('GET /api/sessions/{id}/history', () => {
     expect(all.data).to.have.length(14);
     expect(all.meta.next_cursor).to.equal(null);
     const first = all.data[0];
+    const live = socket.inbox.of('message_received')[0];
+    expect(first).to.deep.equal({ ...live, is_spirit: false });
     expect(first).to.have.all.keys('id', 'session_id', 'user_id', 'user_name', 'message', 'is_spirit', 'timestamp');
     expect(first).to.include({ session_id: session.id, user_id: 'scribe', user_name: 'Scribe', message: 'm0', is_spirit: false });
     const spirit = all.data.find((m: any) => m.is_spirit);

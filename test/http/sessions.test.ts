@@ -64,6 +64,8 @@ for (const database of ['postgres', 'sqlite'] as const) {
         ['an unknown field', { name: 'a', colour: 'black' }, ['colour']],
         ['several bad fields at once', { name: '', max_users: 99, extra: true }, ['name', 'max_users', 'extra']],
         ['an array body', [], ['body']],
+        ['a __proto__ field', JSON.parse('{"name": "a", "__proto__": {"max_users": 99}}'), ['__proto__']],
+        ['a field named like an Object method', { name: 'a', constructor: 1, toString: 2 }, ['constructor', 'toString']],
         ['a null body', null, ['body']],
       ];
       for (const [label, body, fields] of invalid) {
@@ -115,6 +117,7 @@ for (const database of ['postgres', 'sqlite'] as const) {
         ['an SQL-looking id', encodeURIComponent("1' OR '1'='1")],
         ['a 5,000-character id', 'a'.repeat(5000)],
         ['a percent-encoded NUL', '%00'],
+        ['a malformed percent-escape', '%zz'],
       ];
       for (const [label, id] of badIds) {
         it(`answers 404 SESSION_NOT_FOUND for ${label}`, async () => {

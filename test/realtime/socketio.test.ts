@@ -102,6 +102,23 @@ describe('Socket.IO sessions', () => {
     });
   }
 
+  it('broadcasts and stores NUL and half surrogate pairs alike, as U+FFFD', async () => {
+    const session = await createSession(server.url);
+    const alice = await join({ session_id: session.id, name: 'Al\u0000ice' });
+    const ack = await sendWithAck(alice, { message: 'a\u0000b\ud800c' });
+    const shown = await alice.inbox.waitFor('message_received');
+    expect(shown).to.include({ id: ack.id, message: 'a\uFFFDb\uFFFDc', user_name: 'Al\uFFFDice' });
+    const stored = (await http(server.url, 'GET', `/api/sessions/${session.id}/history`)).body.data[0];
+    expect(stored).to.include({ message: shown.message, user_name: shown.user_name });
+  });
+
+  it('finds the acknowledgement in last place even after extra arguments', async () => {
+    const session = await createSession(server.url);
+    const alice = await join({ session_id: session.id, name: 'Alice' });
+    const ack = await new Promise<any>((resolve) => (alice.emit as any)('send_message', { message: 'hi' }, 'extra', resolve));
+    expect(ack.ok).to.equal(true);
+  });
+
   it('answers unknown events with UNKNOWN_EVENT and stays connected', async () => {
     const session = await createSession(server.url);
     const alice = await join({ session_id: session.id, name: 'Alice' });

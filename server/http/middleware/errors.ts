@@ -20,6 +20,14 @@ function fromBodyParser(err: { type?: string; status?: number }): AppError | nul
   return null;
 }
 
+/** A path whose percent-escapes do not decode names nothing we serve. */
+function fromUndecodablePath(err: unknown, path: string): AppError | null {
+  if (!(err instanceof URIError)) return null;
+  return path.startsWith('/api/sessions/')
+    ? new AppError('SESSION_NOT_FOUND', 'Session not found')
+    : new AppError('NOT_FOUND', 'No such route');
+}
+
 export const notFound: RequestHandler = (req, _res, next) => {
   next(new AppError('NOT_FOUND', `No route for ${req.method} ${req.path.slice(0, 200)}`));
 };
@@ -28,7 +36,7 @@ export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
   let error: AppError;
   if (err instanceof AppError) error = err;
   else if (isDatabaseUnavailable(err)) error = new AppError('SERVICE_UNAVAILABLE', 'The database is unavailable; try again shortly');
-  else error = fromBodyParser(err ?? {}) ?? toPublicError(err);
+  else error = fromUndecodablePath(err, req.path) ?? fromBodyParser(err ?? {}) ?? toPublicError(err);
 
   if (error.code === 'INTERNAL_ERROR' || error.code === 'SERVICE_UNAVAILABLE') req.log.error({ err }, 'request failed');
   if (res.headersSent) {

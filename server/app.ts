@@ -4,7 +4,7 @@
  * so tests start as many real servers as they like, each on port 0.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
-import { createAdapter } from '@socket.io/redis-adapter';
+import { createShardedAdapter } from '@socket.io/redis-adapter';
 import cors from 'cors';
 import express from 'express';
 import helmet from 'helmet';
@@ -89,7 +89,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     // Cross-site WebSocket hijacking: browsers from foreign origins are refused on every transport.
     allowRequest: (req, cb) => cb(null, policy.isOriginAllowed(req.headers.origin)),
   });
-  if (redis) io.adapter(createAdapter(redis.pub, redis.sub, { key: 'seance' }));
+  // Sharded Pub/Sub (Redis 7) with a channel per room, subscribed only by the nodes that hold a
+  // member: a session's traffic reaches the nodes that serve it and no others.
+  if (redis) io.adapter(createShardedAdapter(redis.pub, redis.sub, { channelPrefix: 'seance', subscriptionMode: 'dynamic' }));
   // Long-polling replies name their node too: that is how an operator checks stickiness.
   io.engine.on('headers', (headers: Record<string, string>) => {
     headers['X-Seance-Node'] = config.nodeId;

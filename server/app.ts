@@ -97,8 +97,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     headers['X-Seance-Node'] = config.nodeId;
   });
 
-  const rawHub = new RawHub(config.nodeId, redis ? { pub: redis.pub, sub: redis.rawSub } : null, logger.child({ component: 'raw-hub' }));
-  const broadcaster = createBroadcaster(io, rawHub);
+  const rawHub = new RawHub(io.of('/').adapter);
+  const broadcaster = createBroadcaster(io);
   const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster });
   attachSocketHandlers(io, { rooms, limits, policy, logger: logger.child({ transport: 'socket.io' }) });
   const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });

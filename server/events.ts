@@ -89,4 +89,6 @@ export interface JoinRequest {
 export const rooms = {
   session: (sessionId: string) => `session:${sessionId}`,
   participant: (sessionId: string, userId: string) => `session:${sessionId}:user:${userId}`,
+  /** The session id of a session room (not of a participant room), or null. */
+  sessionOf: (room: string): string | null => (room.startsWith('session:') && room.indexOf(':', 8) === -1 ? room.slice(8) : null),
 };

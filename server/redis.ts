@@ -7,12 +7,10 @@ import Redis, { type RedisOptions } from 'ioredis';
 import type { Logger } from './logger';
 
 export interface RedisConnections {
-  /** Socket.IO adapter and raw hub publishing (queues while disconnected, flushes on return). */
+  /** Socket.IO adapter publishing (queues while disconnected, flushes on return). */
   pub: Redis;
   /** Socket.IO adapter subscriptions. */
   sub: Redis;
-  /** Raw hub subscriptions. */
-  rawSub: Redis;
   /** Presence and rate limits: errors at once while Redis is away. */
   command: Redis;
   isReady(): boolean;
@@ -38,14 +36,12 @@ export function createRedisConnections(url: string, logger: Logger): RedisConnec
   };
   const pub = make('pub', { maxRetriesPerRequest: null });
   const sub = make('sub', { maxRetriesPerRequest: null });
-  const rawSub = make('raw-sub', { maxRetriesPerRequest: null });
   const command = make('command', { enableOfflineQueue: false, maxRetriesPerRequest: 1 });
-  const all = [pub, sub, rawSub, command];
+  const all = [pub, sub, command];
 
   return {
     pub,
     sub,
-    rawSub,
     command,
     isReady: () => all.every((c) => c.status === 'ready'),
     async close() {

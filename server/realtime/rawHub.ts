@@ -1,11 +1,15 @@
 /**
- * Fan-out for raw /ws clients. Each node keeps the raw connections it holds, per session, and
- * subscribes to a session's Redis channel only while it holds one of them, so a session's raw
- * traffic reaches only the nodes that serve its members. A frame is serialised once per
- * broadcast, not once per client.
+ * Raw /ws clients are members of the same Socket.IO rooms as everyone else, so one emit
+ * reaches both transports on every node through the one Redis adapter.
+ *
+ * Each node keeps its raw connections per session and holds the session's room in the adapter
+ * under a member id that is no socket. That makes the adapter subscribe this node to the
+ * room's channel like for any socket member. Every broadcast the adapter applies here, from
+ * this node or from another, is then also written to the raw clients of its rooms: one frame
+ * serialised per broadcast, not per client.
  */
-import type Redis from 'ioredis';
-import type { Logger } from '../logger';
+import { MessageType, type Adapter, type BroadcastOptions, type ClusterMessage } from 'socket.io-adapter';
+import { rooms } from '../events';
 
 export interface RawClient {
   readonly userId: string;
@@ -13,38 +17,51 @@ export interface RawClient {
   close(code: number, reason: string): void;
 }
 
-const CHANNEL_PREFIX = 'seance:raw:';
-const FRAME = 'f';
-const CLOSE = 'c';
-/** Close code for connections of an ended session: a normal closure, the session is over. */
+/** The adapter member that stands for this node's raw clients (no socket has this id). */
+const RAW_MEMBER = 'seance:raw-clients';
+/** Socket.IO's EVENT packet: `data` is `[event, payload]`. */
+const EVENT_PACKET = 2;
+/** Close code for the connections of an ended session: a normal closure, the séance is over. */
 const SESSION_ENDED_CLOSE = 1000;
 
-export interface RawHubRedis {
-  pub: Redis;
-  sub: Redis;
+interface EventPacket {
+  type: number;
+  data?: unknown[];
 }
+
+/** The adapter methods the hub hooks: broadcasts applied here, and (clustered) messages from other nodes. */
+type HookableAdapter = Adapter & {
+  uid?: string;
+  onMessage?: (message: ClusterMessage, offset?: string) => unknown;
+};
 
 export class RawHub {
   private readonly sessions = new Map<string, Set<RawClient>>();
 
-  constructor(
-    private readonly nodeId: string,
-    private readonly redis: RawHubRedis | null,
-    private readonly logger: Logger,
-  ) {
-    redis?.sub.on('message', (channel: string, message: string) => this.onRemote(channel, message));
+  constructor(private readonly adapter: HookableAdapter) {
+    const applyHere = adapter.broadcast.bind(adapter);
+    adapter.broadcast = (packet: EventPacket, opts: BroadcastOptions) => {
+      applyHere(packet, opts);
+      this.deliver(packet, opts.rooms, opts.except);
+    };
+    const onMessage = adapter.onMessage?.bind(adapter);
+    if (onMessage) {
+      adapter.onMessage = (message, offset) => {
+        const result = onMessage(message, offset);
+        // Another node's room broadcast: the adapter has just applied it to our sockets.
+        if (message.type === MessageType.BROADCAST && message.uid !== adapter.uid && message.nsp === '/' && message.data.requestId === undefined) {
+          this.deliver(message.data.packet as EventPacket, new Set(message.data.opts.rooms), new Set(message.data.opts.except));
+        }
+        return result;
+      };
+    }
   }
 
-  /** Registers a client; resolves once remote frames for its session will reach it. */
-  async add(sessionId: string, client: RawClient): Promise<void> {
+  add(sessionId: string, client: RawClient): void {
     let clients = this.sessions.get(sessionId);
     if (!clients) {
       this.sessions.set(sessionId, (clients = new Set()));
-      if (this.redis) {
-        await this.redis.sub.subscribe(CHANNEL_PREFIX + sessionId).catch((err) => {
-          this.logger.warn({ err, session_id: sessionId }, 'raw hub: subscribe failed (will retry on reconnect)');
-        });
-      }
+      void this.adapter.addAll(RAW_MEMBER, new Set([rooms.session(sessionId)]));
     }
     clients.add(client);
   }
@@ -53,7 +70,7 @@ export class RawHub {
     const clients = this.sessions.get(sessionId);
     if (!clients?.delete(client) || clients.size > 0) return;
     this.sessions.delete(sessionId);
-    this.redis?.sub.unsubscribe(CHANNEL_PREFIX + sessionId).catch(() => undefined);
+    void this.adapter.del(RAW_MEMBER, rooms.session(sessionId));
   }
 
   get size(): number {
@@ -62,44 +79,25 @@ export class RawHub {
     return total;
   }
 
-  publish(sessionId: string, event: string, data: unknown, exceptUserId?: string): void {
-    const frame = JSON.stringify({ event, data, timestamp: new Date().toISOString() });
-    this.deliver(sessionId, FRAME, frame, exceptUserId ?? '');
-    this.send(sessionId, FRAME, frame, exceptUserId ?? '');
-  }
-
-  closeSession(sessionId: string): void {
-    this.deliver(sessionId, CLOSE, '', '');
-    this.send(sessionId, CLOSE, '', '');
-  }
-
   /** Closes every local client (shutdown), with a code that tells clients to reconnect elsewhere. */
   closeAll(code: number, reason: string): void {
-    for (const clients of this.sessions.values()) for (const client of clients) client.close(code, reason);
+    for (const clients of this.sessions.values()) for (const client of [...clients]) client.close(code, reason);
   }
 
-  private send(sessionId: string, kind: string, frame: string, exceptUserId: string): void {
-    if (!this.redis) return;
-    // Node ids and user ids never contain a newline, so the header needs no escaping.
-    this.redis.pub.publish(CHANNEL_PREFIX + sessionId, `${this.nodeId}\n${kind}\n${exceptUserId}\n${frame}`).catch((err) => {
-      this.logger.warn({ err, session_id: sessionId }, 'raw hub: publish failed');
-    });
-  }
-
-  private onRemote(channel: string, message: string): void {
-    if (!channel.startsWith(CHANNEL_PREFIX)) return;
-    const [origin, kind, exceptUserId] = message.split('\n', 3);
-    if (origin === this.nodeId) return;
-    const frame = message.slice(origin.length + kind.length + exceptUserId.length + 3);
-    this.deliver(channel.slice(CHANNEL_PREFIX.length), kind, frame, exceptUserId);
-  }
-
-  private deliver(sessionId: string, kind: string, frame: string, exceptUserId: string): void {
-    const clients = this.sessions.get(sessionId);
-    if (!clients) return;
-    for (const client of [...clients]) {
-      if (kind === CLOSE) client.close(SESSION_ENDED_CLOSE, 'session ended');
-      else if (client.userId !== exceptUserId) client.sendFrame(frame);
+  private deliver(packet: EventPacket, targetRooms: Set<string>, except: Set<string> | undefined): void {
+    if (packet.type !== EVENT_PACKET || !Array.isArray(packet.data)) return;
+    let frame: string | null = null;
+    const [event, data] = packet.data;
+    for (const room of targetRooms) {
+      const sessionId = rooms.sessionOf(room);
+      const clients = sessionId ? this.sessions.get(sessionId) : undefined;
+      if (!clients) continue;
+      frame ??= JSON.stringify({ event, data, timestamp: new Date().toISOString() });
+      for (const client of [...clients]) {
+        if (except?.size && except.has(rooms.participant(sessionId!, client.userId))) continue;
+        client.sendFrame(frame);
+        if (event === 'session_ended') client.close(SESSION_ENDED_CLOSE, 'session ended');
+      }
     }
   }
 }

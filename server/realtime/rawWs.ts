@@ -113,7 +113,7 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
       }
       participation = outcome.participation;
       Object.assign(client, { userId: participation.participant.id });
-      await hub.add(sessionId, client);
+      hub.add(sessionId, client);
       send('session_joined', outcome.welcome);
       roomService.announceJoin(outcome);
     };

@@ -13,7 +13,8 @@ import { rooms } from '../events';
 
 export interface RawClient {
   readonly userId: string;
-  sendFrame(frame: string): void;
+  /** A JSON text frame, already UTF-8 encoded: shared by every client of the broadcast. */
+  sendFrame(frame: Buffer): void;
   close(code: number, reason: string): void;
 }
 
@@ -86,13 +87,13 @@ export class RawHub {
 
   private deliver(packet: EventPacket, targetRooms: Set<string>, except: Set<string> | undefined): void {
     if (packet.type !== EVENT_PACKET || !Array.isArray(packet.data)) return;
-    let frame: string | null = null;
+    let frame: Buffer | null = null;
     const [event, data] = packet.data;
     for (const room of targetRooms) {
       const sessionId = rooms.sessionOf(room);
       const clients = sessionId ? this.sessions.get(sessionId) : undefined;
       if (!clients) continue;
-      frame ??= JSON.stringify({ event, data, timestamp: new Date().toISOString() });
+      frame ??= Buffer.from(JSON.stringify({ event, data, timestamp: new Date().toISOString() }));
       for (const client of [...clients]) {
         if (except?.size && except.has(rooms.participant(sessionId!, client.userId))) continue;
         client.sendFrame(frame);

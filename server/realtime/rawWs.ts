@@ -92,7 +92,8 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
     };
     const client: RawClient = {
       userId: '',
-      sendFrame: (frame) => ws.readyState === ws.OPEN && ws.send(frame),
+      // A text frame even though the payload is a Buffer: the bytes were encoded once for everyone.
+      sendFrame: (frame) => ws.readyState === ws.OPEN && ws.send(frame, { binary: false }),
       close: (code, reason) => ws.close(code, reason),
     };
 

@@ -46,6 +46,8 @@ export class SpiritService {
   }
 
   async reply(req: SpiritRequest): Promise<SpiritReply> {
+    // The oracle answers in-process and cannot fail: no timer, no retry loop on the hot path.
+    if (this.provider instanceof OracleProvider) return { ...shapeReply(oracleAnswer(req.question)), provider: 'oracle', fallback: false };
     const attempts = 1 + Math.max(0, this.config.retries);
     for (let attempt = 1; attempt <= attempts; attempt += 1) {
       try {

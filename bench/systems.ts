@@ -1,0 +1,248 @@
+/**
+ * The two systems under test, started the same way: N node processes on loopback ports,
+ * optionally behind nginx rendered from the shipped nginx.conf, on the shared Redis (and,
+ * for the project, the shared PostgreSQL). Also reads their CPU and memory from /proc.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+import ts from 'typescript';
+import { startCluster } from '../test/harness/cluster';
+import { startNginx, type NginxHandle } from '../test/harness/nginx';
+import { freePort } from '../test/harness/ports';
+import type { PostgresHandle } from '../test/harness/postgres';
+import { PROJECT_ROOT, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil } from '../test/harness/processes';
+import type { RedisHandle } from '../test/harness/redis';
+import { cpuDelta, groupRss, machineSeconds, memory, processTree, sampleCpu, type CpuSample } from './lib/procstat';
+
+export type SystemKind = 'project' | 'floor';
+
+export interface BenchNode {
+  url: string;
+  port: number;
+  pid: number;
+  nodeId: string;
+}
+
+export interface SystemHandle {
+  kind: SystemKind;
+  nodes: BenchNode[];
+  nginx: NginxHandle | null;
+  /** nginx, or the first node without it. */
+  url: string;
+  stop(): Promise<void>;
+}
+
+export interface Backing {
+  postgres: PostgresHandle;
+  redis: RedisHandle;
+}
+
+/** A JWT secret for the production config (the project refuses a short one). */
+const BENCH_SECRET = 'bench-only-secret-0123456789abcdef0123456789abcdef';
+
+/** The project in production mode with the abuse limits raised out of the benchmark's way. */
+export function projectEnv(extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    NODE_ENV: 'production',
+    JWT_SECRET: BENCH_SECRET,
+    LOG_LEVEL: 'warn',
+    MESSAGE_RATE_LIMIT: '100000',
+    MESSAGE_RATE_WINDOW_S: '1',
+    CONNECT_RATE_LIMIT: '1000000',
+    SESSION_CREATE_RATE_LIMIT: '1000000',
+    ...extra,
+  };
+}
+
+export async function startProject(
+  backing: Backing,
+  opts: { nodes: number; nginx: boolean; env?: Record<string, string> },
+): Promise<SystemHandle> {
+  const cluster = await startCluster({
+    nodes: opts.nodes,
+    nginx: opts.nginx,
+    env: projectEnv(opts.env),
+    postgres: backing.postgres,
+    redis: backing.redis,
+  });
+  return {
+    kind: 'project',
+    nodes: cluster.nodes.map((n) => ({ url: n.url, port: n.port, pid: n.pid, nodeId: n.nodeId })),
+    nginx: cluster.nginx,
+    url: cluster.url,
+    stop: () => cluster.stop(),
+  };
+}
+
+const BUILD_DIR = path.join(PROJECT_ROOT, 'bench', '.build');
+const FLOOR_BUILD = path.join(BUILD_DIR, 'floor', 'server.js');
+export const PROFILER_PRELOAD = path.join(BUILD_DIR, 'lib', 'profiler-preload.js');
+
+/**
+ * Transpiles bench/<relative>.ts to bench/.build/<relative>.js, so that it runs under plain
+ * `node` exactly like the project's compiled dist/ (no TypeScript loader in its memory or
+ * start-up). Resolution of packages still finds the project's node_modules.
+ */
+function transpile(relative: string): string {
+  const source = path.join(PROJECT_ROOT, 'bench', `${relative}.ts`);
+  const out = ts.transpileModule(fs.readFileSync(source, 'utf8'), {
+    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+    fileName: source,
+  });
+  const target = path.join(BUILD_DIR, `${relative}.js`);
+  fs.mkdirSync(path.dirname(target), { recursive: true });
+  fs.writeFileSync(target, out.outputText);
+  return target;
+}
+
+/** Builds the floor server and the profiler preload (cheap: no type check). */
+export function buildFloor(): string {
+  transpile('lib/profiler-preload');
+  return transpile('floor/server');
+}
+
+async function startFloorNode(index: number, redisUrl: string, env: Record<string, string>): Promise<BenchNode & { stop(): Promise<void> }> {
+  const port = await freePort();
+  const dir = makeTempDir('seance-floor-');
+  const logFile = path.join(dir, 'floor.log');
+  const nodeId = `floor-${index + 1}`;
+  const proc = spawnLogged(process.execPath, [FLOOR_BUILD], {
+    cwd: PROJECT_ROOT,
+    env: { ...process.env, PORT: String(port), HOST: '127.0.0.1', REDIS_URL: redisUrl, NODE_ID: nodeId, NODE_INDEX: String(index), ...env },
+    logFile,
+  });
+  const stop = async () => {
+    await stopProcess(proc, 'SIGTERM', 5_000);
+    await removeTempDir(dir);
+  };
+  try {
+    await waitUntil(
+      `floor node on port ${port}`,
+      async () => {
+        try {
+          const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(1_000) });
+          return res.status === 200;
+        } catch {
+          return false;
+        }
+      },
+      { timeoutMs: 15_000, proc, logFile },
+    );
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+  return { url: `http://127.0.0.1:${port}`, port, pid: proc.pid, nodeId, stop };
+}
+
+export async function startFloor(
+  backing: Backing,
+  opts: { nodes: number; nginx: boolean; env?: Record<string, string> },
+): Promise<SystemHandle> {
+  if (!fs.existsSync(FLOOR_BUILD)) buildFloor();
+  const nodes: Array<BenchNode & { stop(): Promise<void> }> = [];
+  let nginx: NginxHandle | null = null;
+  const stop = async () => {
+    if (nginx) await nginx.stop();
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+  };
+  try {
+    const started = await Promise.allSettled(Array.from({ length: opts.nodes }, (_, i) => startFloorNode(i, backing.redis.url, opts.env ?? {})));
+    for (const r of started) if (r.status === 'fulfilled') nodes.push(r.value);
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed) throw failed.reason;
+    nodes.sort((a, b) => a.nodeId.localeCompare(b.nodeId));
+    if (opts.nginx) nginx = await startNginx({ upstreams: nodes.map((n) => `127.0.0.1:${n.port}`) });
+  } catch (err) {
+    await stop().catch(() => undefined);
+    throw err;
+  }
+  return {
+    kind: 'floor',
+    nodes: nodes.map(({ url, port, pid, nodeId }) => ({ url, port, pid, nodeId })),
+    nginx,
+    url: nginx ? nginx.url : nodes[0].url,
+    stop,
+  };
+}
+
+// ---------------------------------------------------------------------------------------
+// Resource meters
+// ---------------------------------------------------------------------------------------
+
+/** The PostgreSQL postmaster's PID, from its data directory. */
+export function postgresPid(pg: PostgresHandle): number {
+  const text = fs.readFileSync(path.join(pg.dir, 'data', 'postmaster.pid'), 'utf8');
+  return Number(text.split('\n')[0]);
+}
+
+/** redis-server's PID, found by the port in its command line. */
+export function redisPid(redis: RedisHandle): number {
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
+      if (cmd.includes('redis-server') && cmd.includes(String(redis.port))) return Number(entry);
+    } catch {
+      // gone
+    }
+  }
+  return -1;
+}
+
+export interface ResourceReading {
+  /** CPU seconds per node, in node order. */
+  nodeCpuS: number[];
+  /** RSS per node at the end, MB. */
+  nodeRssMb: number[];
+  /** Peak RSS per node since it started, MB. */
+  nodeHwmMb: number[];
+  nginxCpuS: number;
+  postgresCpuS: number;
+  redisCpuS: number;
+  /** Wall time between the two readings. */
+  wallS: number;
+  /** CPU seconds every process on the machine used (ours, the generator's, anyone else's). */
+  machineProcessS: number;
+  /** CPU seconds spent in interrupts (loopback TCP work lands here), machine-wide. */
+  machineInterruptS: number;
+}
+
+/** Samples CPU of the nodes, their nginx, PostgreSQL and Redis; `stop()` returns the deltas. */
+export function meter(system: SystemHandle, backing: Backing): { stop(): ResourceReading } {
+  const pgRoot = postgresPid(backing.postgres);
+  const redis = redisPid(backing.redis);
+  const groups = {
+    nginx: () => (system.nginx ? processTree(system.nginx.pid) : []),
+    postgres: () => processTree(pgRoot),
+    redis: () => (redis > 0 ? [redis] : []),
+  };
+  const startedAt = process.hrtime.bigint();
+  const machineBefore = machineSeconds();
+  const before = {
+    nodes: system.nodes.map((n) => sampleCpu([n.pid])),
+    nginx: sampleCpu(groups.nginx()),
+    postgres: sampleCpu(groups.postgres()),
+    redis: sampleCpu(groups.redis()),
+  };
+  return {
+    stop(): ResourceReading {
+      const delta = (b: CpuSample, pids: number[]) => cpuDelta(b, sampleCpu(pids));
+      const mb = (bytes: number) => bytes / 1024 / 1024;
+      const machineAfter = machineSeconds();
+      return {
+        nodeCpuS: system.nodes.map((n, i) => delta(before.nodes[i], [n.pid])),
+        nodeRssMb: system.nodes.map((n) => mb(memory(n.pid)?.rss ?? 0)),
+        nodeHwmMb: system.nodes.map((n) => mb(memory(n.pid)?.hwm ?? 0)),
+        nginxCpuS: delta(before.nginx, groups.nginx()),
+        postgresCpuS: delta(before.postgres, groups.postgres()),
+        redisCpuS: delta(before.redis, groups.redis()),
+        wallS: Number(process.hrtime.bigint() - startedAt) / 1e9,
+        machineProcessS: machineAfter.process - machineBefore.process,
+        machineInterruptS: machineAfter.interrupts - machineBefore.interrupts,
+      };
+    },
+  };
+}
+
+export { groupRss };

@@ -6,7 +6,7 @@
 import http from 'node:http';
 import { expect } from 'chai';
 import { startCluster, type ClusterHandle } from '../harness/cluster';
-import { http as request, joinSocket, RawClient, sendWithAck, socketClient, type TestSocket } from '../support/clients';
+import { http as request, joinSocket, RawClient, sendWithAck, type TestSocket } from '../support/clients';
 import { createSession } from '../support/factories';
 import { nodeServing } from '../support/health';
 import { sharedPostgres } from '../support/hooks';

@@ -5,6 +5,7 @@
 import type { Config } from '../../../config';
 import { buildTurns, SPIRIT_INSTRUCTION } from './personality';
 import type { SpiritProvider, SpiritRequest } from './types';
+import { postJson } from './postJson';
 
 export type GeminiOptions = Config['spirit']['gemini'];
 
@@ -43,19 +44,8 @@ export class GeminiProvider implements SpiritProvider {
       generationConfig: { maxOutputTokens: MAX_OUTPUT_TOKENS, temperature: TEMPERATURE },
     };
 
-    const res = await fetch(`${baseUrl}/models/${model}:generateContent`, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify(body),
-      signal,
-    });
-    const raw = await res.text();
-    let data: GeminiResponse | undefined;
-    try {
-      data = JSON.parse(raw) as GeminiResponse;
-    } catch {
-      data = undefined;
-    }
+    const res = await postJson<GeminiResponse>(`${baseUrl}/models/${model}:generateContent`, headers, body, signal);
+    const data = res.data;
     if (!res.ok) {
       // Only the status code name: an error body may quote the request.
       throw new Error(`gemini answered HTTP ${res.status}${data?.error?.status ? ` ${data.error.status}` : ''}`);

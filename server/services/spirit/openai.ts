@@ -5,6 +5,7 @@
 import type { Config } from '../../../config';
 import { buildTurns, SPIRIT_INSTRUCTION } from './personality';
 import type { SpiritProvider, SpiritRequest } from './types';
+import { postJson } from './postJson';
 
 export type OpenAIOptions = Config['spirit']['openai'];
 
@@ -47,19 +48,8 @@ export class OpenAIProvider implements SpiritProvider {
       temperature: TEMPERATURE,
     };
 
-    const res = await fetch(`${baseUrl}/chat/completions`, {
-      method: 'POST',
-      headers,
-      body: JSON.stringify(body),
-      signal,
-    });
-    const raw = await res.text();
-    let data: ChatCompletionResponse | undefined;
-    try {
-      data = JSON.parse(raw) as ChatCompletionResponse;
-    } catch {
-      data = undefined;
-    }
+    const res = await postJson<ChatCompletionResponse>(`${baseUrl}/chat/completions`, headers, body, signal);
+    const data = res.data;
     if (!res.ok) {
       // Only the error code: OpenAI's messages quote part of a rejected key.
       const code = data?.error?.code ?? data?.error?.type;

@@ -797,6 +797,9 @@ export async function runRawJoins(world: World, rng: Rng, total: number, concurr
       client = new RawClient(new WebSocket(`${world.wsUrl}/ws/${c.seg}${c.query ? `?${c.query}` : ''}`));
       await client.opened;
     } catch (err) {
+      // Node's own HTTP parser refuses a request line over its header limit (431) before any
+      // Séance code runs, exactly as on the REST side.
+      if (/HTTP 431$/.test((err as Error).message)) return;
       add(`upgrade failed: ${(err as Error).message}`);
       return;
     }

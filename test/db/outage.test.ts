@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { startCluster, type ClusterHandle } from '../harness/cluster';
 import { http, joinSocket, RawClient } from '../support/clients';
-import { createSession } from '../support/factories';
+import { createSession, wholeHistory } from '../support/factories';
 import { waitForHealth } from '../support/health';
 import { Traffic } from '../support/traffic';
 
@@ -43,14 +43,7 @@ describe('database outage under traffic', function () {
 
     expect(result.refused.length).to.be.above(0);
     for (const r of result.refused) expect(r.code).to.equal('INTERNAL_ERROR');
-    const history = await http(n1.url, 'GET', `/api/sessions/${session.id}/history?limit=100`);
-    let stored: number[] = [];
-    let page = history.body;
-    stored = page.data.filter((m: any) => !m.is_spirit).map((m: any) => m.id);
-    while (page.meta.next_cursor) {
-      page = (await http(n1.url, 'GET', `/api/sessions/${session.id}/history?limit=100&before=${page.meta.next_cursor}`)).body;
-      stored = [...page.data.filter((m: any) => !m.is_spirit).map((m: any) => m.id), ...stored];
-    }
+    const stored = (await wholeHistory(n1.url, session.id)).filter((m: any) => !m.is_spirit).map((m: any) => m.id);
     // Every accepted message was kept; nothing refused was stored or shown.
     expect(stored).to.deep.equal(result.accepted);
     const lastAccepted = result.accepted.at(-1);

@@ -12,3 +12,17 @@ export async function createSession(baseUrl: string, overrides: Record<string, u
 export function userId(prefix = 'u'): string {
   return `${prefix}-${randomUUID().slice(0, 12)}`;
 }
+
+/** Every message of a session, oldest first, following next_cursor page by page. */
+export async function wholeHistory(baseUrl: string, sessionId: string): Promise<any[]> {
+  const pages: any[][] = [];
+  let before: string | null = null;
+  for (let page = 0; page < 1000; page++) {
+    const reply = await http(baseUrl, 'GET', `/api/sessions/${sessionId}/history?limit=100${before ? `&before=${before}` : ''}`);
+    expect(reply.status, reply.text).to.equal(200);
+    pages.unshift(reply.body.data);
+    before = reply.body.meta.next_cursor;
+    if (before === null) return pages.flat();
+  }
+  throw new Error(`history of ${sessionId} did not end within 1000 pages`);
+}

@@ -24,6 +24,7 @@ import type { Logger } from './logger';
 import { createBroadcaster } from './realtime/broadcaster';
 import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
+import { coalesceEngineWrites } from './realtime/writeCoalescing';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
 import { createRequestPolicy } from './requestPolicy';
@@ -96,6 +97,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
   io.engine.on('headers', (headers: Record<string, string>) => {
     headers['X-Seance-Node'] = config.nodeId;
   });
+
+  coalesceEngineWrites(io.engine);
 
   const rawHub = new RawHub(io.of('/').adapter);
   const broadcaster = createBroadcaster(io);

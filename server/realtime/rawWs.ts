@@ -15,6 +15,7 @@ import type { RequestPolicy } from '../requestPolicy';
 import type { RateLimits } from '../services/rateLimits';
 import type { Participation, RoomService } from '../services/rooms';
 import type { RawClient, RawHub } from './rawHub';
+import { corkUntilTickEnd, tcpSocketOf } from './writeCoalescing';
 
 export const RAW_PATH = /^\/ws\/([^/?#]*)\/?$/;
 const MAX_FRAME_BYTES = 16 * 1024;
@@ -93,7 +94,11 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
     const client: RawClient = {
       userId: '',
       // A text frame even though the payload is a Buffer: the bytes were encoded once for everyone.
-      sendFrame: (frame) => ws.readyState === ws.OPEN && ws.send(frame, { binary: false }),
+      sendFrame: (frame) => {
+        if (ws.readyState !== ws.OPEN) return;
+        corkUntilTickEnd(tcpSocketOf(ws));
+        ws.send(frame, { binary: false });
+      },
       close: (code, reason) => ws.close(code, reason),
     };
 

@@ -1,14 +1,18 @@
 /**
  * Writes messages in batches: every insert asked for within one turn of the event loop goes
- * to the database as one multi-row INSERT ... RETURNING, and each caller's promise settles
- * when its row is stored. Under load this turns many statements into few; alone, a message
- * waits for nothing but its own insert, so store-before-broadcast holds either way.
+ * to the database together, and each caller's promise settles when its rows are stored.
+ * Under load this turns many statements into few; alone, a message waits for nothing but its
+ * own insert, so store-before-broadcast holds either way.
  *
- * It writes through Sequelize with the model's own table and column names, but as one
- * parameterised statement: building model instances costs more than the insert itself on
- * the message path.
+ * A group of rows can hold a question and the spirit's answer to it: the answer's
+ * `in_reply_to` is the question's id, which only exists once the question is stored.
+ * PostgreSQL stores the whole batch, answers included, in one statement (ids drawn from the
+ * table's sequence inside it); SQLite, the single-node default, stores answers in a second.
+ *
+ * It writes through Sequelize with the model's own table and column names, but as raw
+ * parameterised statements: building model instances costs more than the insert itself.
  */
-import { QueryTypes, type Sequelize } from 'sequelize';
+import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { Message } from '../../models';
 
 export interface NewMessage {
@@ -21,40 +25,69 @@ export interface NewMessage {
   timestamp: Date;
 }
 
-const COLUMNS = ['session_id', 'user_id', 'user_name', 'text', 'is_spirit', 'in_reply_to', 'timestamp'] as const;
-/** Bounded so one statement stays well under PostgreSQL's 65,535 bind parameters. */
-const MAX_BATCH = 200;
-
-/**
- * The text form Sequelize itself writes: SQLite stores dates as text and Sequelize reads them
- * back only in this shape; PostgreSQL's timestamptz accepts it as is.
- */
-function storedDate(date: Date): string {
-  return date.toISOString().replace('T', ' ').replace('Z', ' +00:00');
+/** A row of a group; `answersPrevious` makes its in_reply_to the id of the row before it. */
+interface GroupRow extends NewMessage {
+  answersPrevious: boolean;
 }
 
 interface Pending {
-  row: NewMessage;
-  resolve: (id: number) => void;
+  rows: GroupRow[];
+  resolve: (ids: number[]) => void;
   reject: (err: unknown) => void;
+}
+
+/** A batch flattened: `replyTo` is the 1-based position, in the batch, of the row answered. */
+interface BatchRow extends NewMessage {
+  replyTo: number | null;
+}
+
+/** Bounded so one statement stays small (and, for SQLite, under its bind parameter limit). */
+const MAX_BATCH_ROWS = 200;
+const COLUMNS = ['session_id', 'user_id', 'user_name', 'text', 'is_spirit', 'in_reply_to', 'timestamp'] as const;
+
+/**
+ * The text form Sequelize itself writes: SQLite stores dates as text and Sequelize reads them
+ * back only in this shape.
+ */
+function sqliteDate(date: Date): string {
+  return date.toISOString().replace('T', ' ').replace('Z', ' +00:00');
 }
 
 export class MessageWriter {
   private queue: Pending[] = [];
   private scheduled = false;
   private readonly table: string;
+  private readonly q: (identifier: string) => string;
+  private readonly postgresSql: string;
 
   constructor(
     private readonly sequelize: Sequelize,
     model: typeof Message,
   ) {
-    this.table = sequelize.getQueryInterface().quoteIdentifier(model.getTableName() as string);
+    const qi = sequelize.getQueryInterface();
+    this.q = (identifier) => qi.quoteIdentifier(identifier);
+    this.table = this.q(model.getTableName() as string);
+    this.postgresSql = this.buildPostgresSql(model.getTableName() as string);
   }
 
   /** Resolves with the stored row's id. */
-  insert(row: NewMessage): Promise<number> {
+  async insert(row: NewMessage): Promise<number> {
+    const [id] = await this.enqueue([{ ...row, answersPrevious: false }]);
+    return id;
+  }
+
+  /** Stores a question and its answer together; resolves with both ids (question first). */
+  async insertExchange(question: NewMessage, answer: Omit<NewMessage, 'in_reply_to'>): Promise<[number, number]> {
+    const [questionId, answerId] = await this.enqueue([
+      { ...question, answersPrevious: false },
+      { ...answer, in_reply_to: null, answersPrevious: true },
+    ]);
+    return [questionId, answerId];
+  }
+
+  private enqueue(rows: GroupRow[]): Promise<number[]> {
     return new Promise((resolve, reject) => {
-      this.queue.push({ row, resolve, reject });
+      this.queue.push({ rows, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
         setImmediate(() => this.flush());
@@ -64,28 +97,108 @@ export class MessageWriter {
 
   private flush(): void {
     this.scheduled = false;
-    while (this.queue.length > 0) void this.write(this.queue.splice(0, MAX_BATCH));
+    while (this.queue.length > 0) {
+      // Whole groups only: a question and its answer are never split across statements.
+      let take = 0;
+      let rows = 0;
+      while (take < this.queue.length && (take === 0 || rows + this.queue[take].rows.length <= MAX_BATCH_ROWS)) {
+        rows += this.queue[take].rows.length;
+        take += 1;
+      }
+      void this.write(this.queue.splice(0, take));
+    }
   }
 
   private async write(batch: Pending[]): Promise<void> {
+    const rows: BatchRow[] = [];
+    for (const pending of batch) {
+      for (const { answersPrevious, ...row } of pending.rows) rows.push({ ...row, replyTo: answersPrevious ? rows.length : null });
+    }
+    try {
+      const ids = this.sequelize.getDialect() === 'postgres' ? await this.writePostgres(rows) : await this.writeInTwoSteps(rows);
+      if (ids.length !== rows.length) throw new Error(`expected ${rows.length} ids, got ${ids.length}`);
+      let next = 0;
+      for (const pending of batch) {
+        pending.resolve(ids.slice(next, next + pending.rows.length));
+        next += pending.rows.length;
+      }
+    } catch (err) {
+      for (const pending of batch) pending.reject(err);
+    }
+  }
+
+  /**
+   * One statement whatever the batch holds, and always the same text (the rows travel as
+   * arrays), so PostgreSQL parses nothing new per batch. Ids are drawn in row order first, so
+   * answers can name their question's id and the ids come back in row order.
+   */
+  private buildPostgresSql(tableName: string): string {
+    const { q, table } = this;
+    const columns = COLUMNS.map(q).join(', ');
+    return [
+      '/* seance:message-batch */',
+      `WITH sequence AS (SELECT pg_get_serial_sequence(${this.sequelize.escape(tableName)}, 'id')::regclass AS name),`,
+      'input AS MATERIALIZED (',
+      '  SELECT nextval((SELECT name FROM sequence)) AS id, given.*',
+      '  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::integer[], $8::timestamptz[])',
+      '    WITH ORDINALITY AS given(session_id, user_id, user_name, body, is_spirit, in_reply_to, reply_to, stamp, n)',
+      '),',
+      `inserted AS (INSERT INTO ${table} (${q('id')}, ${columns})`,
+      '  SELECT r.id, r.session_id, r.user_id, r.user_name, r.body, r.is_spirit, COALESCE(r.in_reply_to, asked.id::integer), r.stamp',
+      '  FROM input r LEFT JOIN input asked ON asked.n = r.reply_to',
+      '  RETURNING 1)',
+      'SELECT id FROM input ORDER BY n',
+    ].join('\n');
+  }
+
+  private async writePostgres(rows: BatchRow[]): Promise<number[]> {
+    const bind = [
+      rows.map((r) => r.session_id),
+      rows.map((r) => r.user_id),
+      rows.map((r) => r.user_name),
+      rows.map((r) => r.text),
+      rows.map((r) => r.is_spirit),
+      rows.map((r) => r.in_reply_to),
+      rows.map((r) => r.replyTo),
+      rows.map((r) => r.timestamp.toISOString()),
+    ];
+    const result = await this.sequelize.query<{ id: string | number }>(this.postgresSql, { bind, type: QueryTypes.SELECT });
+    return result.map((r) => Number(r.id));
+  }
+
+  /**
+   * SQLite: the rows that answer nothing in this batch first, then the answers, which now know
+   * their question's id; in one transaction, so a batch is stored whole or not at all.
+   */
+  private async writeInTwoSteps(rows: BatchRow[]): Promise<number[]> {
+    const first = rows.flatMap((row, i) => (row.replyTo === null ? [i] : []));
+    const second = rows.flatMap((row, i) => (row.replyTo === null ? [] : [i]));
+    if (second.length === 0) return this.insertValues(rows);
+    return this.sequelize.transaction(async (transaction) => {
+      const ids: number[] = new Array(rows.length);
+      for (const positions of [first, second]) {
+        if (positions.length === 0) continue;
+        const batch = positions.map((i) => ({ ...rows[i], in_reply_to: rows[i].replyTo === null ? rows[i].in_reply_to : ids[rows[i].replyTo! - 1] }));
+        const stored = await this.insertValues(batch, transaction);
+        positions.forEach((position, k) => (ids[position] = stored[k]));
+      }
+      return ids;
+    });
+  }
+
+  private async insertValues(rows: NewMessage[], transaction?: Transaction): Promise<number[]> {
     const bind: unknown[] = [];
-    const tuples = batch.map(({ row }) => {
+    const tuples = rows.map((row) => {
       const start = bind.length;
-      bind.push(row.session_id, row.user_id, row.user_name, row.text, row.is_spirit, row.in_reply_to, storedDate(row.timestamp));
+      bind.push(row.session_id, row.user_id, row.user_name, row.text, row.is_spirit, row.in_reply_to, sqliteDate(row.timestamp));
       return `(${COLUMNS.map((_, i) => `$${start + i + 1}`).join(', ')})`;
     });
-    const q = (name: string) => this.sequelize.getQueryInterface().quoteIdentifier(name);
     // The leading comment names the statement in database logs, and it matters: Sequelize's
     // SQLite driver sends statements that start with "INSERT INTO" to sqlite3's run(), which
     // drops the rows RETURNING gives back.
-    const sql = `/* seance:message-batch */ INSERT INTO ${this.table} (${COLUMNS.map(q).join(', ')}) VALUES ${tuples.join(', ')} RETURNING ${q('id')}`;
-    try {
-      // Rows come back in VALUES order: the ids are assigned as the rows are inserted.
-      const rows = await this.sequelize.query<{ id: number }>(sql, { bind, type: QueryTypes.SELECT });
-      if (rows.length !== batch.length) throw new Error(`expected ${batch.length} ids, got ${rows.length}`);
-      batch.forEach((p, i) => p.resolve(Number(rows[i].id)));
-    } catch (err) {
-      for (const p of batch) p.reject(err);
-    }
+    const sql = `/* seance:message-batch */ INSERT INTO ${this.table} (${COLUMNS.map(this.q).join(', ')}) VALUES ${tuples.join(', ')} RETURNING ${this.q('id')}`;
+    // Rows come back in VALUES order: SQLite assigns the ids as it inserts the rows.
+    const result = await this.sequelize.query<{ id: number }>(sql, { bind, type: QueryTypes.SELECT, transaction });
+    return result.map((r) => Number(r.id));
   }
 }

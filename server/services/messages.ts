@@ -6,7 +6,7 @@
 import { Op, type Sequelize } from 'sequelize';
 import type { Models } from '../../models';
 import type { ChatMessageView, HistoryMessageView, ParticipantView } from '../events';
-import { MessageWriter } from './messageWriter';
+import { MessageWriter, type NewMessage } from './messageWriter';
 import { historyMessageView, iso } from './views';
 
 export interface HistoryPage {
@@ -27,15 +27,21 @@ export class MessageService {
 
   async storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView> {
     const timestamp = new Date();
-    const row = { session_id: sessionId, user_id: author.id, user_name: author.name, text, is_spirit: false, in_reply_to: null, timestamp };
-    const id = await this.writer.insert(row);
-    return { id, session_id: sessionId, user_id: author.id, user_name: author.name, message: text, timestamp: iso(timestamp) };
+    const id = await this.writer.insert(chatRow(sessionId, author, text, timestamp));
+    return chatView(id, sessionId, author, text, timestamp);
   }
 
   async storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView> {
     const timestamp = new Date();
-    const id = await this.writer.insert({ session_id: sessionId, user_id: null, user_name: null, text, is_spirit: true, in_reply_to: inReplyTo, timestamp });
-    return { id, session_id: sessionId, user_id: null, user_name: null, message: text, is_spirit: true, timestamp: iso(timestamp) };
+    const id = await this.writer.insert({ ...spiritRow(sessionId, text, timestamp), in_reply_to: inReplyTo });
+    return spiritView(id, sessionId, text, timestamp);
+  }
+
+  /** A question and the spirit's answer, already known, stored together (one statement on PostgreSQL). */
+  async storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }> {
+    const timestamp = new Date();
+    const [questionId, answerId] = await this.writer.insertExchange(chatRow(sessionId, author, question, timestamp), spiritRow(sessionId, answer, timestamp));
+    return { message: chatView(questionId, sessionId, author, question, timestamp), answer: spiritView(answerId, sessionId, answer, timestamp) };
   }
 
   /** The last `limit` messages, oldest first. */
@@ -56,4 +62,20 @@ export class MessageService {
       nextCursor: hasOlder && page.length > 0 ? String(page[0].id) : null,
     };
   }
+}
+
+function chatRow(sessionId: string, author: ParticipantView, text: string, timestamp: Date): NewMessage {
+  return { session_id: sessionId, user_id: author.id, user_name: author.name, text, is_spirit: false, in_reply_to: null, timestamp };
+}
+
+function spiritRow(sessionId: string, text: string, timestamp: Date): Omit<NewMessage, 'in_reply_to'> {
+  return { session_id: sessionId, user_id: null, user_name: null, text, is_spirit: true, timestamp };
+}
+
+function chatView(id: number, sessionId: string, author: ParticipantView, text: string, timestamp: Date): ChatMessageView {
+  return { id, session_id: sessionId, user_id: author.id, user_name: author.name, message: text, timestamp: iso(timestamp) };
+}
+
+function spiritView(id: number, sessionId: string, text: string, timestamp: Date): HistoryMessageView {
+  return { id, session_id: sessionId, user_id: null, user_name: null, message: text, is_spirit: true, timestamp: iso(timestamp) };
 }

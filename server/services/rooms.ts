@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import type { Config } from '../../config';
 import type { TokenService } from '../auth/tokens';
 import { AppError } from '../errors';
-import type { ChatMessageView, ParticipantView, ServerEventData, ServerEventName, SessionView } from '../events';
+import type { ChatMessageView, HistoryMessageView, ParticipantView, ServerEventData, ServerEventName, SessionView } from '../events';
 import type { Logger } from '../logger';
 import type { Broadcaster } from '../realtime/broadcaster';
 import { schemas, validate, validateChatMessage } from '../validation/schemas';
@@ -15,7 +15,7 @@ import type { MessageService } from './messages';
 import type { Presence } from './presence/types';
 import type { RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
-import type { SpiritService } from './spirit';
+import type { SpiritReply, SpiritService } from './spirit';
 import type { UserService } from './users';
 
 /** What a transport knows about one joined connection. */
@@ -122,9 +122,20 @@ export class RoomService {
   async sendMessage(p: Participation, data: unknown): Promise<ChatMessageView> {
     const text = validateChatMessage(data);
     await this.deps.limits.consume('message', `${p.sessionId}:${p.participant.id}`);
-    const message = await this.deps.messages.storeChat(p.sessionId, p.participant, text);
-    this.deps.broadcaster.toSession(p.sessionId, 'message_received', message);
-    this.deps.broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: message.id });
+    const { messages, spirit, broadcaster } = this.deps;
+    // The built-in oracle answers at once: the question and the answer are stored together
+    // and the three events leave in the same tick (one write per listener, see writeCoalescing).
+    const instant = spirit.instantReply(text);
+    if (instant) {
+      const stored = await messages.storeExchange(p.sessionId, p.participant, text, instant.message);
+      broadcaster.toSession(p.sessionId, 'message_received', stored.message);
+      broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: stored.message.id });
+      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, stored.message.id, instant));
+      return stored.message;
+    }
+    const message = await messages.storeChat(p.sessionId, p.participant, text);
+    broadcaster.toSession(p.sessionId, 'message_received', message);
+    broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: message.id });
     this.track(this.answer(p, message));
     return message;
   }
@@ -174,17 +185,7 @@ export class RoomService {
         history: history.map((m) => ({ user_name: m.user_name, message: m.message, is_spirit: m.is_spirit })),
       });
       const stored = await messages.storeSpirit(p.sessionId, question.id, reply.message);
-      const response: ServerEventData<'spirit_response'> = {
-        id: stored.id,
-        session_id: p.sessionId,
-        in_reply_to: question.id,
-        message: reply.message,
-        word_count: reply.word_count,
-        letter_timings: reply.letter_timings,
-        audio_url: null,
-        timestamp: stored.timestamp,
-      };
-      broadcaster.toSession(p.sessionId, 'spirit_response', response);
+      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply));
     } catch (err) {
       this.log.error({ err, session_id: p.sessionId, in_reply_to: question.id }, 'spirit answer failed');
       p.send('error', { code: 'SPIRIT_ERROR', message: 'The spirit could not answer this time' });
@@ -197,3 +198,16 @@ export class RoomService {
   }
 }
 
+
+function spiritResponse(stored: HistoryMessageView, inReplyTo: number, reply: SpiritReply): ServerEventData<'spirit_response'> {
+  return {
+    id: stored.id,
+    session_id: stored.session_id,
+    in_reply_to: inReplyTo,
+    message: stored.message,
+    word_count: reply.word_count,
+    letter_timings: reply.letter_timings,
+    audio_url: null,
+    timestamp: stored.timestamp,
+  };
+}

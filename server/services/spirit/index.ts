@@ -45,9 +45,19 @@ export class SpiritService {
     return this.provider.name;
   }
 
+  /**
+   * The answer right away when the provider is the built-in oracle, which answers in-process
+   * and cannot fail; null when the answer has to be asked for (`reply`).
+   */
+  instantReply(question: string): SpiritReply | null {
+    if (!(this.provider instanceof OracleProvider)) return null;
+    return { ...shapeReply(oracleAnswer(question)), provider: 'oracle', fallback: false };
+  }
+
   async reply(req: SpiritRequest): Promise<SpiritReply> {
-    // The oracle answers in-process and cannot fail: no timer, no retry loop on the hot path.
-    if (this.provider instanceof OracleProvider) return { ...shapeReply(oracleAnswer(req.question)), provider: 'oracle', fallback: false };
+    // No timer, no retry loop for the oracle.
+    const instant = this.instantReply(req.question);
+    if (instant) return instant;
     const attempts = 1 + Math.max(0, this.config.retries);
     for (let attempt = 1; attempt <= attempts; attempt += 1) {
       try {

@@ -1,0 +1,102 @@
+/**
+ * The batched message writer on both dialects: everything asked for in one tick is stored,
+ * ids come back to the right callers in order, and a spirit answer stored with its question
+ * names the question's id.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { expect } from 'chai';
+import { QueryTypes } from 'sequelize';
+import { loadConfig } from '../../config';
+import { createDatabase, type Database } from '../../server/db';
+import { createLogger } from '../../server/logger';
+import { MessageWriter, type NewMessage } from '../../server/services/messageWriter';
+import { sharedPostgres } from '../support/hooks';
+
+const dialects: Array<{ name: string; url: () => Promise<string> }> = [
+  { name: 'PostgreSQL', url: async () => (await sharedPostgres()).url },
+  { name: 'SQLite', url: async () => `sqlite:${path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'seance-writer-')), 'writer.db')}` },
+];
+
+for (const dialect of dialects) {
+  describe(`message writer on ${dialect.name}`, () => {
+    let db: Database;
+    let writer: MessageWriter;
+    let sessionId: string;
+    const statements: string[] = [];
+
+    before(async () => {
+      const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', DATABASE_URL: await dialect.url() });
+      db = createDatabase(config, createLogger(config));
+      await db.migrate();
+      // Sequelize reports every statement it sends: the batches are counted from here.
+      (db.sequelize as unknown as { options: { logging: (sql: string) => void } }).options.logging = (sql: string) => {
+        if (sql.includes('seance:message-batch')) statements.push(sql);
+      };
+      writer = new MessageWriter(db.sequelize, db.models.Message);
+    });
+    after(() => db.close());
+    beforeEach(async () => {
+      statements.length = 0;
+      sessionId = randomUUID();
+      await db.models.Session.create({ id: sessionId, name: 'writer', max_users: 6, is_active: true, created_at: new Date() });
+    });
+
+    const question = (n: number): NewMessage => ({ session_id: sessionId, user_id: `u${n % 3}`, user_name: `User ${n % 3}`, text: `question ${n}`, is_spirit: false, in_reply_to: null, timestamp: new Date() });
+    const answer = (n: number) => ({ session_id: sessionId, user_id: null, user_name: null, text: `answer ${n}`, is_spirit: true, timestamp: new Date() });
+
+    async function stored() {
+      return db.sequelize.query<{ id: number; text: string; is_spirit: boolean; in_reply_to: number | null; user_id: string | null }>(
+        'SELECT id, text, is_spirit, in_reply_to, user_id FROM messages WHERE session_id = $1 ORDER BY id',
+        { bind: [sessionId], type: QueryTypes.SELECT },
+      );
+    }
+
+    it('stores single rows and exchanges asked for in one tick, in order, and answers name their question', async () => {
+      const work: Array<Promise<number | [number, number]>> = [];
+      for (let n = 0; n < 30; n++) work.push(n % 3 === 0 ? writer.insert(question(n)) : writer.insertExchange(question(n), answer(n)));
+      const ids = await Promise.all(work);
+
+      const rows = await stored();
+      const byId = new Map(rows.map((r) => [Number(r.id), r]));
+      ids.forEach((result, n) => {
+        if (typeof result === 'number') {
+          expect(byId.get(result)).to.include({ text: `question ${n}`, in_reply_to: null });
+          return;
+        }
+        const [q, a] = result;
+        expect(byId.get(q)).to.include({ text: `question ${n}`, in_reply_to: null });
+        expect(Boolean(byId.get(a)!.is_spirit)).to.equal(true);
+        expect(byId.get(a)).to.include({ text: `answer ${n}`, in_reply_to: q });
+        expect(a).to.be.above(q);
+      });
+      // One sender's messages keep the order they were asked in.
+      const questionIds = ids.map((r) => (typeof r === 'number' ? r : r[0]));
+      expect(questionIds).to.deep.equal([...questionIds].sort((x, y) => x - y));
+      expect(rows).to.have.length(50);
+      // PostgreSQL: all in one statement; SQLite: plain rows and questions first, then the answers.
+      expect(statements).to.have.length(dialect.name === 'PostgreSQL' ? 1 : 2);
+    });
+
+    it('splits a large tick into bounded statements without separating a question from its answer', async () => {
+      const exchanges = await Promise.all(Array.from({ length: 150 }, (_, n) => writer.insertExchange(question(n), answer(n))));
+      const rows = await stored();
+      expect(rows).to.have.length(300);
+      const byId = new Map(rows.map((r) => [Number(r.id), r]));
+      for (const [q, a] of exchanges) expect(byId.get(a)!.in_reply_to).to.equal(q);
+      expect(statements.length).to.equal(dialect.name === 'PostgreSQL' ? 2 : 4);
+    });
+
+    it('rejects every caller of a batch that cannot be stored, and stores none of it', async () => {
+      const missing = randomUUID();
+      const results = await Promise.allSettled([
+        writer.insert(question(1)),
+        writer.insertExchange({ ...question(2), session_id: missing }, { ...answer(2), session_id: missing }),
+      ]);
+      expect(results.map((r) => r.status)).to.deep.equal(['rejected', 'rejected']);
+      expect(await stored()).to.have.length(0);
+    });
+  });
+}

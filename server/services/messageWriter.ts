@@ -41,6 +41,20 @@ interface BatchRow extends NewMessage {
   replyTo: number | null;
 }
 
+/** The pg client Sequelize pools, as far as the writer uses it. */
+interface PgClient {
+  query(statement: { name: string; text: string; values: unknown[] }): Promise<{ rows: Array<{ id: string | number }> }>;
+  _invalid?: boolean;
+}
+
+const PREPARED_BATCH = 'seance_message_batch';
+
+/** An error PostgreSQL raised for the statement (a SQLSTATE outside connection loss and shutdown): the connection is fine. */
+function isStatementError(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P0)/.test(code);
+}
+
 /** Bounded so one statement stays small (and, for SQLite, under its bind parameter limit). */
 const MAX_BATCH_ROWS = 200;
 const COLUMNS = ['session_id', 'user_id', 'user_name', 'text', 'is_spirit', 'in_reply_to', 'timestamp'] as const;
@@ -152,7 +166,7 @@ export class MessageWriter {
   }
 
   private async writePostgres(rows: BatchRow[]): Promise<number[]> {
-    const bind = [
+    const values = [
       rows.map((r) => r.session_id),
       rows.map((r) => r.user_id),
       rows.map((r) => r.user_name),
@@ -162,8 +176,21 @@ export class MessageWriter {
       rows.map((r) => r.replyTo),
       rows.map((r) => r.timestamp.toISOString()),
     ];
-    const result = await this.sequelize.query<{ id: string | number }>(this.postgresSql, { bind, type: QueryTypes.SELECT });
-    return result.map((r) => Number(r.id));
+    // Straight to a pooled pg client: a named statement is parsed and planned once per
+    // connection, which Sequelize's query() cannot ask for. Parse and plan were most of
+    // PostgreSQL's time on the message path.
+    const pool = this.sequelize.connectionManager;
+    const client = (await pool.getConnection({ type: 'write' })) as unknown as PgClient;
+    try {
+      const result = await client.query({ name: PREPARED_BATCH, text: this.postgresSql, values });
+      return result.rows.map((r) => Number(r.id));
+    } catch (err) {
+      // Sequelize's own mark for a broken connection: the pool replaces it instead of lending it again.
+      if (!isStatementError(err)) client._invalid = true;
+      throw err;
+    } finally {
+      pool.releaseConnection(client as never);
+    }
   }
 
   /**

@@ -48,6 +48,8 @@ interface PgClient {
 }
 
 const PREPARED_BATCH = 'seance_message_batch';
+/** Statements one node has under way at once; more rows wait and go together in the next. */
+const MAX_IN_FLIGHT = 2;
 
 /** An error PostgreSQL raised for the statement (a SQLSTATE outside connection loss and shutdown): the connection is fine. */
 function isStatementError(err: unknown): boolean {
@@ -70,18 +72,22 @@ function sqliteDate(date: Date): string {
 export class MessageWriter {
   private queue: Pending[] = [];
   private scheduled = false;
+  private inFlight = 0;
   private readonly table: string;
   private readonly q: (identifier: string) => string;
-  private readonly postgresSql: string;
+  private readonly tableName: string;
+  /** The batch statement, built once the id sequence's name is known (looked up once: it costs a catalog scan). */
+  private postgresSql: Promise<string> | null = null;
 
   constructor(
     private readonly sequelize: Sequelize,
     model: typeof Message,
+    private readonly maxInFlight = MAX_IN_FLIGHT,
   ) {
     const qi = sequelize.getQueryInterface();
     this.q = (identifier) => qi.quoteIdentifier(identifier);
     this.table = this.q(model.getTableName() as string);
-    this.postgresSql = this.buildPostgresSql(model.getTableName() as string);
+    this.tableName = model.getTableName() as string;
   }
 
   /** Resolves with the stored row's id. */
@@ -104,14 +110,21 @@ export class MessageWriter {
       this.queue.push({ rows, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => this.flush());
+        setImmediate(() => {
+          this.scheduled = false;
+          this.flush();
+        });
       }
     });
   }
 
+  /**
+   * Sends what is queued, as long as fewer than `maxInFlight` statements are under way; the
+   * rest waits for one to finish and then goes as one batch. Under load that makes batches
+   * grow instead of statements multiplying (each costs PostgreSQL far more than a row).
+   */
   private flush(): void {
-    this.scheduled = false;
-    while (this.queue.length > 0) {
+    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
       // Whole groups only: a question and its answer are never split across statements.
       let take = 0;
       let rows = 0;
@@ -119,7 +132,11 @@ export class MessageWriter {
         rows += this.queue[take].rows.length;
         take += 1;
       }
-      void this.write(this.queue.splice(0, take));
+      this.inFlight += 1;
+      void this.write(this.queue.splice(0, take)).finally(() => {
+        this.inFlight -= 1;
+        this.flush();
+      });
     }
   }
 
@@ -146,14 +163,15 @@ export class MessageWriter {
    * arrays), so PostgreSQL parses nothing new per batch. Ids are drawn in row order first, so
    * answers can name their question's id and the ids come back in row order.
    */
-  private buildPostgresSql(tableName: string): string {
+  private async buildPostgresSql(): Promise<string> {
     const { q, table } = this;
+    const [found] = await this.sequelize.query<{ name: string | null }>(`SELECT pg_get_serial_sequence($1, 'id') AS name`, { bind: [this.tableName], type: QueryTypes.SELECT });
+    if (!found?.name) throw new Error(`${this.tableName}.id has no sequence`);
     const columns = COLUMNS.map(q).join(', ');
     return [
       '/* seance:message-batch */',
-      `WITH sequence AS (SELECT pg_get_serial_sequence(${this.sequelize.escape(tableName)}, 'id')::regclass AS name),`,
-      'input AS MATERIALIZED (',
-      '  SELECT nextval((SELECT name FROM sequence)) AS id, given.*',
+      'WITH input AS MATERIALIZED (',
+      `  SELECT nextval(${this.sequelize.escape(found.name)}::regclass) AS id, given.*`,
       '  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::integer[], $8::timestamptz[])',
       '    WITH ORDINALITY AS given(session_id, user_id, user_name, body, is_spirit, in_reply_to, reply_to, stamp, n)',
       '),',
@@ -179,10 +197,15 @@ export class MessageWriter {
     // Straight to a pooled pg client: a named statement is parsed and planned once per
     // connection, which Sequelize's query() cannot ask for. Parse and plan were most of
     // PostgreSQL's time on the message path.
+    this.postgresSql ??= this.buildPostgresSql().catch((err) => {
+      this.postgresSql = null;
+      throw err;
+    });
+    const text = await this.postgresSql;
     const pool = this.sequelize.connectionManager;
     const client = (await pool.getConnection({ type: 'write' })) as unknown as PgClient;
     try {
-      const result = await client.query({ name: PREPARED_BATCH, text: this.postgresSql, values });
+      const result = await client.query({ name: PREPARED_BATCH, text, values });
       return result.rows.map((r) => Number(r.id));
     } catch (err) {
       // Sequelize's own mark for a broken connection: the pool replaces it instead of lending it again.

@@ -96,6 +96,26 @@ for (const dialect of dialects) {
       expect(await statementCount()).to.equal(dialect.name === 'PostgreSQL' ? 2 : 4);
     });
 
+    if (dialect.name === 'PostgreSQL') {
+      it('holds rows back while its statements are under way and sends them together when one ends', async () => {
+        const oneAtATime = new MessageWriter(db.sequelize, db.models.Message, 1);
+        // A lock held elsewhere keeps the first statement under way while more rows arrive, tick by tick.
+        const blocker = await db.sequelize.transaction();
+        await db.sequelize.query('LOCK TABLE messages IN EXCLUSIVE MODE', { transaction: blocker });
+        const first = oneAtATime.insert(question(0));
+        const rest: Array<Promise<number>> = [];
+        for (let n = 1; n <= 10; n++) {
+          await new Promise((resolve) => setTimeout(resolve, 5));
+          rest.push(oneAtATime.insert(question(n)));
+        }
+        await blocker.commit();
+        const ids = await Promise.all([first, ...rest]);
+        expect(ids).to.deep.equal([...ids].sort((x, y) => x - y));
+        expect(await stored()).to.have.length(11);
+        expect(await statementCount()).to.equal(2);
+      });
+    }
+
     it('rejects every caller of a batch that cannot be stored, and stores none of it', async () => {
       const missing = randomUUID();
       const results = await Promise.allSettled([

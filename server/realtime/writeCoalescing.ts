@@ -36,7 +36,7 @@ export function tcpSocketOf(ws: unknown): NetSocket | null {
   return (ws as WithTcpSocket | null)?._socket ?? null;
 }
 
-/** The engine.io internals this reaches into; checked at start so a dependency upgrade that moves them fails loudly in tests, not silently in production. */
+/** The engine.io internals this reaches into; checked on every connection, so a dependency upgrade that moves them fails loudly (the tests count writes per connection). */
 interface FlushableEngineSocket {
   flush(): void;
   transport: { name: string; socket?: unknown };

@@ -118,7 +118,7 @@ export class RoomService {
     }
   }
 
-  /** Validates, rate-limits, stores, then broadcasts; the spirit answers in the background. */
+  /** Validates, rate-limits, stores, then broadcasts; a provider other than the oracle answers in the background. */
   async sendMessage(p: Participation, data: unknown): Promise<ChatMessageView> {
     const text = validateChatMessage(data);
     await this.deps.limits.consume('message', `${p.sessionId}:${p.participant.id}`);
@@ -126,17 +126,14 @@ export class RoomService {
     // The built-in oracle answers at once: the question and the answer are stored together
     // and the three events leave in the same tick (one write per listener, see writeCoalescing).
     const instant = spirit.instantReply(text);
-    if (instant) {
-      const stored = await messages.storeExchange(p.sessionId, p.participant, text, instant.message);
-      broadcaster.toSession(p.sessionId, 'message_received', stored.message);
-      broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: stored.message.id });
-      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, stored.message.id, instant));
-      return stored.message;
-    }
-    const message = await messages.storeChat(p.sessionId, p.participant, text);
+    const stored = instant
+      ? await messages.storeExchange(p.sessionId, p.participant, text, instant.message)
+      : { message: await messages.storeChat(p.sessionId, p.participant, text), answer: null };
+    const { message } = stored;
     broadcaster.toSession(p.sessionId, 'message_received', message);
     broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: message.id });
-    this.track(this.answer(p, message));
+    if (instant && stored.answer) broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, message.id, instant));
+    else this.track(this.answer(p, message));
     return message;
   }
 
@@ -197,7 +194,6 @@ export class RoomService {
     void work.finally(() => this.pending.delete(work));
   }
 }
-
 
 function spiritResponse(stored: HistoryMessageView, inReplyTo: number, reply: SpiritReply): ServerEventData<'spirit_response'> {
   return {

@@ -65,7 +65,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const { config, logger, db, redis } = deps;
   const policy = createRequestPolicy(config);
   const tokens = new TokenService(config.auth);
-  const limits = new RateLimits(config.limits, redis?.command ?? null);
+  const limits = new RateLimits(config.limits, redis, config.nodeId, logger);
   const presence: Presence = redis
     ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' }))
     : new MemoryPresence();
@@ -141,7 +141,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use(notFound);
   app.use(errorHandler);
 
-  await presence.start();
+  await Promise.all([presence.start(), limits.start()]);
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
@@ -157,7 +157,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await rooms.drain();
     });
     rawEdge.close();
-    await presence.stop();
+    await Promise.all([presence.stop(), limits.stop()]);
     await new Promise<void>((resolve) => io.close(() => resolve()));
     httpServer.closeAllConnections();
   }

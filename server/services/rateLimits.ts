@@ -2,34 +2,56 @@
  * The three limits of the contract, on rate-limiter-flexible: in Redis when the cluster has
  * one (so a limit holds across nodes), in memory otherwise. If Redis is unreachable the
  * Redis limiters fall back to an in-memory insurance limiter instead of failing requests.
+ * Messages, the only limit on the hot path, are decided under a lease (see RateLimitLeases).
  */
 import type Redis from 'ioredis';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../../config';
 import { AppError } from '../errors';
+import type { Logger } from '../logger';
+import { RateLimitLeases } from './rateLimitLeases';
 
 export type LimitName = 'message' | 'sessionCreate' | 'connection';
 
+export interface RateLimitRedis {
+  /** Counts, scripts and lease answers (one connection, so their order holds). */
+  command: Redis;
+  /** Lease requests addressed to this node. */
+  sub: Redis;
+}
+
 export class RateLimits {
   private readonly limiters: Record<LimitName, RateLimiterAbstract>;
+  private readonly messageLeases: RateLimitLeases | null;
 
-  constructor(limits: Config['limits'], redis: Redis | null) {
+  constructor(limits: Config['limits'], redis: RateLimitRedis | null, nodeId: string, logger: Logger) {
     const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract => {
       const memory = new RateLimiterMemory({ keyPrefix, points, duration });
       if (!redis) return memory;
-      return new RateLimiterRedis({ storeClient: redis, keyPrefix: `seance:rl:${keyPrefix}`, points, duration, insuranceLimiter: memory });
+      return new RateLimiterRedis({ storeClient: redis.command, keyPrefix: `seance:rl:${keyPrefix}`, points, duration, insuranceLimiter: memory });
     };
     this.limiters = {
       message: make('msg', limits.messagesPerWindow, limits.messageWindowSeconds),
       sessionCreate: make('create', limits.sessionCreatesPerMinute, 60),
       connection: make('conn', limits.connectionsPerMinute, 60),
     };
+    this.messageLeases = redis
+      ? new RateLimitLeases(this.limiters.message, limits.messagesPerWindow, limits.messageWindowSeconds, redis.command, redis.sub, nodeId, logger.child({ component: 'rate-limits' }))
+      : null;
+  }
+
+  async start(): Promise<void> {
+    await this.messageLeases?.start();
+  }
+
+  async stop(): Promise<void> {
+    await this.messageLeases?.stop();
   }
 
   /** Takes one point for `key`, or throws RATE_LIMITED with the seconds to wait. */
   async consume(limit: LimitName, key: string): Promise<void> {
     try {
-      await this.limiters[limit].consume(key);
+      await (limit === 'message' && this.messageLeases ? this.messageLeases.consume(key) : this.limiters[limit].consume(key));
     } catch (rejection) {
       if (rejection instanceof RateLimiterRes) {
         const retryAfterSeconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
@@ -38,4 +60,12 @@ export class RateLimits {
       throw rejection;
     }
   }
+
+  /** A participant joined here: its message limit is settled now, so its messages need not wait for Redis. */
+  prepareMessages(key: string): void {
+    this.messageLeases?.prepare(key);
+  }
 }
+
+/** The key of a participant's message limit. */
+export const messageLimitKey = (sessionId: string, participantId: string) => `${sessionId}:${participantId}`;

@@ -13,7 +13,7 @@ import type { Broadcaster } from '../realtime/broadcaster';
 import { schemas, validate, validateChatMessage } from '../validation/schemas';
 import type { MessageService } from './messages';
 import type { Presence } from './presence/types';
-import type { RateLimits } from './rateLimits';
+import { messageLimitKey, type RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
 import type { SpiritReply, SpiritService } from './spirit';
 import type { UserService } from './users';
@@ -83,6 +83,7 @@ export class RoomService {
     if (!admission.admitted) throw new AppError('SESSION_FULL', `This session is full (${session.max_users} participants)`);
 
     const participation: Participation = { sessionId: session.id, connectionId, participant: admission.participant, send };
+    this.deps.limits.prepareMessages(messageLimitKey(session.id, admission.participant.id));
     try {
       const [users, messages] = await Promise.all([
         this.deps.presence.list(session.id),
@@ -121,7 +122,7 @@ export class RoomService {
   /** Validates, rate-limits, stores, then broadcasts; a provider other than the oracle answers in the background. */
   async sendMessage(p: Participation, data: unknown): Promise<ChatMessageView> {
     const text = validateChatMessage(data);
-    await this.deps.limits.consume('message', `${p.sessionId}:${p.participant.id}`);
+    await this.deps.limits.consume('message', messageLimitKey(p.sessionId, p.participant.id));
     const { messages, spirit, broadcaster } = this.deps;
     // The built-in oracle answers at once: the question and the answer are stored together
     // and the three events leave in the same tick (one write per listener, see writeCoalescing).

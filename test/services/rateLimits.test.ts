@@ -4,6 +4,7 @@
  */
 import http from 'node:http';
 import { expect } from 'chai';
+import Redis from 'ioredis';
 import { startCluster, type ClusterHandle } from '../harness/cluster';
 import { http as request, joinSocket, RawClient, sendWithAck, socketClient } from '../support/clients';
 import { sharedPostgres } from '../support/hooks';
@@ -73,6 +74,23 @@ describe('rate limits across a cluster (Redis)', function () {
     expect(history.body.data.filter((m: any) => !m.is_spirit).map((m: any) => m.message)).to.deep.equal(['1', '2', '3']);
     onA.close();
     onB.close();
+  });
+
+  it('answers a participant\'s message without waiting for Redis once the participant has joined', async () => {
+    const [a] = cluster.nodes;
+    const session = (await createFrom(a.url, '127.0.0.77')).body.data;
+    const socket = await joinSocket(a.url, { session_id: session.id, user_id: 'steady', name: 'Steady' }, { localAddress: '127.0.0.78' } as any);
+    expect((await sendWithAck(socket, { message: 'first' })).ok).to.equal(true);
+    const admin = new Redis(cluster.redis.url);
+    try {
+      // Every write to Redis stalls: a limit that consulted Redis first could not answer now.
+      await admin.client('PAUSE', 10_000, 'WRITE');
+      expect(await sendWithAck(socket, { message: 'second' }, 3_000)).to.deep.include({ ok: true });
+    } finally {
+      await admin.client('UNPAUSE');
+      admin.disconnect();
+      socket.close();
+    }
   });
 
   it('counts connection attempts per address across nodes and transports', async () => {

@@ -4,16 +4,17 @@
  * The count of a key (one participant in one session) lives in Redis, under the key
  * rate-limiter-flexible gives it, so the limit holds across nodes. The node that serves the key
  * takes a lease on it (normally when the participant joins): while it holds the lease no other
- * node consumes those points, so it decides each request from its own copy of the count at once
- * and tells Redis afterwards, in the background.
+ * node touches that count, so the holder keeps it in memory, decides each request at once, and
+ * writes the count (and the time left in its window) back to Redis every FLUSH_MS.
  *
  * When another node needs the same key (the participant is connected there too), it asks the
- * holder to give the lease up. The holder stops deciding locally, marks the key shared and
- * answers on the connection that carried its consumes: Redis has counted every point the holder
- * admitted before anyone reads the answer. From then until the mark expires, every node
- * consumes in Redis and waits for the answer, exactly as without leases. A holder that does not
- * answer within REVOKE_TIMEOUT_MS is taken for dead. Losing the Redis connection drops every
- * lease this node holds (a restarted Redis remembers none).
+ * holder to give the lease up. The holder stops deciding locally, writes its count, marks the
+ * key shared and answers, all on one connection, so Redis holds every point the holder admitted
+ * before anyone reads the answer. From then until the mark expires every node consumes in Redis
+ * and waits for the answer, exactly as without leases. A holder that does not answer within
+ * REVOKE_TIMEOUT_MS is taken for dead: what it admitted in its last FLUSH_MS is not counted.
+ * Losing the Redis connection drops every lease this node holds (a restarted Redis remembers
+ * none); a node that stops hands its leases back.
  */
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
@@ -26,6 +27,8 @@ const SHARED = '*';
 /** How long a lease (and a shared mark) lasts in Redis; a holder renews it at half time. */
 export const LEASE_MS = 30_000;
 const REVOKE_TIMEOUT_MS = 500;
+/** How often a holder writes its counts to Redis (what a crashed holder can leave uncounted). */
+const FLUSH_MS = 1_000;
 /** Acquisition rounds before a node gives up on a lease and simply consumes in Redis. */
 const MAX_ACQUIRE_ROUNDS = 3;
 
@@ -38,6 +41,11 @@ if holder == false or holder == ARGV[1] then
 end
 return {holder, tonumber(redis.call('GET', KEYS[2]) or '0'), redis.call('PTTL', KEYS[2])}`;
 
+/** Gives the lease up if `ARGV[1]` still holds it. */
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 1`;
+
 /** Marks the key shared if `ARGV[1]` still holds it. */
 const SHARE = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -48,18 +56,19 @@ return 1`;
 type LeaseRedis = Redis & {
   seanceLeaseAcquire(holderKey: string, countKey: string, nodeId: string, leaseMs: number): Promise<[string, number, number]>;
   seanceLeaseShare(holderKey: string, nodeId: string, leaseMs: number): Promise<number>;
+  seanceLeaseRelease(holderKey: string, nodeId: string): Promise<number>;
 };
 
 interface Lease {
   /** Early bound of the lease's expiry in Redis (monotonic ms). */
   validUntil: number;
   renewing: boolean;
-  /** Redis's count in the current window once this node's consumes under way have landed. */
+  /** Points used in the current window (Redis has them after the next flush). */
   used: number;
-  /** Late bound of the current window's end in Redis; 0 when no window is open. */
+  /** When the current window ends (monotonic ms); 0 when no window is open. */
   windowEnd: number;
-  /** Consumes sent to Redis and not answered yet. */
-  inFlight: number;
+  /** Holds points Redis has not been told about. */
+  dirty: boolean;
 }
 
 type ChannelMessage = { type: 'revoke'; key: string; from: string; id: string } | { type: 'released'; id: string };
@@ -73,6 +82,7 @@ export class RateLimitLeases {
   private revocations = 0;
   private readonly durationMs: number;
   private nextSweep = 0;
+  private flushTimer: NodeJS.Timeout | null = null;
 
   constructor(
     /** The rate-limiter-flexible limiter that keeps the count in Redis. */
@@ -88,6 +98,7 @@ export class RateLimitLeases {
     this.redis = command as LeaseRedis;
     this.redis.defineCommand('seanceLeaseAcquire', { numberOfKeys: 2, lua: ACQUIRE });
     this.redis.defineCommand('seanceLeaseShare', { numberOfKeys: 1, lua: SHARE });
+    this.redis.defineCommand('seanceLeaseRelease', { numberOfKeys: 1, lua: RELEASE });
     this.redis.on('close', () => this.leases.clear());
     this.subscriber.on('message', this.onChannelMessage);
   }
@@ -97,11 +108,19 @@ export class RateLimitLeases {
 
   async start(): Promise<void> {
     await this.subscriber.subscribe(RateLimitLeases.channel(this.nodeId));
+    this.flushTimer = setInterval(() => this.flushAll(), FLUSH_MS).unref();
   }
 
+  /** Writes every count and hands every lease back, so other nodes need not wait for this one. */
   async stop(): Promise<void> {
+    if (this.flushTimer) clearInterval(this.flushTimer);
     this.subscriber.off('message', this.onChannelMessage);
-    await this.subscriber.unsubscribe(RateLimitLeases.channel(this.nodeId)).catch(() => undefined);
+    const held = [...this.leases];
+    this.leases.clear();
+    await Promise.all([
+      this.subscriber.unsubscribe(RateLimitLeases.channel(this.nodeId)),
+      ...held.map(([key, lease]) => this.flush(key, lease).then(() => this.redis.seanceLeaseRelease(RateLimitLeases.holderKey(key), this.nodeId))),
+    ]).catch((err: unknown) => this.logger.warn({ err: { message: (err as Error).message } }, 'rate limit leases not handed back'));
   }
 
   /** Starts taking the lease of `key` ahead of its first request (at join). */
@@ -126,27 +145,32 @@ export class RateLimitLeases {
 
   private takeLocally(key: string, lease: Lease, now: number): void {
     if (lease.windowEnd !== 0 && now >= lease.windowEnd) {
-      // The window has surely ended in Redis; consumes still under way may land in the next one.
-      lease.used = lease.inFlight;
-      lease.windowEnd = lease.inFlight > 0 ? now + this.durationMs : 0;
+      lease.used = 0;
+      lease.windowEnd = 0;
     }
-    if (lease.used >= this.points) {
-      throw new RateLimiterRes(0, Math.max(0, lease.windowEnd - now), lease.used + 1);
-    }
+    if (lease.used >= this.points) throw new RateLimiterRes(0, lease.windowEnd - now, lease.used + 1);
     lease.used += 1;
-    // Provisional: Redis opens the window when this consume lands, and its answer tells the end.
     if (lease.windowEnd === 0) lease.windowEnd = now + this.durationMs;
-    lease.inFlight += 1;
-    const settle = (res: RateLimiterRes) => {
-      lease.inFlight -= 1;
-      lease.used = res.consumedPoints + lease.inFlight;
-      lease.windowEnd = performance.now() + res.msBeforeNext;
-    };
-    this.shared.consume(key).then(settle, (rejection: unknown) => {
-      if (rejection instanceof RateLimiterRes) settle(rejection);
-      else this.drop(key, lease, rejection);
-    });
+    lease.dirty = true;
     if (now >= lease.validUntil - LEASE_MS / 2 && !lease.renewing) this.renew(key, lease);
+  }
+
+  /** Tells Redis a lease's count, with the time left in its window (it expires with it there too). */
+  private flush(key: string, lease: Lease): Promise<unknown> {
+    if (!lease.dirty) return Promise.resolve();
+    lease.dirty = false;
+    const msLeft = Math.ceil(lease.windowEnd - performance.now());
+    if (lease.windowEnd === 0 || msLeft <= 0) return Promise.resolve();
+    return this.redis.set(this.shared.getKey(key), lease.used, 'PX', msLeft);
+  }
+
+  private flushAll(): void {
+    for (const [key, lease] of this.leases) {
+      this.flush(key, lease).catch((err: unknown) => {
+        lease.dirty = true;
+        this.logger.debug({ err: { message: (err as Error).message } }, 'rate limit count not written; retrying');
+      });
+    }
   }
 
   /** One acquisition per key at a time; every request waiting for it shares the outcome. */
@@ -177,17 +201,10 @@ export class RateLimitLeases {
     }
   }
 
-  /** Starts a lease from Redis's count; consumes of an expired lease still under way will add to it. */
+  /** Starts a lease from Redis's count and window. */
   private install(key: string, sentAt: number, count: number, pttl: number): void {
-    const pending = this.leases.get(key)?.inFlight ?? 0;
-    const now = performance.now();
-    this.leases.set(key, {
-      validUntil: sentAt + LEASE_MS,
-      renewing: false,
-      used: (pttl > 0 ? count : 0) + pending,
-      windowEnd: pttl > 0 ? now + pttl : pending > 0 ? now + this.durationMs : 0,
-      inFlight: 0,
-    });
+    const open = pttl > 0;
+    this.leases.set(key, { validUntil: sentAt + LEASE_MS, renewing: false, used: open ? count : 0, windowEnd: open ? performance.now() + pttl : 0, dirty: false });
   }
 
   /** Asks `holder` to give the lease up; a holder that does not answer in time is taken for dead. */
@@ -223,11 +240,11 @@ export class RateLimitLeases {
       return;
     }
     this.revocations += 1;
+    const lease = this.leases.get(message.key);
     this.leases.delete(message.key);
-    // Same connection as this node's consumes: they are counted before the answer is read.
+    // The answer goes once Redis holds the count and the mark.
     const answer: ChannelMessage = { type: 'released', id: message.id };
-    void this.redis
-      .seanceLeaseShare(RateLimitLeases.holderKey(message.key), this.nodeId, LEASE_MS)
+    void Promise.all([lease ? this.flush(message.key, lease) : undefined, this.redis.seanceLeaseShare(RateLimitLeases.holderKey(message.key), this.nodeId, LEASE_MS)])
       .then(() => this.redis.publish(RateLimitLeases.channel(message.from), JSON.stringify(answer)))
       .catch((err: unknown) => this.logger.warn({ err: { message: (err as Error).message } }, 'could not release a rate limit lease'));
   };
@@ -254,6 +271,6 @@ export class RateLimitLeases {
   private sweep(now: number): void {
     if (now < this.nextSweep) return;
     this.nextSweep = now + LEASE_MS;
-    for (const [key, lease] of this.leases) if (now >= lease.validUntil && lease.inFlight === 0) this.leases.delete(key);
+    for (const [key, lease] of this.leases) if (now >= lease.validUntil && !lease.dirty) this.leases.delete(key);
   }
 }

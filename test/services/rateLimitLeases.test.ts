@@ -137,6 +137,18 @@ describe('message limits under leases (Redis, two nodes)', function () {
     expect(await holderOf(key)).to.equal('*');
   });
 
+  it('writes its counts and hands its leases back when it stops', async () => {
+    const a = await startNode('node-a');
+    const b = await startNode('node-b');
+    const key = randomUUID();
+    expect([await attempt(a, key), await attempt(a, key)]).to.deep.equal([true, true]);
+    await a.limits.stop();
+    expect(await holderOf(key)).to.equal(null);
+    expect(await countInRedis(key)).to.equal(2);
+    expect([await attempt(b, key), await attempt(b, key)]).to.deep.equal([true, false]);
+    expect(await holderOf(key)).to.equal('node-b');
+  });
+
   it('gives up its leases when its Redis connection drops', async () => {
     const a = await startNode('node-a');
     const b = await startNode('node-b');

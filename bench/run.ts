@@ -203,8 +203,28 @@ function totalCpu(r: ResourceReading): number {
 }
 
 /** Measures, and measures again (up to opts.retries times) while other processes load the machine. */
+/** A machine below this share of its cores is quiet enough to start a run on. */
+const QUIET_SHARE = 0.1;
+const QUIET_WAIT_MS = 15_000;
+
+/** Waits until the machine is quiet (at most QUIET_WAIT_MS): no run starts in the wake of the one before. */
+async function settle(log: (line: string) => void): Promise<void> {
+  const started = Date.now();
+  for (;;) {
+    const busy = await machineBusyShare(500);
+    if (busy <= QUIET_SHARE) return;
+    if (Date.now() - started > QUIET_WAIT_MS) {
+      log(`    (the machine is still ${(busy * 100).toFixed(0)}% busy after ${QUIET_WAIT_MS / 1000} s: measuring anyway)`);
+      return;
+    }
+  }
+}
+
 async function measureQuiet(system: SystemHandle, backing: Backing, spec: LoadSpec, opts: Options, log: (line: string) => void): Promise<Measured> {
   for (let attempt = 0; ; attempt++) {
+    const settleStart = Date.now();
+    await settle(log);
+    if (Date.now() - settleStart > 1_000) log(`    (waited ${((Date.now() - settleStart) / 1000).toFixed(1)} s for the machine to settle)`);
     const r = await measure(system, backing, spec, opts);
     if (r.otherLoad <= opts.maxOtherLoad || attempt >= opts.retries) return r;
     log(`    (other processes used ${(r.otherLoad * 100).toFixed(0)}% of the machine during this run: measuring again)`);

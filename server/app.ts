@@ -24,6 +24,7 @@ import type { Logger } from './logger';
 import { createBroadcaster } from './realtime/broadcaster';
 import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
+import { batchRoomPublishes } from './realtime/publishBatching';
 import { coalesceEngineWrites } from './realtime/writeCoalescing';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
@@ -92,7 +93,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   // Sharded Pub/Sub (Redis 7) with a channel per room, subscribed only by the nodes that hold a
   // member: a session's traffic reaches the nodes that serve it and no others.
-  if (redis) io.adapter(createShardedAdapter(redis.pub, redis.sub, { channelPrefix: 'seance', subscriptionMode: 'dynamic' }));
+  if (redis) {
+    io.adapter(createShardedAdapter(redis.pub, redis.sub, { channelPrefix: 'seance', subscriptionMode: 'dynamic' }));
+    batchRoomPublishes(io.of('/').adapter, redis.pub, logger.child({ component: 'adapter' }));
+  }
   // Long-polling replies name their node too: that is how an operator checks stickiness.
   io.engine.on('headers', (headers: Record<string, string>) => {
     headers['X-Seance-Node'] = config.nodeId;

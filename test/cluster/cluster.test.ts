@@ -5,7 +5,9 @@
  */
 import http from 'node:http';
 import { expect } from 'chai';
+import Redis from 'ioredis';
 import { startCluster, type ClusterHandle } from '../harness/cluster';
+import { waitUntil } from '../harness/processes';
 import { http as request, joinSocket, RawClient, sendWithAck, type TestSocket } from '../support/clients';
 import { createSession } from '../support/factories';
 import { nodeServing } from '../support/health';
@@ -166,5 +168,49 @@ describe('cluster: 3 nodes behind nginx', function () {
     const b = track(await RawClient.join(wsUrl(cluster.url), session.id, { user_id: 'b', name: 'B' }, { localAddress: sourceAddress() }));
     a.send({ event: 'send_message', data: { message: 'through nginx' } });
     expect((await b.inbox.waitFor('message_received')).message).to.equal('through nginx');
+  });
+  it('carries the three events of a message to the other nodes in one Redis message', async () => {
+    const [a, b] = cluster.nodes;
+    const session = await createSession(a.url);
+    const listener = track(await joinSocket(b.url, { session_id: session.id, name: 'Listener' }));
+    const sender = track(await joinSocket(a.url, { session_id: session.id, name: 'Sender' }));
+    const channel = `seance#/#session:${session.id}#`;
+    const spy = new Redis(cluster.redis.url);
+    const published: string[] = [];
+    spy.on('smessageBuffer', (ch: Buffer, payload: Buffer) => ch.toString() === channel && published.push(payload.toString()));
+    try {
+      await spy.ssubscribe(channel);
+      expect((await sendWithAck(sender, { message: 'Is anyone there?' })).ok).to.equal(true);
+      await listener.inbox.waitFor('spirit_response');
+      // A marker after it on the same channel: once it arrives, everything before it has.
+      const marker = new Redis(cluster.redis.url);
+      await marker.spublish(channel, 'marker');
+      marker.disconnect();
+      await waitUntil('marker', async () => published.includes('marker'), { timeoutMs: 5_000, intervalMs: 10 });
+    } finally {
+      spy.disconnect();
+    }
+    const batches = published.filter((p) => p !== 'marker');
+    expect(batches).to.have.length(1);
+    expect(JSON.parse(batches[0]).map((m: any) => m.data.packet.data[0])).to.deep.equal(['message_received', 'spirit_thinking', 'spirit_response']);
+    expect(listener.inbox.events.map((e) => e.event).filter((e) => e !== 'user_joined')).to.deep.equal(['session_joined', 'message_received', 'spirit_thinking', 'spirit_response']);
+  });
+
+  it('delivers to listeners on the sender\'s node without waiting for Redis', async () => {
+    const [a] = cluster.nodes;
+    const session = await createSession(a.url);
+    const neighbour = track(await joinSocket(a.url, { session_id: session.id, name: 'Neighbour' }));
+    const sender = track(await joinSocket(a.url, { session_id: session.id, name: 'Sender' }));
+    expect((await sendWithAck(sender, { message: 'first' })).ok).to.equal(true);
+    const admin = new Redis(cluster.redis.url);
+    try {
+      // Every write to Redis stalls, publishes included.
+      await admin.client('PAUSE', 10_000, 'WRITE');
+      await sender.emit('send_message', { message: 'second' });
+      expect((await neighbour.inbox.waitFor('message_received', (m) => m.message === 'second', 3_000)).user_name).to.equal('Sender');
+    } finally {
+      await admin.client('UNPAUSE');
+      admin.disconnect();
+    }
   });
 });

@@ -45,6 +45,7 @@ interface Options {
   idleLevels: number[];
   retries: number;
   maxOtherLoad: number;
+  maxSendLagMs: number;
   out: string;
 }
 
@@ -65,6 +66,8 @@ const USAGE = `usage: npm run bench -- [options]
   --idle a,b            idle connection levels (default 5000,10000; quick 2000)
   --max-other-load P    a run during which processes outside the bench used more than P%
                         of the machine is measured again (default 10)
+  --max-send-lag MS     a run during which the generator fell more than MS behind its
+                        schedule (p99) is measured again (default 100)
   --retries N           at most N such re-measurements per run (default 2)
   --out FILE            JSON output (default bench/results/latest.json)`;
 
@@ -86,6 +89,7 @@ function parseOptions(): Options {
       idle: { type: 'string' },
       retries: { type: 'string' },
       'max-other-load': { type: 'string' },
+      'max-send-lag': { type: 'string' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -120,6 +124,7 @@ function parseOptions(): Options {
     idleLevels: list('idle', values.idle, quick ? [2000] : [5000, 10000], 1, 18_000).slice(0, 4),
     retries: num('retries', values.retries, 2, 0, 5),
     maxOtherLoad: num('max-other-load', values['max-other-load'], 10, 0, 100) / 100,
+    maxSendLagMs: num('max-send-lag', values['max-send-lag'], 100, 1, 60_000),
     out: values.out ?? path.join(PROJECT_ROOT, 'bench', 'results', 'latest.json'),
   };
 }
@@ -166,6 +171,8 @@ interface Measured {
    * machine (other test suites, builds...). Above a few percent the run is not comparable.
    */
   otherLoad: number;
+  /** How many earlier attempts at this run were disturbed and thrown away. */
+  remeasured?: number;
 }
 
 async function measure(system: SystemHandle, backing: Backing, spec: LoadSpec, opts: Options): Promise<Measured> {
@@ -202,7 +209,6 @@ function totalCpu(r: ResourceReading): number {
   return r.nodeCpuS.reduce((a, b) => a + b, 0) + r.nginxCpuS + r.postgresCpuS + r.redisCpuS;
 }
 
-/** Measures, and measures again (up to opts.retries times) while other processes load the machine. */
 /** A machine below this share of its cores is quiet enough to start a run on. */
 const QUIET_SHARE = 0.1;
 const QUIET_WAIT_MS = 15_000;
@@ -220,14 +226,26 @@ async function settle(log: (line: string) => void): Promise<void> {
   }
 }
 
+/**
+ * Measures on a quiet machine, and measures again (up to opts.retries times) when the run was
+ * disturbed: other processes loaded the machine, or the generator itself was held up past
+ * opts.maxSendLagMs (the machine stalled; the offered load was not the one asked for).
+ */
 async function measureQuiet(system: SystemHandle, backing: Backing, spec: LoadSpec, opts: Options, log: (line: string) => void): Promise<Measured> {
   for (let attempt = 0; ; attempt++) {
     const settleStart = Date.now();
     await settle(log);
     if (Date.now() - settleStart > 1_000) log(`    (waited ${((Date.now() - settleStart) / 1000).toFixed(1)} s for the machine to settle)`);
-    const r = await measure(system, backing, spec, opts);
-    if (r.otherLoad <= opts.maxOtherLoad || attempt >= opts.retries) return r;
-    log(`    (other processes used ${(r.otherLoad * 100).toFixed(0)}% of the machine during this run: measuring again)`);
+    const r = { ...(await measure(system, backing, spec, opts)), remeasured: attempt };
+    const lag = r.load.sendLag.p99;
+    const disturbance =
+      r.otherLoad > opts.maxOtherLoad
+        ? `other processes used ${(r.otherLoad * 100).toFixed(0)}% of the machine`
+        : lag > opts.maxSendLagMs
+          ? `the generator was held up (send lag p99 ${lag.toFixed(0)} ms)`
+          : null;
+    if (!disturbance || attempt >= opts.retries) return r;
+    log(`    (${disturbance} during this run: measuring again)`);
     await new Promise((resolve) => setTimeout(resolve, 3_000));
   }
 }

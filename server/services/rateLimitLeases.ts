@@ -178,7 +178,7 @@ export class RateLimitLeases {
     let pending = this.acquiring.get(key);
     if (!pending) {
       pending = this.runAcquire(key)
-        .catch((err: unknown) => this.logger.warn({ err: { message: (err as Error).message } }, 'rate limit lease not taken; counting in Redis'))
+        .catch((err: unknown) => this.logger.debug({ err: { message: (err as Error).message } }, 'rate limit lease not taken; counting in Redis'))
         .finally(() => this.acquiring.delete(key));
       this.acquiring.set(key, pending);
     }

@@ -501,7 +501,8 @@ function commonProblems(c: RestCase, reply: RawReply, stats: { parserRefusals: n
     else if (c.envelope) problems.push(`status ${reply.status} not answered by the app: ${reply.text.slice(0, 200)}`);
     return problems;
   }
-  const sentId = c.req.headers?.['x-request-id']?.trim();
+  // HTTP strips only spaces and tabs around a header value (String#trim would also take NBSP).
+  const sentId = c.req.headers?.['x-request-id']?.replace(/^[ \t]+|[ \t]+$/g, '');
   const gotId = reply.headers['x-request-id'];
   if (typeof gotId !== 'string') problems.push('no X-Request-Id');
   else if (sentId && SAFE_REQUEST_ID.test(sentId) ? gotId !== sentId : !UUID.test(gotId)) problems.push(`X-Request-Id ${describe(gotId)} for ${describe(sentId)}`);
@@ -557,6 +558,9 @@ export function corpusRestCases(world: World): RestCase[] {
     bodyCase('create', { ...jsonBody('{"name":"x"'), contentType: 'application/json' }),
     history('limit=100&before=999999999999999'),
     history('limit=1e2'),
+    // A request id around which HTTP strips spaces but not a no-break space (seed 1753704727).
+    { ...history('limit=1'), req: { method: 'GET', path: `/api/sessions/${real}/history?limit=1`, headers: { 'x-request-id': ' \u00a0req-1 ' } } },
+    { ...history('limit=1'), req: { method: 'GET', path: `/api/sessions/${real}/history?limit=1`, headers: { 'x-request-id': '\treq-2 ' } } },
   ];
 }
 

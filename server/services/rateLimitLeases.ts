@@ -165,6 +165,7 @@ export class RateLimitLeases {
   }
 
   private flushAll(): void {
+    this.sweep(performance.now());
     for (const [key, lease] of this.leases) {
       this.flush(key, lease).catch((err: unknown) => {
         lease.dirty = true;
@@ -267,7 +268,7 @@ export class RateLimitLeases {
     if (err) this.logger.warn({ err: { message: (err as Error).message } }, 'rate limit lease dropped');
   }
 
-  /** Forgets expired leases now and then, so the map holds only keys in use. */
+  /** Forgets expired leases now and then (also when nobody sends), so the map holds only keys in use. */
   private sweep(now: number): void {
     if (now < this.nextSweep) return;
     this.nextSweep = now + LEASE_MS;

@@ -25,7 +25,7 @@ import type { Logger } from '../logger';
 /** The holder value of a key every node consumes in Redis. */
 const SHARED = '*';
 /** How long a lease (and a shared mark) lasts in Redis; a holder renews it at half time. */
-export const LEASE_MS = 30_000;
+const LEASE_MS = 30_000;
 const REVOKE_TIMEOUT_MS = 500;
 /** How often a holder writes its counts to Redis (what a crashed holder can leave uncounted). */
 const FLUSH_MS = 1_000;
@@ -70,6 +70,9 @@ interface Lease {
   /** Holds points Redis has not been told about. */
   dirty: boolean;
 }
+
+/** Logs a Redis failure by its message alone (no stack: it is an expected, recoverable event). */
+const failure = (err: unknown) => ({ err: { message: (err as Error).message } });
 
 type ChannelMessage = { type: 'revoke'; key: string; from: string; id: string } | { type: 'released'; id: string };
 
@@ -120,7 +123,7 @@ export class RateLimitLeases {
     await Promise.all([
       this.subscriber.unsubscribe(RateLimitLeases.channel(this.nodeId)),
       ...held.map(([key, lease]) => this.flush(key, lease).then(() => this.redis.seanceLeaseRelease(RateLimitLeases.holderKey(key), this.nodeId))),
-    ]).catch((err: unknown) => this.logger.warn({ err: { message: (err as Error).message } }, 'rate limit leases not handed back'));
+    ]).catch((err: unknown) => this.logger.warn(failure(err), 'rate limit leases not handed back'));
   }
 
   /** Starts taking the lease of `key` ahead of its first request (at join). */
@@ -134,7 +137,6 @@ export class RateLimitLeases {
    */
   consume(key: string): void | Promise<unknown> {
     const now = performance.now();
-    this.sweep(now);
     const lease = this.leases.get(key);
     if (lease && now < lease.validUntil) return this.takeLocally(key, lease, now);
     return this.acquire(key).then((): unknown => {
@@ -169,7 +171,7 @@ export class RateLimitLeases {
     for (const [key, lease] of this.leases) {
       this.flush(key, lease).catch((err: unknown) => {
         lease.dirty = true;
-        this.logger.debug({ err: { message: (err as Error).message } }, 'rate limit count not written; retrying');
+        this.logger.debug(failure(err), 'rate limit count not written; retrying');
       });
     }
   }
@@ -179,7 +181,7 @@ export class RateLimitLeases {
     let pending = this.acquiring.get(key);
     if (!pending) {
       pending = this.runAcquire(key)
-        .catch((err: unknown) => this.logger.debug({ err: { message: (err as Error).message } }, 'rate limit lease not taken; counting in Redis'))
+        .catch((err: unknown) => this.logger.debug(failure(err), 'rate limit lease not taken; counting in Redis'))
         .finally(() => this.acquiring.delete(key));
       this.acquiring.set(key, pending);
     }
@@ -247,7 +249,7 @@ export class RateLimitLeases {
     const answer: ChannelMessage = { type: 'released', id: message.id };
     void Promise.all([lease ? this.flush(message.key, lease) : undefined, this.redis.seanceLeaseShare(RateLimitLeases.holderKey(message.key), this.nodeId, LEASE_MS)])
       .then(() => this.redis.publish(RateLimitLeases.channel(message.from), JSON.stringify(answer)))
-      .catch((err: unknown) => this.logger.warn({ err: { message: (err as Error).message } }, 'could not release a rate limit lease'));
+      .catch((err: unknown) => this.logger.warn(failure(err), 'could not release a rate limit lease'));
   };
 
   private renew(key: string, lease: Lease): void {
@@ -265,10 +267,10 @@ export class RateLimitLeases {
 
   private drop(key: string, lease: Lease, err?: unknown): void {
     if (this.leases.get(key) === lease) this.leases.delete(key);
-    if (err) this.logger.warn({ err: { message: (err as Error).message } }, 'rate limit lease dropped');
+    if (err) this.logger.warn(failure(err), 'rate limit lease dropped');
   }
 
-  /** Forgets expired leases now and then (also when nobody sends), so the map holds only keys in use. */
+  /** Forgets expired leases now and then (from the flush timer), so the map holds only keys in use. */
   private sweep(now: number): void {
     if (now < this.nextSweep) return;
     this.nextSweep = now + LEASE_MS;

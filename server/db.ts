@@ -63,10 +63,12 @@ export function sequelizeOptions(config: Pick<Config, 'database'>): Options {
   }
   return {
     dialect: 'postgres',
-    // "20 + 10 overflow" in Sequelize's terms: up to pool+overflow connections, idle ones
-    // beyond need are released after 10 s; `evict` sweeps them, and pg marks broken
-    // connections so the pool's validate() replaces them instead of handing them out.
-    pool: { max: db.poolSize + db.poolOverflow, min: 0, idle: 10_000, acquire: 10_000, evict: 5_000 },
+    // "20 + 10 overflow" in Sequelize's terms: up to pool+overflow connections; the first
+    // `poolSize` stay open once opened (`min`), only the overflow is released after 10 s idle,
+    // so a burst of joins does not make PostgreSQL fork fresh backends for every burst after
+    // it. `evict` sweeps them, and pg marks broken connections so the pool's validate()
+    // replaces them instead of handing them out.
+    pool: { max: db.poolSize + db.poolOverflow, min: db.poolSize, idle: 10_000, acquire: 10_000, evict: 5_000 },
     dialectOptions: { keepAlive: true, connectionTimeoutMillis: 5_000, statement_timeout: 15_000 },
     logging: false,
   };

@@ -96,8 +96,11 @@ export async function startPostgres(): Promise<PostgresHandle> {
         "listen_addresses = '127.0.0.1'",
         `port = ${port}`,
         `unix_socket_directories = '${dir}'`,
+        // Throwaway data: nothing is flushed to disk. synchronous_commit stays at its default
+        // (on), as in production: with fsync off a commit is one write() by the backend itself,
+        // cheaper than waking the WAL writer for every asynchronous commit (measured: -25 % of
+        // PostgreSQL's CPU per message insert).
         'fsync = off',
-        'synchronous_commit = off',
         'full_page_writes = off',
         // Several nodes with a pool of 30 each, plus the tests' own connections.
         'max_connections = 300',

@@ -43,6 +43,11 @@ describe('deployment files', () => {
       expect(services.nginx.image).to.match(/^nginx:1\.27/);
     });
 
+    it('lets postgres accept the connections of ten app replicas at the default pool (20 + 10 each)', () => {
+      const setting = [services.postgres.command].flat().join(' ').match(/max_connections=(\d+)/);
+      expect(Number(setting?.[1] ?? 100)).to.be.at.least(10 * 30);
+    });
+
     it('gives postgres and redis healthchecks', () => {
       expect(String(services.postgres.healthcheck?.test)).to.include('pg_isready');
       expect(String(services.redis.healthcheck?.test)).to.include('ping');

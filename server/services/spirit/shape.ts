@@ -61,21 +61,33 @@ export function cutWords(message: string): string {
 
 /**
  * One delay per character. Every rule that applies to a character holds at once: a space
- * after a full stop lands in 250–300, a space after a comma in 200–250.
+ * after a full stop lands in 250–300, a space after a comma in 200–250. Runs for every answer
+ * on the message path, so it narrows the band in place instead of building arrays per character.
  */
 export function letterTimings(message: string, random: () => number = Math.random): number[] {
-  const timings: number[] = [];
+  const timings = new Array<number>(message.length);
   for (let i = 0; i < message.length; i += 1) {
-    const ranges: Range[] = [];
-    if (i === 0 || message[i] === ' ') ranges.push(TIMING_RULES.firstOrSpace);
     const previous = i > 0 ? message[i - 1] : '';
-    if (SENTENCE_END.has(previous)) ranges.push(TIMING_RULES.afterSentenceEnd);
-    if (PAUSE.has(previous)) ranges.push(TIMING_RULES.afterPause);
-    if (ranges.length === 0) ranges.push(LETTER_BAND);
-    // The rule sets are built so that no two ranges are disjoint.
-    const min = Math.max(...ranges.map((r) => r[0]));
-    const max = Math.min(...ranges.map((r) => r[1]));
-    timings.push(Math.min(max, min + Math.floor(random() * (max - min + 1))));
+    const first = i === 0 || message[i] === ' ';
+    const afterSentenceEnd = SENTENCE_END.has(previous);
+    const afterPause = PAUSE.has(previous);
+    let min = LETTER_BAND[0];
+    let max = LETTER_BAND[1];
+    if (first || afterSentenceEnd || afterPause) {
+      // The applying rules' intersection (the rule sets are built so that none are disjoint).
+      min = -Infinity;
+      max = Infinity;
+      for (const [applies, range] of [
+        [first, TIMING_RULES.firstOrSpace],
+        [afterSentenceEnd, TIMING_RULES.afterSentenceEnd],
+        [afterPause, TIMING_RULES.afterPause],
+      ] as const) {
+        if (!applies) continue;
+        min = Math.max(min, range[0]);
+        max = Math.min(max, range[1]);
+      }
+    }
+    timings[i] = Math.min(max, min + Math.floor(random() * (max - min + 1)));
   }
   return timings;
 }

@@ -21,7 +21,7 @@ export const RAW_PATH = /^\/ws\/([^/?#]*)\/?$/;
 const MAX_FRAME_BYTES = 16 * 1024;
 
 export interface RawEdgeDeps {
-  config: Pick<Config, 'realtime'>;
+  config: Pick<Config, 'realtime' | 'nodeId'>;
   rooms: RoomService;
   hub: RawHub;
   limits: RateLimits;
@@ -39,6 +39,9 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
   const { rooms: roomService, hub, limits, policy, logger, config } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
   const alive = new Map<WebSocket, boolean>();
+  // The upgrade response names its node, like every HTTP reply: how an operator (and the
+  // tests) see which node nginx picked for a session.
+  wss.on('headers', (headers) => headers.push(`X-Seance-Node: ${config.nodeId}`));
 
   // One timer for every raw connection of this node: ping, and drop whoever missed the last pong.
   const heartbeat = setInterval(() => {

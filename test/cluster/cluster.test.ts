@@ -4,8 +4,10 @@
  * loopback source addresses so that nginx spreads them.
  */
 import http from 'node:http';
+import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
 import Redis from 'ioredis';
+import WebSocket from 'ws';
 import { startCluster, type ClusterHandle } from '../harness/cluster';
 import { waitUntil } from '../harness/processes';
 import { http as request, joinSocket, RawClient, sendWithAck, type TestSocket } from '../support/clients';
@@ -169,6 +171,28 @@ describe('cluster: 3 nodes behind nginx', function () {
     a.send({ event: 'send_message', data: { message: 'through nginx' } });
     expect((await b.inbox.waitFor('message_received')).message).to.equal('through nginx');
   });
+  it("puts a session's raw ws clients on one node through nginx, whatever their addresses; sessions spread", async () => {
+    /** The node that answers a raw ws upgrade for `sessionId` from `localAddress` (X-Seance-Node of the 101). */
+    const rawNode = (sessionId: string, localAddress: string) =>
+      new Promise<string>((resolve, reject) => {
+        const ws = new WebSocket(`${wsUrl(cluster.url)}/ws/${sessionId}`, { localAddress });
+        ws.once('upgrade', (res) => resolve(String(res.headers['x-seance-node'])));
+        ws.once('open', () => ws.close());
+        ws.once('error', reject);
+      });
+    const perSession = new Map<string, Set<string>>();
+    for (let s = 0; s < 12; s++) {
+      const sessionId = randomUUID();
+      const nodes = new Set<string>();
+      for (let c = 0; c < 4; c++) nodes.add(await rawNode(sessionId, sourceAddress()));
+      perSession.set(sessionId, nodes);
+    }
+    for (const [sessionId, nodes] of perSession) expect([...nodes], sessionId).to.have.length(1);
+    const used = new Set([...perSession.values()].flatMap((nodes) => [...nodes]));
+    expect(used.size, 'sessions hashed over the nodes').to.be.at.least(2);
+    for (const node of used) expect(['node-1', 'node-2', 'node-3']).to.include(node);
+  });
+
   it('carries the three events of a message to the other nodes in one Redis message', async () => {
     const [a, b] = cluster.nodes;
     const session = await createSession(a.url);

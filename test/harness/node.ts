@@ -54,7 +54,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   const logFile = opts.logFile ?? path.join(tempDir!, 'node.log');
   const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...opts.env };
 
-  const proc = spawnLogged(process.execPath, [...(process.env.HARNESS_NODE_FLAGS ?? '').split(' ').filter(Boolean), SERVER_ENTRY], { cwd: PROJECT_ROOT, env, logFile });
+  const proc = spawnLogged(process.execPath, [SERVER_ENTRY], { cwd: PROJECT_ROOT, env, logFile });
   const stop = async () => {
     await stopProcess(proc, 'SIGTERM', STOP_GRACE_MS);
     if (tempDir) await removeTempDir(tempDir);

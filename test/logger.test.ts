@@ -4,7 +4,7 @@
  */
 import fs from 'node:fs';
 import { expect } from 'chai';
-import { startNode, type NodeHandle } from './harness/node';
+import { startNode, type NodeHandle } from '../harness/node';
 import { http, joinSocket, RawClient, sendWithAck } from './support/clients';
 import { sharedPostgres } from './support/hooks';
 

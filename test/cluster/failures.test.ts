@@ -3,7 +3,7 @@
  * drains, and a Redis outage degrades to local service and heals without restarts.
  */
 import { expect } from 'chai';
-import { startCluster, type ClusterHandle } from '../harness/cluster';
+import { startCluster, type ClusterHandle } from '../../harness/cluster';
 import { http as request, joinSocket, RawClient, sendWithAck, type TestSocket } from '../support/clients';
 import { createSession, wholeHistory } from '../support/factories';
 import { nodeServing, waitForHealth } from '../support/health';

@@ -3,7 +3,7 @@
  * shown that was not kept, nothing accepted is lost, no process exits, all heals itself.
  */
 import { expect } from 'chai';
-import { startCluster, type ClusterHandle } from '../harness/cluster';
+import { startCluster, type ClusterHandle } from '../../harness/cluster';
 import { http, joinSocket, RawClient } from '../support/clients';
 import { createSession, wholeHistory } from '../support/factories';
 import { waitForHealth } from '../support/health';

@@ -8,7 +8,7 @@ import { loadConfig } from '../../config';
 import { createDatabase, type Database } from '../../server/db';
 import { createLogger } from '../../server/logger';
 import { sharedPostgres } from '../support/hooks';
-import { waitUntil } from '../harness/processes';
+import { waitUntil } from '../../harness/processes';
 
 /** The sequelize-pool behind Sequelize's connection manager (no read replicas configured). */
 function poolOf(db: Database): { size: number } {

@@ -3,7 +3,7 @@ import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { pgQuery } from '../harness/pg';
+import { pgQuery } from '../../harness/pg';
 import { sharedPostgres } from '../support/hooks';
 
 const run = promisify(execFile);

@@ -12,8 +12,8 @@
  */
 import fs from 'node:fs';
 import { expect } from 'chai';
-import { startNode, type NodeHandle } from '../harness/node';
-import { redisPing, startRedis, type RedisHandle } from '../harness/redis';
+import { startNode, type NodeHandle } from '../../harness/node';
+import { redisPing, startRedis, type RedisHandle } from '../../harness/redis';
 import { http, joinSocket, RawClient, sendWithAck } from '../support/clients';
 import { createSession } from '../support/factories';
 import { sharedPostgres } from '../support/hooks';

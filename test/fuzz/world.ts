@@ -4,7 +4,7 @@
  * findings to report, and a small waiter for one connection's replies.
  */
 import fs from 'node:fs';
-import type { NodeHandle } from '../harness/node';
+import type { NodeHandle } from '../../harness/node';
 import type { HttpFuzzClient } from './drivers';
 import { describe } from './drivers';
 import type { TokenKit } from './generators';

@@ -9,12 +9,12 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { expect } from 'chai';
 import { WebSocket, WebSocketServer } from 'ws';
-import { checkNginxConfig, renderNginxConfig, startNginx, type NginxHandle } from './nginx';
-import { pgClient, pgQuery } from './pg';
-import { freePort } from './ports';
-import { makeTempDir, removeTempDir } from './processes';
-import { startPostgres, type PostgresHandle } from './postgres';
-import { redisPing, startRedis, type RedisHandle } from './redis';
+import { checkNginxConfig, renderNginxConfig, startNginx, type NginxHandle } from '../../harness/nginx';
+import { pgClient, pgQuery } from '../../harness/pg';
+import { freePort } from '../../harness/ports';
+import { makeTempDir, removeTempDir } from '../../harness/processes';
+import { startPostgres, type PostgresHandle } from '../../harness/postgres';
+import { redisPing, startRedis, type RedisHandle } from '../../harness/redis';
 
 /** The error code of a failed connection attempt ('' when it succeeded). */
 async function connectError(url: string): Promise<string> {

@@ -7,9 +7,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
-import { checkNginxConfig, findNginx, renderNginxConfig } from '../harness/nginx';
-import { freePort } from '../harness/ports';
-import { PROJECT_ROOT, makeTempDir, removeTempDir } from '../harness/processes';
+import { checkNginxConfig, findNginx, renderNginxConfig } from '../../harness/nginx';
+import { freePort } from '../../harness/ports';
+import { PROJECT_ROOT, makeTempDir, removeTempDir } from '../../harness/processes';
 
 const read = (file: string) => fs.readFileSync(path.join(PROJECT_ROOT, file), 'utf8');
 

@@ -3,7 +3,7 @@
  * Both frontends (raw ws and socket.io-client) must work against it as they are.
  */
 import { expect } from 'chai';
-import { startNode, type NodeHandle } from '../harness/node';
+import { startNode, type NodeHandle } from '../../harness/node';
 import { http, joinSocket, RawClient, sendWithAck } from '../support/clients';
 import { createSession } from '../support/factories';
 

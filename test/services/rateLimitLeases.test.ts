@@ -11,8 +11,8 @@ import Redis from 'ioredis';
 import type { Config } from '../../config';
 import { createRedisConnections, waitForRedis, type RedisConnections } from '../../server/redis';
 import { RateLimits } from '../../server/services/rateLimits';
-import { startRedis, type RedisHandle } from '../harness/redis';
-import { waitUntil } from '../harness/processes';
+import { startRedis, type RedisHandle } from '../../harness/redis';
+import { waitUntil } from '../../harness/processes';
 
 const quiet = bunyan.createLogger({ name: 'test', streams: [{ type: 'raw', stream: new bunyan.RingBuffer({ limit: 100 }), level: 'warn' }] });
 

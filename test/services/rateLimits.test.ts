@@ -5,7 +5,7 @@
 import http from 'node:http';
 import { expect } from 'chai';
 import Redis from 'ioredis';
-import { startCluster, type ClusterHandle } from '../harness/cluster';
+import { startCluster, type ClusterHandle } from '../../harness/cluster';
 import { http as request, joinSocket, RawClient, sendWithAck, socketClient } from '../support/clients';
 import { sharedPostgres } from '../support/hooks';
 import { startTestServer, type TestServer } from '../support/server';

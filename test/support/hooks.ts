@@ -2,7 +2,7 @@
  * Root hooks: one throwaway PostgreSQL for the whole run (started on first use, stopped at
  * the end), so every suite talks to a real database without paying initdb each time.
  */
-import { startPostgres, type PostgresHandle } from '../harness/postgres';
+import { startPostgres, type PostgresHandle } from '../../harness/postgres';
 
 let postgres: Promise<PostgresHandle> | null = null;
 

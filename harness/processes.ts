@@ -233,4 +233,4 @@ export async function removeTempDir(dir: string): Promise<void> {
 }
 
 /** The project root: test/harness is two levels below it. */
-export const PROJECT_ROOT = path.resolve(__dirname, '..', '..');
+export const PROJECT_ROOT = path.resolve(__dirname, '..');

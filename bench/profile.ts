@@ -13,9 +13,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { PROJECT_ROOT } from '../../harness/processes';
-import { startPostgres } from '../../harness/postgres';
-import { startRedis } from '../../harness/redis';
+import { PROJECT_ROOT } from '../harness/processes';
+import { startPostgres } from '../harness/postgres';
+import { startRedis } from '../harness/redis';
 import { cpuDelta, sampleCpu } from './lib/procstat';
 import { LoadGenerator, createSessions, nowMs, planUsers } from './load';
 import { PROFILER_PRELOAD, buildFloor, startFloor, startProject, type Backing, type SystemHandle, type SystemKind } from './systems';

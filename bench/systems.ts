@@ -6,12 +6,12 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import ts from 'typescript';
-import { startCluster } from '../../harness/cluster';
-import { startNginx, type NginxHandle } from '../../harness/nginx';
-import { freePort } from '../../harness/ports';
-import type { PostgresHandle } from '../../harness/postgres';
-import { PROJECT_ROOT, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil } from '../../harness/processes';
-import type { RedisHandle } from '../../harness/redis';
+import { startCluster } from '../harness/cluster';
+import { startNginx, type NginxHandle } from '../harness/nginx';
+import { freePort } from '../harness/ports';
+import type { PostgresHandle } from '../harness/postgres';
+import { PROJECT_ROOT, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil } from '../harness/processes';
+import type { RedisHandle } from '../harness/redis';
 import { cpuDelta, groupRss, machineSeconds, memory, processTree, sampleCpu, type CpuSample } from './lib/procstat';
 
 export type SystemKind = 'project' | 'floor';

@@ -19,9 +19,12 @@ import { requestContext } from './http/middleware/requestContext';
 import { buildOpenApiDocument } from './http/openapi';
 import { authRoutes } from './http/routes/auth';
 import { healthRoutes } from './http/routes/health';
+import { metricsRoutes } from './http/routes/metrics';
 import { sessionRoutes } from './http/routes/sessions';
 import type { Logger } from './logger';
+import { Metrics } from './metrics';
 import { createBroadcaster } from './realtime/broadcaster';
+import { timeDeliveries } from './realtime/deliveryTiming';
 import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
 import { batchRoomPublishes } from './realtime/publishBatching';
@@ -35,6 +38,7 @@ import { RedisPresence } from './services/presence/redis';
 import type { Presence } from './services/presence/types';
 import { RateLimits } from './services/rateLimits';
 import { RoomService } from './services/rooms';
+import { rooms as roomNames } from './events';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
 import type { SpiritProvider } from './services/spirit/types';
@@ -54,6 +58,7 @@ export interface App {
   httpServer: HttpServer;
   io: SeanceServer;
   rooms: RoomService;
+  metrics: Metrics;
   /** Graceful shutdown: stop accepting, finish in-flight work, send clients elsewhere, release presence. */
   close(): Promise<void>;
 }
@@ -65,15 +70,16 @@ const SERVICE_RESTART = 1012;
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, logger, db, redis } = deps;
   const policy = createRequestPolicy(config);
+  const metrics = new Metrics();
   const tokens = new TokenService(config.auth);
-  const limits = new RateLimits(config.limits, redis, config.nodeId, logger);
+  const limits = new RateLimits(config.limits, redis, config.nodeId, logger, metrics);
   const presence: Presence = redis
     ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' }))
     : new MemoryPresence();
   const sessions = new SessionService(db.models, presence);
   const messages = new MessageService(db.models, db.sequelize);
   const users = new UserService(db.models);
-  const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider);
+  const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider, metrics);
 
   const app = express();
   const httpServer = createServer(app);
@@ -105,8 +111,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
   coalesceEngineWrites(io.engine);
 
   const rawHub = new RawHub(io.of('/').adapter);
+  timeDeliveries(io.of('/').adapter, metrics);
   const broadcaster = createBroadcaster(io);
-  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster });
+  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, metrics });
   attachSocketHandlers(io, { rooms, limits, policy, logger: logger.child({ transport: 'socket.io' }) });
   const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
 
@@ -116,14 +123,35 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
 
   let draining = false;
+  metrics.setSources({
+    connections: () => ({ socketio: io.of('/').sockets.size, websocket: rawHub.size }),
+    sessionsActive: () => {
+      let count = 0;
+      for (const room of io.of('/').adapter.rooms.keys()) if (roomNames.sessionOf(room) !== null) count += 1;
+      return count;
+    },
+    redisUp: () => redis?.isReady() ?? false,
+    databaseUp: () => db.ping().then(() => true, () => false),
+  });
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
   app.set('trust proxy', config.trustProxy.split(',').map((s) => s.trim()));
   app.use(requestContext(logger, config.nodeId));
   app.use(
     helmet({
-      // Swagger UI's page runs an inline style and loads its own assets from /docs.
-      contentSecurityPolicy: { directives: { 'script-src': ["'self'"], 'style-src': ["'self'", "'unsafe-inline'"], 'img-src': ["'self'", 'data:'] } },
+      contentSecurityPolicy: {
+        directives: {
+          // Swagger UI's page runs an inline style and loads its own assets from /docs.
+          'script-src': ["'self'"],
+          'style-src': ["'self'", "'unsafe-inline'"],
+          'img-src': ["'self'", 'data:'],
+          // Over plain HTTP (compose serves :8000), upgrading the page's assets to https would
+          // leave Swagger UI blank: only ask for it when TLS is in front (BEHIND_TLS).
+          'upgrade-insecure-requests': config.behindTls ? [] : null,
+        },
+      },
+      // HSTS over plain HTTP is ignored at best; on a name later served with TLS it pins browsers.
+      strictTransportSecurity: config.behindTls,
       crossOriginResourcePolicy: { policy: 'cross-origin' },
     }),
   );
@@ -142,6 +170,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, requireAuth: createRequireAuth(config.auth) }));
   app.use('/api/auth', authRoutes({ tokens }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
+  app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
   app.use(notFound);
   app.use(errorHandler);
 
@@ -170,6 +199,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     httpServer,
     io,
     rooms,
+    metrics,
     close: () => (closing ??= shutdown()),
   };
 }

@@ -9,6 +9,7 @@ import type { TokenService } from '../auth/tokens';
 import { AppError } from '../errors';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, ServerEventData, ServerEventName, SessionView } from '../events';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
 import type { Broadcaster } from '../realtime/broadcaster';
 import { schemas, validate, validateChatMessage } from '../validation/schemas';
 import type { MessageService } from './messages';
@@ -55,6 +56,7 @@ export interface RoomDeps {
   tokens: TokenService;
   limits: RateLimits;
   broadcaster: Broadcaster;
+  metrics?: Metrics;
 }
 
 export class RoomService {
@@ -121,6 +123,17 @@ export class RoomService {
 
   /** Validates, rate-limits, stores, then broadcasts; a provider other than the oracle answers in the background. */
   async sendMessage(p: Participation, data: unknown): Promise<ChatMessageView> {
+    try {
+      const message = await this.storeAndBroadcast(p, data);
+      this.deps.metrics?.messageAccepted();
+      return message;
+    } catch (err) {
+      this.deps.metrics?.messageRejected();
+      throw err;
+    }
+  }
+
+  private async storeAndBroadcast(p: Participation, data: unknown): Promise<ChatMessageView> {
     const text = validateChatMessage(data);
     await this.deps.limits.consume('message', messageLimitKey(p.sessionId, p.participant.id));
     const { messages, spirit, broadcaster } = this.deps;

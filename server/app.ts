@@ -39,6 +39,8 @@ import type { Presence } from './services/presence/types';
 import { RateLimits } from './services/rateLimits';
 import { RoomService } from './services/rooms';
 import { rooms as roomNames } from './events';
+import { LocalLease, RedisLease } from './services/maintenanceLease';
+import { SessionLifecycle } from './services/sessionLifecycle';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
 import type { SpiritProvider } from './services/spirit/types';
@@ -115,6 +117,16 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const broadcaster = createBroadcaster(io);
   const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, metrics });
   attachSocketHandlers(io, { rooms, limits, policy, logger: logger.child({ transport: 'socket.io' }) });
+  const lifecycle = new SessionLifecycle({
+    config: config.lifecycle,
+    db,
+    presence,
+    broadcaster,
+    // Three rounds of slack: a holder that dies is replaced within about three intervals.
+    lease: redis ? new RedisLease(redis.command, config.nodeId, Math.max(3 * config.lifecycle.sweepIntervalMs, 2_000), logger.child({ component: 'maintenance' })) : new LocalLease(),
+    logger: logger.child({ component: 'maintenance' }),
+    metrics,
+  });
   const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {
@@ -175,6 +187,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use(errorHandler);
 
   await Promise.all([presence.start(), limits.start()]);
+  lifecycle.start();
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
@@ -190,6 +203,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await rooms.drain();
     });
     rawEdge.close();
+    await lifecycle.stop();
     await Promise.all([presence.stop(), limits.stop()]);
     await new Promise<void>((resolve) => io.close(() => resolve()));
     httpServer.closeAllConnections();

@@ -43,6 +43,9 @@ export class Metrics {
   private rejected = 0;
   private deliveries = 0;
   private gapRepairs = 0;
+  private idleEnded = 0;
+  private expired = 0;
+  private holder = false;
   private readonly rateLimited = new Map<RateLimitKind, number>(RATE_LIMIT_KINDS.map((k) => [k, 0]));
   private readonly spiritFailures = new Map<string, number>();
   private readonly breakerStates = new Map<string, BreakerState>();
@@ -85,6 +88,32 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(self.gapRepairs);
+      },
+    });
+    new Counter({
+      name: 'seance_sessions_idle_ended_total',
+      help: 'Sessions this node ended for idleness (as the maintenance lease holder).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.idleEnded);
+      },
+    });
+    new Counter({
+      name: 'seance_messages_expired_total',
+      help: 'Messages this node deleted under MESSAGE_RETENTION_DAYS (as the maintenance lease holder).',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(self.expired);
+      },
+    });
+    new Gauge({
+      name: 'seance_maintenance_holder',
+      help: '1 on the node that holds the maintenance lease (idle sessions, retention): one node of the cluster.',
+      registers,
+      collect() {
+        this.set(self.holder ? 1 : 0);
       },
     });
     new Counter({
@@ -192,6 +221,18 @@ export class Metrics {
   delivered(seconds: number): void {
     this.deliveries += 1;
     this.deliverySeconds.observe(seconds);
+  }
+
+  sessionEndedIdle(): void {
+    this.idleEnded += 1;
+  }
+
+  messagesExpired(count: number): void {
+    this.expired += count;
+  }
+
+  maintenanceHolder(held: boolean): void {
+    this.holder = held;
   }
 
   gapRepaired(): void {

@@ -10,7 +10,6 @@ import { parse } from 'yaml';
 import { checkNginxConfig, findNginx, renderNginxConfig } from '../../harness/nginx';
 import { freePort } from '../../harness/ports';
 import { PROJECT_ROOT, makeTempDir, removeTempDir } from '../../harness/processes';
-import { CONFIG_VARIABLES } from '../../config';
 import { scrape } from '../support/metrics';
 import { startTestServer } from '../support/server';
 

@@ -10,13 +10,12 @@ import { AppError } from '../errors';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, ServerEventData, ServerEventName, SessionView } from '../events';
 import type { Logger } from '../logger';
 import type { Broadcaster } from '../realtime/broadcaster';
+import type { MessageStore, UserStore } from '../storage/ports';
 import { schemas, validate, validateChatMessage } from '../validation/schemas';
-import type { MessageService } from './messages';
 import type { Presence } from './presence/types';
 import { messageLimitKey, type RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
 import type { SpiritReply, SpiritService } from './spirit';
-import type { UserService } from './users';
 
 /** What a transport knows about one joined connection. */
 export interface Participation {
@@ -48,8 +47,8 @@ export interface RoomDeps {
   config: Pick<Config, 'auth'>;
   logger: Logger;
   sessions: SessionService;
-  messages: MessageService;
-  users: UserService;
+  messages: MessageStore;
+  users: UserStore;
   presence: Presence;
   spirit: SpiritService;
   tokens: TokenService;

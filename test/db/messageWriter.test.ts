@@ -12,7 +12,7 @@ import { QueryTypes } from 'sequelize';
 import { loadConfig } from '../../config';
 import { createDatabase, type Database } from '../../server/db';
 import { createLogger } from '../../server/logger';
-import { MessageWriter, type NewMessage } from '../../server/services/messageWriter';
+import { MessageWriter, type NewMessage } from '../../server/storage/sequelize/messageWriter';
 import { sharedPostgres } from '../support/hooks';
 
 const dialects: Array<{ name: string; url: () => Promise<string> }> = [

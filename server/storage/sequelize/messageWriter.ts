@@ -13,8 +13,8 @@
  * parameterised statements: building model instances costs more than the insert itself.
  */
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
-import type { Message } from '../../models';
-import { isConnectionSqlState } from '../errors';
+import type { Message } from '../../../models';
+import { isConnectionSqlState } from '../../errors';
 
 export interface NewMessage {
   session_id: string;

@@ -447,7 +447,7 @@ function connectWs(st: WorkerState, user: PlannedUser): Promise<Client> {
     }, st.plan.joinTimeoutMs);
     ws.once('open', () => ws.send(JSON.stringify({ user_id: user.userId, name: user.name })));
     ws.on('message', (raw) => {
-      const frame = JSON.parse(raw.toString()) as { event: string; data: any };
+      const frame = JSON.parse((raw as Buffer).toString()) as { event: string; data: { id: number; message: string; in_reply_to: number } };
       switch (frame.event) {
         case 'message_received':
           return onMessageReceived(st, client, frame.data);
@@ -610,7 +610,7 @@ function workerMain(): void {
 
 /** Creates sessions over REST (project and floor answer the same envelope). */
 export async function createSessions(baseUrl: string, count: number, maxUsers: number, concurrency = 16): Promise<string[]> {
-  const ids: string[] = new Array(count);
+  const ids = new Array<string>(count);
   let next = 0;
   const lane = async () => {
     while (next < count) {

@@ -798,7 +798,7 @@ async function machineBusyShare(ms: number): Promise<number> {
 }
 
 function roundDeep<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value, (_k, v) => (typeof v === 'number' ? round(v, 3) : v))) as T;
+  return JSON.parse(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' ? round(v, 3) : v))) as T;
 }
 
 /** The soft open-files limit the node processes inherit. */

@@ -123,7 +123,8 @@ function findRootDir(): string {
   return dir;
 }
 
-function parseOrigins(raw: string): readonly string[] | '*' | string {
+/** The list, or '*', or a message saying what is wrong with the value. */
+function parseOrigins(raw: string): readonly string[] | string {
   const text = raw.trim();
   if (text === '*') return '*';
   let list: unknown;

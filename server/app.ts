@@ -159,7 +159,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     });
     rawEdge.close();
     await Promise.all([presence.stop(), limits.stop()]);
-    await new Promise<void>((resolve) => io.close(() => resolve()));
+    await new Promise<void>((resolve) => void io.close(() => resolve()));
     httpServer.closeAllConnections();
   }
 

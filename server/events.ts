@@ -76,11 +76,3 @@ export interface ClientToServerEvents {
 
 export const CLIENT_EVENTS = ['send_message', 'typing', 'leave_session'] as const;
 export type ClientEventName = (typeof CLIENT_EVENTS)[number];
-
-/** Socket.IO handshake `auth`, and the raw path's first frame. */
-export interface JoinRequest {
-  session_id?: string;
-  name?: string;
-  user_id?: string;
-  token?: string;
-}

@@ -17,7 +17,7 @@ import { Connection, type ConnectionCoreDeps } from './connection';
 import { corkUntilTickEnd, tcpSocketOf } from './extensions/engineWrites';
 import type { RawClient, RawHub } from './rawHub';
 
-export const RAW_PATH = /^\/ws\/([^/?#]*)\/?$/;
+const RAW_PATH = /^\/ws\/([^/?#]*)\/?$/;
 const MAX_FRAME_BYTES = 16 * 1024;
 
 export interface RawEdgeDeps extends ConnectionCoreDeps {
@@ -159,7 +159,7 @@ function parseFrame(raw: RawData, isBinary: boolean): Record<string, unknown> | 
   if (isBinary) return new AppError('INVALID_PAYLOAD', 'Frames must be JSON text');
   let value: unknown;
   try {
-    value = JSON.parse(raw.toString());
+    value = JSON.parse((raw as Buffer).toString());
   } catch {
     return new AppError('INVALID_PAYLOAD', 'Frames must be valid JSON');
   }

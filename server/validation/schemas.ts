@@ -24,6 +24,7 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3
  * U+FFFD). Both become U+FFFD before anything is stored or broadcast, so what everyone is
  * shown is exactly what history keeps, and the length does not change.
  */
+// eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL text cannot hold
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 export const storable = (text: string): string => text.replace(UNSTORABLE, '\uFFFD');
 /** Keys that name a prototype: JSON.parse makes them own keys, and joi passes over them silently. */
@@ -82,7 +83,9 @@ export function validate<T>(schema: Joi.Schema, value: unknown, code: ErrorCode 
       else for (const key of prototypeKeys) problems.set(key, `'${key}' is not allowed`);
     }
   }
-  const { value: result, error } = schema.validate(value, { abortEarly: false, convert: true });
+  const outcome: Joi.ValidationResult<unknown> = schema.validate(value, { abortEarly: false, convert: true });
+  const result: unknown = outcome.value;
+  const error = outcome.error;
   for (const item of error?.details ?? []) {
     const field = item.path.length > 0 ? item.path.join('.') : 'body';
     if (!problems.has(field)) problems.set(field, item.message.replace(/"/g, "'"));

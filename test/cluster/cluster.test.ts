@@ -230,7 +230,7 @@ describe('cluster: 3 nodes behind nginx', function () {
     try {
       // Every write to Redis stalls, publishes included.
       await admin.client('PAUSE', 10_000, 'WRITE');
-      await sender.emit('send_message', { message: 'second' });
+      sender.emit('send_message', { message: 'second' });
       expect((await neighbour.inbox.waitFor('message_received', (m) => m.message === 'second', 3_000)).user_name).to.equal('Sender');
     } finally {
       await admin.client('UNPAUSE');

@@ -699,9 +699,9 @@ function watchRaw(client: RawClient, userId: string | null, world: World): RawTa
   client.ws.on('message', (raw: WebSocket.RawData) => {
     let frame: any;
     try {
-      frame = JSON.parse(raw.toString());
+      frame = JSON.parse((raw as Buffer).toString());
     } catch {
-      tally.errors.push({ code: 'NOT_JSON_FROM_SERVER', message: raw.toString().slice(0, 200) });
+      tally.errors.push({ code: 'NOT_JSON_FROM_SERVER', message: (raw as Buffer).toString().slice(0, 200) });
       tally.notify();
       return;
     }

@@ -40,6 +40,7 @@ export function storable(text: string): boolean {
  * lone surrogates become U+FFFD, one for one, before anything is stored or broadcast.
  */
 export function normalizeStored(text: string): string {
+  // eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL text cannot hold
   return Buffer.from(text.replace(/\u0000/g, '\uFFFD'), 'utf8').toString('utf8');
 }
 

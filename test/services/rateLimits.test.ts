@@ -16,7 +16,7 @@ function createFrom(baseUrl: string, localAddress: string): Promise<{ status: nu
     const req = http.request(`${baseUrl}/api/sessions`, { method: 'POST', localAddress, headers: { 'content-type': 'application/json' } }, (res) => {
       let text = '';
       res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'] as string | undefined, body: JSON.parse(text) }));
+      res.on('end', () => resolve({ status: res.statusCode as number, retryAfter: res.headers['retry-after'], body: JSON.parse(text) }));
     });
     req.on('error', reject);
     req.end(JSON.stringify({ name: 'limited' }));

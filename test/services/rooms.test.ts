@@ -176,7 +176,7 @@ describe('RoomService (in memory)', () => {
         if (sent.event === 'message_received') storedWhenSent = w.stores.messages.recent(session.id, 5).then((stored) => stored.map((m) => m.id));
       };
       const stored = await w.rooms.sendMessage(participation, { message: '  Is anyone there?  ', user_name: 'Impostor' });
-      expect(await storedWhenSent).to.include(stored.id);
+      expect(await (storedWhenSent as Promise<number[]> | null)).to.include(stored.id);
       expect(w.broadcaster.events()).to.deep.equal(['message_received', 'spirit_thinking', 'spirit_response']);
       const [received, thinking, answer] = w.broadcaster.sent.map((s) => s.data);
       expect(received).to.deep.equal(stored);

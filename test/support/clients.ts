@@ -154,7 +154,7 @@ export class RawClient {
     });
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     ws.on('message', (raw) => {
-      const frame = JSON.parse(raw.toString());
+      const frame = JSON.parse((raw as Buffer).toString());
       this.frames.push(frame);
       this.inbox.push(frame.event, frame.data);
     });

@@ -30,8 +30,9 @@ export const notFound: RequestHandler = (req, _res, next) => {
   next(new AppError('NOT_FOUND', `No route for ${req.method} ${req.path.slice(0, 200)}`));
 };
 
-export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
-  const error = err instanceof AppError || isDependencyUnavailable(err) ? classifyError(err) : (fromUndecodablePath(err, req.path) ?? fromBodyParser(err ?? {}) ?? classifyError(err));
+export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next) => {
+  const error =
+    err instanceof AppError || isDependencyUnavailable(err) ? classifyError(err) : (fromUndecodablePath(err, req.path) ?? fromBodyParser((err ?? {})) ?? classifyError(err));
   if (isServerFault(error)) req.log.error({ err }, 'request failed');
   if (res.headersSent) {
     res.end();

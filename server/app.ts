@@ -67,9 +67,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const policy = createRequestPolicy(config);
   const tokens = new TokenService(config.auth);
   const limits = new RateLimits(config.limits, redis, config.nodeId, logger);
-  const presence: Presence = redis
-    ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' }))
-    : new MemoryPresence();
+  const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence();
   const { sessions: sessionStore, messages, users } = sequelizeStores(db);
   const sessions = new SessionService(sessionStore, presence);
   const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider);
@@ -115,7 +113,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
   let draining = false;
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
-  app.set('trust proxy', config.trustProxy.split(',').map((s) => s.trim()));
+  app.set(
+    'trust proxy',
+    config.trustProxy.split(',').map((s) => s.trim()),
+  );
   app.use(requestContext(logger, config.nodeId));
   app.use(
     helmet({

@@ -58,8 +58,7 @@ export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, log
   if (config.database.dialect === 'sqlite' && config.database.storage && config.database.storage !== ':memory:') {
     fs.mkdirSync(path.dirname(config.database.storage), { recursive: true });
   }
-  const sequelize =
-    config.database.dialect === 'sqlite' ? new Sequelize(options) : new Sequelize(config.database.url, options);
+  const sequelize = config.database.dialect === 'sqlite' ? new Sequelize(options) : new Sequelize(config.database.url, options);
   const models = initModels(sequelize);
   const log = logger.child({ component: 'db' });
 

@@ -47,12 +47,7 @@ export interface ErrorView {
 }
 
 export interface ServerToClientEvents {
-  session_joined: (data: {
-    session: SessionView;
-    you: ParticipantView;
-    users: ParticipantView[];
-    messages: HistoryMessageView[];
-  }) => void;
+  session_joined: (data: { session: SessionView; you: ParticipantView; users: ParticipantView[]; messages: HistoryMessageView[] }) => void;
   user_joined: (data: ParticipantView) => void;
   user_left: (data: ParticipantView) => void;
   message_received: (data: ChatMessageView) => void;

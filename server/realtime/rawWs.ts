@@ -168,4 +168,3 @@ function parseFrame(raw: RawData, isBinary: boolean): Record<string, unknown> | 
   }
   return value as Record<string, unknown>;
 }
-

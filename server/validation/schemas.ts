@@ -55,7 +55,9 @@ export const schemas = {
 
   historyQuery: Joi.object({
     limit: Joi.number().integer().min(1).max(LIMITS.historyMax).default(LIMITS.historyDefault),
-    before: Joi.string().pattern(/^[1-9][0-9]{0,14}$/).message('"before" must be a cursor from meta.next_cursor'),
+    before: Joi.string()
+      .pattern(/^[1-9][0-9]{0,14}$/)
+      .message('"before" must be a cursor from meta.next_cursor'),
   }),
 
   /** A join on either transport; name may be absent when a token carries the identity. */

@@ -44,9 +44,7 @@ export class SequelizeMessageStore implements MessageStore {
   }
 
   async page(sessionId: string, opts: { limit: number; before?: string }): Promise<HistoryPage> {
-    const where = opts.before
-      ? { session_id: sessionId, id: { [Op.lt]: Number(opts.before) } }
-      : { session_id: sessionId };
+    const where = opts.before ? { session_id: sessionId, id: { [Op.lt]: Number(opts.before) } } : { session_id: sessionId };
     // One row more than asked tells whether an older page exists.
     const rows = await this.models.Message.findAll({ where, order: [['id', 'DESC']], limit: opts.limit + 1 });
     const hasOlder = rows.length > opts.limit;

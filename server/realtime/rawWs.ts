@@ -101,6 +101,7 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
           hub.add(p.sessionId, client);
         },
         unlisten: (p) => hub.remove(p.sessionId, client),
+        welcomed: (welcome) => replayRoster(send, welcome),
         end: () => ws.close(1000, 'left'),
       },
       connectionId,
@@ -152,6 +153,16 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
       wss.close();
     },
   };
+}
+
+/**
+ * Raw transport only: the existing frontend builds its list of people from `user_joined`
+ * alone, so after `session_joined` a raw client gets one `user_joined` per participant
+ * present, itself included. Socket.IO clients read `session_joined.users` instead.
+ */
+function replayRoster(send: <E extends ServerEventName>(event: E, data: ServerEventData<E>) => void, welcome: ServerEventData<'session_joined'>): void {
+  const present = welcome.users.some((u) => u.id === welcome.you.id) ? welcome.users : [...welcome.users, welcome.you];
+  for (const participant of present) send('user_joined', participant);
 }
 
 /** A JSON object, or the INVALID_PAYLOAD error to send back. */

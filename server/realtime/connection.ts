@@ -100,11 +100,13 @@ export class Connection {
     }
   }
 
-  /** Sends an error to this connection (a frame the transport could not decode, for instance). */
-  reject(err: AppError): void {
-    void this.enqueue(async () => {
-      if (!this.closed) this.fail(err);
-    });
+  /** Sends an error to this connection (a frame the transport could not decode, for instance), from within its queue. */
+  rejectNow(err: AppError): void {
+    if (!this.closed) this.fail(err);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
   }
 
   /** The transport closed: once the work queued before is done, the participant's connection leaves. */
@@ -132,10 +134,8 @@ export class Connection {
         this.link.end();
         return undefined;
     }
-    if (event === 'join_session') throw new AppError('INVALID_PAYLOAD', 'Already joined');
-    if (typeof event !== 'string') throw new AppError('INVALID_PAYLOAD', 'A frame needs an "event" string');
-    if (KNOWN_EVENTS.has(event)) return undefined;
-    throw new AppError('UNKNOWN_EVENT', `Unknown event ${JSON.stringify(event.slice(0, 64))}`);
+    if (KNOWN_EVENTS.has(String(event))) return undefined;
+    throw new AppError('UNKNOWN_EVENT', `Unknown event ${JSON.stringify(String(event).slice(0, 64))}`);
   }
 
   private fail(err: unknown): ErrorView {

@@ -15,11 +15,16 @@ export interface PrometheusOptions {
   scrapeIntervalSeconds?: number;
 }
 
+export interface PrometheusSample {
+  metric: Record<string, string>;
+  value: [number, string];
+}
+
 export interface PrometheusHandle {
   url: string;
   logFile: string;
   /** An instant query; resolves with the result vector. */
-  query(expr: string): Promise<Array<{ metric: Record<string, string>; value: [number, string] }>>;
+  query(expr: string): Promise<PrometheusSample[]>;
   stop(): Promise<void>;
 }
 
@@ -50,12 +55,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
   fs.writeFileSync(path.join(dir, 'prometheus.yml'), config);
   const proc = spawnLogged(
     binary,
-    [
-      `--config.file=${path.join(dir, 'prometheus.yml')}`,
-      `--storage.tsdb.path=${path.join(dir, 'data')}`,
-      `--web.listen-address=127.0.0.1:${port}`,
-      '--log.level=warn',
-    ],
+    [`--config.file=${path.join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'],
     { cwd: dir, logFile },
   );
   const url = `http://127.0.0.1:${port}`;
@@ -64,11 +64,11 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     await removeTempDir(dir);
   };
   try {
-    await waitUntil(
-      `prometheus on port ${port}`,
-      async () => (await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) }).catch(() => null))?.status === 200,
-      { timeoutMs: READY_TIMEOUT_MS, proc, logFile },
-    );
+    await waitUntil(`prometheus on port ${port}`, async () => (await fetch(`${url}/-/ready`, { signal: AbortSignal.timeout(1000) }).catch(() => null))?.status === 200, {
+      timeoutMs: READY_TIMEOUT_MS,
+      proc,
+      logFile,
+    });
   } catch (err) {
     await stop().catch(() => undefined);
     throw err;
@@ -78,7 +78,7 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<Promethe
     logFile,
     async query(expr) {
       const res = await fetch(`${url}/api/v1/query?query=${encodeURIComponent(expr)}`);
-      const body = (await res.json()) as { status: string; error?: string; data?: { result: any[] } };
+      const body = (await res.json()) as { status: string; error?: string; data?: { result: PrometheusSample[] } };
       if (body.status !== 'success') throw new Error(`prometheus query ${expr} failed: ${body.error}`);
       return body.data!.result;
     },

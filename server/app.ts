@@ -4,7 +4,6 @@
  * so tests start as many real servers as they like, each on port 0.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
-import { createShardedAdapter } from '@socket.io/redis-adapter';
 import cors from 'cors';
 import express from 'express';
 import helmet from 'helmet';
@@ -24,27 +23,26 @@ import { sessionRoutes } from './http/routes/sessions';
 import type { Logger } from './logger';
 import { Metrics } from './metrics';
 import { createBroadcaster } from './realtime/broadcaster';
-import { timeDeliveries } from './realtime/deliveryTiming';
+import { seanceAdapter } from './realtime/extensions/clusterAdapter';
+import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
+import { checkLibraryInternals } from './realtime/extensions/internals';
 import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
-import { batchRoomPublishes } from './realtime/publishBatching';
-import { coalesceEngineWrites } from './realtime/writeCoalescing';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
 import { createRequestPolicy } from './requestPolicy';
-import { MessageService } from './services/messages';
 import { MemoryPresence } from './services/presence/memory';
 import { RedisPresence } from './services/presence/redis';
 import type { Presence } from './services/presence/types';
 import { RateLimits } from './services/rateLimits';
 import { RoomService } from './services/rooms';
-import { rooms as roomNames } from './events';
+import { rooms as roomNames } from './cluster/names';
 import { LocalLease, RedisLease } from './services/maintenanceLease';
 import { SessionLifecycle } from './services/sessionLifecycle';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
+import { sequelizeStores } from './storage/sequelize';
 import type { SpiritProvider } from './services/spirit/types';
-import { UserService } from './services/users';
 
 export interface AppDeps {
   config: Config;
@@ -71,16 +69,14 @@ const SERVICE_RESTART = 1012;
 
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, logger, db, redis } = deps;
+  checkLibraryInternals();
   const policy = createRequestPolicy(config);
   const metrics = new Metrics();
   const tokens = new TokenService(config.auth);
   const limits = new RateLimits(config.limits, redis, config.nodeId, logger, metrics);
-  const presence: Presence = redis
-    ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' }))
-    : new MemoryPresence();
-  const sessions = new SessionService(db.models, presence);
-  const messages = new MessageService(db.models, db.sequelize);
-  const users = new UserService(db.models);
+  const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence();
+  const { sessions: sessionStore, messages, users } = sequelizeStores(db);
+  const sessions = new SessionService(sessionStore, presence);
   const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider, metrics);
 
   const app = express();
@@ -101,10 +97,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   // Sharded Pub/Sub (Redis 7) with a channel per room, subscribed only by the nodes that hold a
   // member: a session's traffic reaches the nodes that serve it and no others.
-  if (redis) {
-    io.adapter(createShardedAdapter(redis.pub, redis.sub, { channelPrefix: 'seance', subscriptionMode: 'dynamic' }));
-    batchRoomPublishes(io.of('/').adapter, redis.pub, logger.child({ component: 'adapter' }));
-  }
+  const adapter = seanceAdapter(redis, logger.child({ component: 'adapter' }));
+  io.adapter(adapter.factory);
   // Long-polling replies name their node too: that is how an operator checks stickiness.
   io.engine.on('headers', (headers: Record<string, string>) => {
     headers['X-Seance-Node'] = config.nodeId;
@@ -112,11 +106,11 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   coalesceEngineWrites(io.engine);
 
-  const rawHub = new RawHub(io.of('/').adapter);
-  timeDeliveries(io.of('/').adapter, metrics);
+  const rawHub = new RawHub(adapter.main);
+  adapter.main.onDelivered((seconds) => metrics.delivered(seconds));
   const broadcaster = createBroadcaster(io);
   const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, metrics });
-  attachSocketHandlers(io, { rooms, limits, policy, logger: logger.child({ transport: 'socket.io' }) });
+  attachSocketHandlers(io, { rooms, limits, policy, logger });
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
     db,
@@ -143,11 +137,18 @@ export async function createApp(deps: AppDeps): Promise<App> {
       return count;
     },
     redisUp: () => redis?.isReady() ?? false,
-    databaseUp: () => db.ping().then(() => true, () => false),
+    databaseUp: () =>
+      db.ping().then(
+        () => true,
+        () => false,
+      ),
   });
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
-  app.set('trust proxy', config.trustProxy.split(',').map((s) => s.trim()));
+  app.set(
+    'trust proxy',
+    config.trustProxy.split(',').map((s) => s.trim()),
+  );
   app.use(requestContext(logger, config.nodeId));
   app.use(
     helmet({
@@ -205,7 +206,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     rawEdge.close();
     await lifecycle.stop();
     await Promise.all([presence.stop(), limits.stop()]);
-    await new Promise<void>((resolve) => io.close(() => resolve()));
+    await new Promise<void>((resolve) => void io.close(() => resolve()));
     httpServer.closeAllConnections();
   }
 

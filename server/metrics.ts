@@ -39,17 +39,11 @@ export class Metrics {
   readonly contentType = this.registry.contentType;
 
   // Plain numbers the hot path bumps; the scrape copies them into the counters below.
-  private accepted = 0;
-  private rejected = 0;
-  private deliveries = 0;
-  private gapRepairs = 0;
-  private idleEnded = 0;
-  private expired = 0;
-  private holder = false;
+  private readonly n = { accepted: 0, rejected: 0, deliveries: 0, gapRepairs: 0, idleEnded: 0, expired: 0, holder: false };
   private readonly rateLimited = new Map<RateLimitKind, number>(RATE_LIMIT_KINDS.map((k) => [k, 0]));
   private readonly spiritFailures = new Map<string, number>();
   private readonly breakerStates = new Map<string, BreakerState>();
-  private sources: MetricSources | null = null;
+  private readonly sources: { current: MetricSources | null } = { current: null };
 
   private readonly deliverySeconds: Histogram;
   private readonly spiritSeconds: Histogram<'provider'>;
@@ -62,14 +56,17 @@ export class Metrics {
       counter.reset();
       for (const [labels, value] of values()) counter.inc(labels, value);
     };
-    const self = this;
+    const { n, rateLimited, spiritFailures, breakerStates, sources } = this;
     new Counter({
       name: 'seance_messages_total',
       help: 'Chat messages received by this node: accepted (stored and broadcast) or rejected (invalid, rate limited, not stored).',
       labelNames: ['result'],
       registers,
       collect() {
-        copy(this, () => [[{ result: 'accepted' }, self.accepted], [{ result: 'rejected' }, self.rejected]]);
+        copy(this, () => [
+          [{ result: 'accepted' }, n.accepted],
+          [{ result: 'rejected' }, n.rejected],
+        ]);
       },
     });
     new Counter({
@@ -78,16 +75,16 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        this.inc(self.deliveries);
+        this.inc(n.deliveries);
       },
     });
     new Counter({
       name: 'seance_gap_repairs_total',
-      help: 'Holes in a session\'s seq order this node filled from the database before delivering on.',
+      help: "Holes in a session's seq order this node filled from the database before delivering on.",
       registers,
       collect() {
         this.reset();
-        this.inc(self.gapRepairs);
+        this.inc(n.gapRepairs);
       },
     });
     new Counter({
@@ -96,7 +93,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        this.inc(self.idleEnded);
+        this.inc(n.idleEnded);
       },
     });
     new Counter({
@@ -105,7 +102,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        this.inc(self.expired);
+        this.inc(n.expired);
       },
     });
     new Gauge({
@@ -113,7 +110,7 @@ export class Metrics {
       help: '1 on the node that holds the maintenance lease (idle sessions, retention): one node of the cluster.',
       registers,
       collect() {
-        this.set(self.holder ? 1 : 0);
+        this.set(n.holder ? 1 : 0);
       },
     });
     new Counter({
@@ -122,7 +119,7 @@ export class Metrics {
       labelNames: ['kind'],
       registers,
       collect() {
-        copy(this, () => [...self.rateLimited].map(([kind, n]) => [{ kind }, n] as [{ kind: string }, number]));
+        copy(this, () => [...rateLimited].map(([kind, n]) => [{ kind }, n] as [{ kind: string }, number]));
       },
     });
     new Counter({
@@ -131,7 +128,7 @@ export class Metrics {
       labelNames: ['provider'],
       registers,
       collect() {
-        copy(this, () => [...self.spiritFailures].map(([provider, n]) => [{ provider }, n] as [{ provider: string }, number]));
+        copy(this, () => [...spiritFailures].map(([provider, n]) => [{ provider }, n] as [{ provider: string }, number]));
       },
     });
     this.deliverySeconds = new Histogram({
@@ -142,7 +139,7 @@ export class Metrics {
     });
     this.spiritSeconds = new Histogram({
       name: 'seance_spirit_seconds',
-      help: 'Time to the spirit\'s answer, retries and fallback included, by configured provider.',
+      help: "Time to the spirit's answer, retries and fallback included, by configured provider.",
       labelNames: ['provider'],
       buckets: SPIRIT_BUCKETS,
       registers,
@@ -154,7 +151,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const [provider, state] of self.breakerStates) this.set({ provider }, state);
+        for (const [provider, state] of breakerStates) this.set({ provider }, state);
       },
     });
     new Gauge({
@@ -163,7 +160,7 @@ export class Metrics {
       labelNames: ['transport'],
       registers,
       collect() {
-        const counts = self.sources?.connections() ?? { socketio: 0, websocket: 0 };
+        const counts = sources.current?.connections() ?? { socketio: 0, websocket: 0 };
         this.set({ transport: 'socketio' }, counts.socketio);
         this.set({ transport: 'websocket' }, counts.websocket);
       },
@@ -173,15 +170,15 @@ export class Metrics {
       help: 'Sessions with at least one connection on this node.',
       registers,
       collect() {
-        this.set(self.sources?.sessionsActive() ?? 0);
+        this.set(sources.current?.sessionsActive() ?? 0);
       },
     });
     new Gauge({
       name: 'seance_redis_up',
-      help: "1 when every Redis connection of this node is ready; 0 when one is not (and when REDIS_URL is unset).",
+      help: '1 when every Redis connection of this node is ready; 0 when one is not (and when REDIS_URL is unset).',
       registers,
       collect() {
-        this.set(self.sources?.redisUp() ? 1 : 0);
+        this.set(sources.current?.redisUp() ? 1 : 0);
       },
     });
     new Gauge({
@@ -189,14 +186,14 @@ export class Metrics {
       help: '1 when the database answered a ping during this scrape.',
       registers,
       async collect() {
-        this.set((await self.sources?.databaseUp()) ? 1 : 0);
+        this.set((await sources.current?.databaseUp()) ? 1 : 0);
       },
     });
   }
 
   /** Called once by the app factory when the parts the gauges read exist. */
   setSources(sources: MetricSources): void {
-    this.sources = sources;
+    this.sources.current = sources;
   }
 
   /** Makes a provider's series visible (at 0) before its first question. */
@@ -206,11 +203,11 @@ export class Metrics {
   }
 
   messageAccepted(): void {
-    this.accepted += 1;
+    this.n.accepted += 1;
   }
 
   messageRejected(): void {
-    this.rejected += 1;
+    this.n.rejected += 1;
   }
 
   rateLimitedOnce(kind: RateLimitKind): void {
@@ -219,24 +216,24 @@ export class Metrics {
 
   /** One event handed to this node's clients, `seconds` after it reached the node. */
   delivered(seconds: number): void {
-    this.deliveries += 1;
+    this.n.deliveries += 1;
     this.deliverySeconds.observe(seconds);
   }
 
   sessionEndedIdle(): void {
-    this.idleEnded += 1;
+    this.n.idleEnded += 1;
   }
 
   messagesExpired(count: number): void {
-    this.expired += count;
+    this.n.expired += count;
   }
 
   maintenanceHolder(held: boolean): void {
-    this.holder = held;
+    this.n.holder = held;
   }
 
   gapRepaired(): void {
-    this.gapRepairs += 1;
+    this.n.gapRepairs += 1;
   }
 
   spiritAnswered(provider: string, seconds: number): void {

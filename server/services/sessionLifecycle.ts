@@ -91,9 +91,8 @@ export class SessionLifecycle {
     const endedAt = new Date();
     const [changed] = await this.deps.db.models.Session.update({ is_active: false, ended_at: endedAt }, { where: { id: sessionId, is_active: true } });
     if (changed !== 1) return;
-    this.deps.broadcaster.toSession(sessionId, 'session_ended', { session_id: sessionId, ended_at: endedAt.toISOString(), reason: 'idle' });
     await this.deps.presence.clear(sessionId);
-    this.deps.broadcaster.disconnectSession(sessionId);
+    this.deps.broadcaster.endSession(sessionId, { session_id: sessionId, ended_at: endedAt.toISOString(), reason: 'idle' });
     this.deps.metrics.sessionEndedIdle();
     this.deps.logger.info({ session_id: sessionId }, 'idle session ended');
   }

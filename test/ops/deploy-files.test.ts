@@ -47,7 +47,10 @@ describe('deployment files', () => {
     });
 
     it('lets postgres accept the connections of ten app replicas at the default pool (20 + 10 each)', () => {
-      const setting = [services.postgres.command].flat().join(' ').match(/max_connections=(\d+)/);
+      const setting = [services.postgres.command]
+        .flat()
+        .join(' ')
+        .match(/max_connections=(\d+)/);
       expect(Number(setting?.[1] ?? 100)).to.be.at.least(10 * 30);
     });
 
@@ -119,7 +122,7 @@ describe('deployment files', () => {
   });
 
   describe('monitoring/', () => {
-    const yaml = (file: string) => parse(read(file)) as any;
+    const yaml = (file: string): any => parse(read(file));
 
     it('has Prometheus find every app replica through Docker DNS', () => {
       const config = yaml('monitoring/prometheus.yml');
@@ -147,7 +150,10 @@ describe('deployment files', () => {
         expect(dashboard.uid).to.be.a('string');
         const titles = dashboard.panels.map((p) => p.title.toLowerCase());
         for (const topic of ['connections', 'messages', 'delivery', 'spirit latency', 'spirit failures', 'rate limited', 'gap repairs', 'event-loop lag']) {
-          expect(titles.some((t) => t.includes(topic)), topic).to.equal(true);
+          expect(
+            titles.some((t) => t.includes(topic)),
+            topic,
+          ).to.equal(true);
         }
         for (const panel of dashboard.panels) {
           expect(panel.datasource.uid, panel.title).to.equal('prometheus');
@@ -197,7 +203,9 @@ describe('deployment files', () => {
     });
 
     it('is fed by a .dockerignore that keeps node_modules and dist out', () => {
-      const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
+      const ignored = read('.dockerignore')
+        .split('\n')
+        .map((l) => l.trim());
       expect(ignored).to.include.members(['node_modules', 'dist', '.git']);
     });
   });

@@ -38,11 +38,7 @@ describe('monitoring a cluster', function () {
     const targets = cluster.nodes.map((n) => `127.0.0.1:${n.port}`);
     prometheus = await startPrometheus({ targets, bearerToken: TOKEN, scrapeIntervalSeconds: 1 });
     const p = prometheus;
-    await waitUntil(
-      'every replica scraped',
-      async () => (await p.query('up == 1')).length === targets.length,
-      { timeoutMs: 30_000, logFile: p.logFile },
-    );
+    await waitUntil('every replica scraped', async () => (await p.query('up == 1')).length === targets.length, { timeoutMs: 30_000, logFile: p.logFile });
     for (const series of CONTRACT_SERIES) {
       const found = await p.query(`group by (instance) ({__name__="${series}"})`);
       expect(found.map((r) => r.metric.instance).sort(), series).to.deep.equal([...targets].sort());

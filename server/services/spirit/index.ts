@@ -12,15 +12,14 @@ import { performance } from 'node:perf_hooks';
 import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import type { Config } from '../../../config';
 import type { Logger } from '../../logger';
-import type { BreakerState, Metrics } from '../../metrics';
+import type { Metrics } from '../../metrics';
 import { GeminiProvider } from './gemini';
 import { OpenAIProvider } from './openai';
 import { OracleProvider, oracleAnswer } from './oracle';
 import { shapeReply, type ShapedReply } from './shape';
 import type { SpiritProvider, SpiritReply, SpiritRequest } from './types';
 
-export type { SpiritProvider, SpiritReply, SpiritRequest, SpiritTurn } from './types';
-export { HISTORY_LIMIT } from './personality';
+export type { SpiritReply } from './types';
 
 export type SpiritConfig = Config['spirit'];
 
@@ -56,7 +55,7 @@ export class SpiritService {
     metrics?.registerSpiritProvider(provider.name);
     metrics?.breakerState(provider.name, CircuitState.Closed);
     this.breaker.onStateChange((state) => {
-      metrics?.breakerState(provider.name, state as BreakerState);
+      metrics?.breakerState(provider.name, state);
       if (state === CircuitState.Open) this.logger.warn({ provider: provider.name, cooldown_ms: config.breakerCooldownMs }, 'spirit breaker open: the oracle answers until a probe succeeds');
       if (state === CircuitState.Closed) this.logger.info({ provider: provider.name }, 'spirit breaker closed: the provider answers again');
     });
@@ -72,28 +71,35 @@ export class SpiritService {
   }
 
   /**
-   * The answer right away when the provider is the built-in oracle, which answers in-process
-   * and cannot fail; null when the answer has to be asked for (`reply`).
+   * The answer right away when the provider is the built-in oracle with no delay configured
+   * (it answers in-process and cannot fail); null when the answer has to be asked for (`reply`).
    */
   instantReply(question: string): SpiritReply | null {
-    if (!(this.provider instanceof OracleProvider)) return null;
-    const started = performance.now();
-    const reply: SpiritReply = { ...shapeReply(oracleAnswer(question)), provider: 'oracle', fallback: false };
-    this.metrics?.spiritAnswered(this.provider.name, (performance.now() - started) / 1000);
-    return reply;
+    if (!(this.provider instanceof OracleProvider) || this.config.oracleDelayMs > 0) return null;
+    return this.timed(() => this.oracle(question));
   }
 
   async reply(req: SpiritRequest): Promise<SpiritReply> {
-    // No timer, no retry loop for the oracle.
-    const instant = this.instantReply(req.question);
-    if (instant) return instant;
     const started = performance.now();
-    const reply = await this.askProvider(req);
+    const reply = await this.answer(req);
     this.metrics?.spiritAnswered(this.provider.name, (performance.now() - started) / 1000);
     return reply;
   }
 
-  private async askProvider(req: SpiritRequest): Promise<SpiritReply> {
+  private timed(answer: () => SpiritReply): SpiritReply {
+    const started = performance.now();
+    const reply = answer();
+    this.metrics?.spiritAnswered(this.provider.name, (performance.now() - started) / 1000);
+    return reply;
+  }
+
+  private async answer(req: SpiritRequest): Promise<SpiritReply> {
+    // No timer, no retry loop for the oracle: it only takes its time, so that clients see
+    // `spirit_thinking` before the answer.
+    if (this.provider instanceof OracleProvider) {
+      if (this.config.oracleDelayMs > 0) await delay(this.config.oracleDelayMs);
+      return this.oracle(req.question);
+    }
     const attempts = 1 + Math.max(0, this.config.retries);
     for (let attempt = 1; attempt <= attempts; attempt += 1) {
       try {
@@ -113,6 +119,10 @@ export class SpiritService {
     }
     this.logger.warn({ provider: this.provider.name, breaker: this.breakerState, session_id: req.sessionId }, 'spirit answered from the oracle');
     return { ...shapeReply(oracleAnswer(req.question)), provider: 'oracle', fallback: true };
+  }
+
+  private oracle(question: string): SpiritReply {
+    return { ...shapeReply(oracleAnswer(question)), provider: 'oracle', fallback: false };
   }
 
   /** One call bounded by `timeoutMs`, even for a provider that ignores its signal. */

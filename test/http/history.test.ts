@@ -71,7 +71,19 @@ for (const database of ['postgres', 'sqlite'] as const)
       expect(page.map((m: any) => m.message)).to.deep.include.members(['m3']);
     });
 
-    for (const query of ['limit=0', 'limit=101', 'limit=abc', 'before=xyz', 'before=-1', 'limit=1&limit=2', 'after_seq=-1', 'after_seq=1.5', 'after_seq=abc', 'after_seq=1&after_seq=2', 'after_seq=1&before=5']) {
+    for (const query of [
+      'limit=0',
+      'limit=101',
+      'limit=abc',
+      'before=xyz',
+      'before=-1',
+      'limit=1&limit=2',
+      'after_seq=-1',
+      'after_seq=1.5',
+      'after_seq=abc',
+      'after_seq=1&after_seq=2',
+      'after_seq=1&before=5',
+    ]) {
       it(`refuses ?${query} with 400 VALIDATION_ERROR`, async () => {
         const session = await createSession(server.url);
         const reply = await http(server.url, 'GET', `/api/sessions/${session.id}/history?${query}`);

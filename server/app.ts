@@ -30,6 +30,7 @@ import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
+import { SessionFeeds, type DeliveryObserver } from './ordering/sessionFeeds';
 import { createRequestPolicy } from './requestPolicy';
 import { MemoryPresence } from './services/presence/memory';
 import { RedisPresence } from './services/presence/redis';
@@ -52,6 +53,8 @@ export interface AppDeps {
   redis: RedisConnections | null;
   /** Replaces the configured spirit provider (tests point it at a fake server through config instead). */
   spiritProvider?: SpiritProvider;
+  /** Receives the gap repair count and delivery timings (metrics); `App.feeds.observe` can set it later. */
+  deliveryObserver?: DeliveryObserver;
 }
 
 export interface App {
@@ -59,6 +62,8 @@ export interface App {
   io: SeanceServer;
   rooms: RoomService;
   metrics: Metrics;
+  /** Ordering of stored messages on this node (gap repairs, delivery timing). */
+  feeds: SessionFeeds;
   /** Graceful shutdown: stop accepting, finish in-flight work, send clients elsewhere, release presence. */
   close(): Promise<void>;
 }
@@ -108,9 +113,17 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   const rawHub = new RawHub(adapter.main);
   adapter.main.onDelivered((seconds) => metrics.delivered(seconds));
+  // Stored messages reach this node's clients in seq order, holes filled from the database.
+  const feeds = new SessionFeeds(
+    { hold: (room) => adapter.main.hold(room), release: (room) => adapter.main.release(room), deliverHere: (packet, opts) => adapter.main.deliverHere(packet, opts) },
+    messages,
+    logger,
+    deps.deliveryObserver ?? { gapRepaired: () => metrics.gapRepaired(), delivered: (seconds) => metrics.delivered(seconds) },
+  );
+  adapter.main.setOrdering(feeds);
   const broadcaster = createBroadcaster(io);
-  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, metrics });
-  attachSocketHandlers(io, { rooms, limits, policy, logger });
+  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, metrics, subscriptions: feeds });
+  attachSocketHandlers(io, { rooms, limits, feeds, policy, logger });
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
     db,
@@ -121,7 +134,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     logger: logger.child({ component: 'maintenance' }),
     metrics,
   });
-  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
+  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, feeds, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {
     if (rawEdge.handleUpgrade(req, socket, head)) return;
@@ -215,6 +228,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     io,
     rooms,
     metrics,
+    feeds,
     close: () => (closing ??= shutdown()),
   };
 }

@@ -2,13 +2,15 @@
 import type { Database } from '../../db';
 import type { Stores } from '../ports';
 import { SequelizeMessageStore } from './messages';
+import { PgStatements } from './pgStatements';
 import { SequelizeSessionStore } from './sessions';
 import { SequelizeUserStore } from './users';
 
 export function sequelizeStores(db: Database): Stores {
+  const statements = new PgStatements(db.sequelize);
   return {
-    sessions: new SequelizeSessionStore(db.models),
-    messages: new SequelizeMessageStore(db.models, db.sequelize),
-    users: new SequelizeUserStore(db.models),
+    sessions: new SequelizeSessionStore(db.models, statements),
+    messages: new SequelizeMessageStore(db.models, db.sequelize, statements),
+    users: new SequelizeUserStore(db.models, statements),
   };
 }

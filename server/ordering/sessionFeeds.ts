@@ -63,6 +63,8 @@ interface Held {
   event: OrderedEventName;
   data: OrderedData;
   arrived: number;
+  /** The broadcast as it arrived (delivered as it is); null for a message read from the database. */
+  packet: Packet | null;
 }
 
 interface Feed {
@@ -74,7 +76,11 @@ interface Feed {
   delivered: number | null;
   /** Events ahead of `delivered`, by seq (before the start is known: all of them). */
   ahead: Map<number, Held>;
+  /** The last RECENT delivered, oldest first from `recentStart` (a ring). */
   recent: Held[];
+  recentStart: number;
+  /** The broadcast options of the session's room, made once. */
+  opts: BroadcastOptions;
   waiters: Array<{ seq: number; resolve: () => void }>;
   gapTimer: NodeJS.Timeout | null;
   quietTimer: NodeJS.Timeout | null;
@@ -104,7 +110,21 @@ export class SessionFeeds implements SessionSubscriptions {
   async open(sessionId: string): Promise<void> {
     let feed = this.feeds.get(sessionId);
     if (!feed) {
-      feed = { sessionId, room: rooms.session(sessionId), holders: 0, delivered: null, ahead: new Map(), recent: [], waiters: [], gapTimer: null, quietTimer: null, repairing: null };
+      const room = rooms.session(sessionId);
+      feed = {
+        sessionId,
+        room,
+        holders: 0,
+        delivered: null,
+        ahead: new Map(),
+        recent: [],
+        recentStart: 0,
+        opts: { rooms: new Set([room]), except: new Set(), flags: {} },
+        waiters: [],
+        gapTimer: null,
+        quietTimer: null,
+        repairing: null,
+      };
       this.feeds.set(sessionId, feed);
     }
     feed.holders += 1;
@@ -145,7 +165,7 @@ export class SessionFeeds implements SessionSubscriptions {
       this.scheduleRepair(feed, 0);
       return true;
     }
-    this.accept(feed, { seq, event, data: data!, arrived: performance.now() });
+    this.accept(feed, { seq, event, data: data!, arrived: performance.now(), packet });
     return true;
   }
 
@@ -185,7 +205,7 @@ export class SessionFeeds implements SessionSubscriptions {
   since(sessionId: string, seq: number): HistoryMessageView[] | null {
     const feed = this.feeds.get(sessionId);
     if (!feed || feed.delivered === null || feed.delivered <= seq) return [];
-    const after = feed.recent.filter((held) => held.seq > seq);
+    const after = this.recentInOrder(feed).filter((held) => held.seq > seq);
     if (after.length !== feed.delivered - seq) return null;
     return after.map((held) => historyItemOf(held.event, held.data));
   }
@@ -222,11 +242,18 @@ export class SessionFeeds implements SessionSubscriptions {
     }
   }
 
+  private recentInOrder(feed: Feed): Held[] {
+    return feed.recent.length < RECENT ? feed.recent : [...feed.recent.slice(feed.recentStart), ...feed.recent.slice(0, feed.recentStart)];
+  }
+
   private deliver(feed: Feed, held: Held): void {
     feed.delivered = held.seq;
-    feed.recent.push(held);
-    if (feed.recent.length > RECENT) feed.recent.splice(0, feed.recent.length - RECENT);
-    this.transport.deliverHere({ type: EVENT_PACKET, data: [held.event, held.data], nsp: '/' }, { rooms: new Set([feed.room]), except: new Set(), flags: {} });
+    if (feed.recent.length < RECENT) feed.recent.push(held);
+    else {
+      feed.recent[feed.recentStart] = held;
+      feed.recentStart = (feed.recentStart + 1) % RECENT;
+    }
+    this.transport.deliverHere(held.packet ?? { type: EVENT_PACKET, data: [held.event, held.data], nsp: '/' }, feed.opts);
     this.observer.delivered((performance.now() - held.arrived) / 1000);
     if (feed.waiters.length > 0) {
       const due = feed.waiters.filter((w) => w.seq <= held.seq);
@@ -292,7 +319,7 @@ export class SessionFeeds implements SessionSubscriptions {
           const live = feed.ahead.get(row.seq);
           feed.ahead.delete(row.seq);
           const { event, data } = eventOf(row);
-          this.deliver(feed, live ?? { seq: row.seq, event, data, arrived: performance.now() });
+          this.deliver(feed, live ?? { seq: row.seq, event, data, arrived: performance.now(), packet: null });
           if (!live) filled += 1;
         }
         if (filled > 0) {

@@ -36,7 +36,10 @@ async function storeSilently(cluster: ClusterHandle, sessionId: string, text: st
   const client = pgClient(cluster.postgres.url);
   await client.connect();
   try {
-    const result = await client.query<{ seq: number }>("INSERT INTO messages (session_id, user_id, user_name, text, is_spirit, timestamp) VALUES ($1, 'ghost', 'Ghost', $2, false, now()) RETURNING seq", [sessionId, text]);
+    const result = await client.query<{ seq: number }>(
+      "INSERT INTO messages (session_id, user_id, user_name, text, is_spirit, timestamp) VALUES ($1, 'ghost', 'Ghost', $2, false, now()) RETURNING seq",
+      [sessionId, text],
+    );
     return Number(result.rows[0].seq);
   } finally {
     await client.end();

@@ -18,8 +18,10 @@ import { requestContext } from './http/middleware/requestContext';
 import { buildOpenApiDocument } from './http/openapi';
 import { authRoutes } from './http/routes/auth';
 import { healthRoutes } from './http/routes/health';
+import { metricsRoutes } from './http/routes/metrics';
 import { sessionRoutes } from './http/routes/sessions';
 import type { Logger } from './logger';
+import { Metrics } from './metrics';
 import { createBroadcaster } from './realtime/broadcaster';
 import { seanceAdapter } from './realtime/extensions/clusterAdapter';
 import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
@@ -28,13 +30,16 @@ import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
-import { SessionFeeds, type DeliveryObserver } from './ordering/sessionFeeds';
+import { SessionFeeds } from './ordering/sessionFeeds';
 import { createRequestPolicy } from './requestPolicy';
 import { MemoryPresence } from './services/presence/memory';
 import { RedisPresence } from './services/presence/redis';
 import type { Presence } from './services/presence/types';
 import { RateLimits } from './services/rateLimits';
 import { RoomService } from './services/rooms';
+import { rooms as roomNames } from './cluster/names';
+import { LocalLease, RedisLease } from './services/maintenanceLease';
+import { SessionLifecycle } from './services/sessionLifecycle';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
 import { sequelizeStores } from './storage/sequelize';
@@ -48,8 +53,6 @@ export interface AppDeps {
   redis: RedisConnections | null;
   /** Replaces the configured spirit provider (tests point it at a fake server through config instead). */
   spiritProvider?: SpiritProvider;
-  /** Receives the gap repair count and delivery timings (metrics); `App.feeds.observe` can set it later. */
-  deliveryObserver?: DeliveryObserver;
 }
 
 export interface App {
@@ -58,6 +61,7 @@ export interface App {
   rooms: RoomService;
   /** Ordering of stored messages on this node (gap repairs, delivery timing). */
   feeds: SessionFeeds;
+  metrics: Metrics;
   /** Graceful shutdown: stop accepting, finish in-flight work, send clients elsewhere, release presence. */
   close(): Promise<void>;
 }
@@ -70,12 +74,13 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const { config, logger, db, redis } = deps;
   checkLibraryInternals();
   const policy = createRequestPolicy(config);
+  const metrics = new Metrics();
   const tokens = new TokenService(config.auth);
-  const limits = new RateLimits(config.limits, redis, config.nodeId, logger);
+  const limits = new RateLimits(config.limits, redis, config.nodeId, logger, metrics);
   const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence();
   const { sessions: sessionStore, messages, users } = sequelizeStores(db);
   const sessions = new SessionService(sessionStore, presence);
-  const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider);
+  const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider, metrics);
 
   const app = express();
   const httpServer = createServer(app);
@@ -105,17 +110,28 @@ export async function createApp(deps: AppDeps): Promise<App> {
   coalesceEngineWrites(io.engine);
 
   const rawHub = new RawHub(adapter.main);
+  adapter.main.onDelivered((seconds) => metrics.delivered(seconds));
   // Stored messages reach this node's clients in seq order, holes filled from the database.
   const feeds = new SessionFeeds(
-    { hold: (room) => adapter.main.hold(room), release: (room) => adapter.main.release(room), deliverHere: (packet, opts) => adapter.main.deliverHere(packet, opts) },
+    { hold: (room) => adapter.main.hold(room), release: (room) => adapter.main.release(room), deliverHere: (packet, opts, arrived) => adapter.main.deliverHere(packet, opts, arrived) },
     messages,
     logger,
-    deps.deliveryObserver,
+    { gapRepaired: () => metrics.gapRepaired() },
   );
   adapter.main.setOrdering(feeds);
   const broadcaster = createBroadcaster(io);
-  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, subscriptions: feeds });
+  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, metrics, subscriptions: feeds });
   attachSocketHandlers(io, { rooms, limits, feeds, policy, logger });
+  const lifecycle = new SessionLifecycle({
+    config: config.lifecycle,
+    db,
+    presence,
+    broadcaster,
+    // Three rounds of slack: a holder that dies is replaced within about three intervals.
+    lease: redis ? new RedisLease(redis.command, config.nodeId, Math.max(3 * config.lifecycle.sweepIntervalMs, 2_000), logger.child({ component: 'maintenance' })) : new LocalLease(),
+    logger: logger.child({ component: 'maintenance' }),
+    metrics,
+  });
   const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, feeds, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {
@@ -124,6 +140,20 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
 
   let draining = false;
+  metrics.setSources({
+    connections: () => ({ socketio: io.of('/').sockets.size, websocket: rawHub.size }),
+    sessionsActive: () => {
+      let count = 0;
+      for (const room of io.of('/').adapter.rooms.keys()) if (roomNames.sessionOf(room) !== null) count += 1;
+      return count;
+    },
+    redisUp: () => redis?.isReady() ?? false,
+    databaseUp: () =>
+      db.ping().then(
+        () => true,
+        () => false,
+      ),
+  });
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
   app.set(
@@ -133,8 +163,19 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use(requestContext(logger, config.nodeId));
   app.use(
     helmet({
-      // Swagger UI's page runs an inline style and loads its own assets from /docs.
-      contentSecurityPolicy: { directives: { 'script-src': ["'self'"], 'style-src': ["'self'", "'unsafe-inline'"], 'img-src': ["'self'", 'data:'] } },
+      contentSecurityPolicy: {
+        directives: {
+          // Swagger UI's page runs an inline style and loads its own assets from /docs.
+          'script-src': ["'self'"],
+          'style-src': ["'self'", "'unsafe-inline'"],
+          'img-src': ["'self'", 'data:'],
+          // Over plain HTTP (compose serves :8000), upgrading the page's assets to https would
+          // leave Swagger UI blank: only ask for it when TLS is in front (BEHIND_TLS).
+          'upgrade-insecure-requests': config.behindTls ? [] : null,
+        },
+      },
+      // HSTS over plain HTTP is ignored at best; on a name later served with TLS it pins browsers.
+      strictTransportSecurity: config.behindTls,
       crossOriginResourcePolicy: { policy: 'cross-origin' },
     }),
   );
@@ -153,10 +194,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, requireAuth: createRequireAuth(config.auth) }));
   app.use('/api/auth', authRoutes({ tokens }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
+  app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
   app.use(notFound);
   app.use(errorHandler);
 
   await Promise.all([presence.start(), limits.start()]);
+  lifecycle.start();
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
@@ -172,6 +215,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await rooms.drain();
     });
     rawEdge.close();
+    await lifecycle.stop();
     await Promise.all([presence.stop(), limits.stop()]);
     await new Promise<void>((resolve) => void io.close(() => resolve()));
     httpServer.closeAllConnections();
@@ -182,6 +226,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     io,
     rooms,
     feeds,
+    metrics,
     close: () => (closing ??= shutdown()),
   };
 }

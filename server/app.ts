@@ -20,6 +20,7 @@ import { buildOpenApiDocument } from './http/openapi';
 import { authRoutes } from './http/routes/auth';
 import { healthRoutes } from './http/routes/health';
 import { sessionRoutes } from './http/routes/sessions';
+import { voiceRoutes } from './http/routes/voice';
 import type { Logger } from './logger';
 import { createBroadcaster } from './realtime/broadcaster';
 import { RawHub } from './realtime/rawHub';
@@ -39,6 +40,9 @@ import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
 import type { SpiritProvider } from './services/spirit/types';
 import { UserService } from './services/users';
+import { VoiceService } from './services/voice';
+import { AudioStore } from './services/voice/store';
+import type { VoiceProvider } from './services/voice/types';
 
 export interface AppDeps {
   config: Config;
@@ -48,6 +52,8 @@ export interface AppDeps {
   redis: RedisConnections | null;
   /** Replaces the configured spirit provider (tests point it at a fake server through config instead). */
   spiritProvider?: SpiritProvider;
+  /** Replaces the configured voice provider (tests point it at a fake server through config instead). */
+  voiceProvider?: VoiceProvider;
 }
 
 export interface App {
@@ -74,6 +80,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const messages = new MessageService(db.models, db.sequelize);
   const users = new UserService(db.models);
   const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider);
+  const voice = new VoiceService({
+    config: config.voice,
+    store: new AudioStore(db.models.SpokenAudio, config.nodeId),
+    logger: logger.child({ component: 'voice' }),
+    provider: deps.voiceProvider,
+  });
 
   const app = express();
   const httpServer = createServer(app);
@@ -106,7 +118,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   const rawHub = new RawHub(io.of('/').adapter);
   const broadcaster = createBroadcaster(io);
-  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster });
+  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, audioUrl: (sessionId, messageId) => voice.audioUrl(sessionId, messageId) });
   attachSocketHandlers(io, { rooms, limits, policy, logger: logger.child({ transport: 'socket.io' }) });
   const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
 
@@ -141,6 +153,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openApi, { customSiteTitle: 'Séance API' }));
   app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, requireAuth: createRequireAuth(config.auth) }));
   app.use('/api/auth', authRoutes({ tokens }));
+  app.use(voiceRoutes({ voice, messages, limits }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
   app.use(notFound);
   app.use(errorHandler);
@@ -161,7 +174,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await rooms.drain();
     });
     rawEdge.close();
-    await Promise.all([presence.stop(), limits.stop()]);
+    await Promise.all([presence.stop(), limits.stop(), voice.close()]);
     await new Promise<void>((resolve) => io.close(() => resolve()));
     httpServer.closeAllConnections();
   }

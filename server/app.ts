@@ -4,6 +4,7 @@
  * so tests start as many real servers as they like, each on port 0.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
+import path from 'node:path';
 import { createShardedAdapter } from '@socket.io/redis-adapter';
 import cors from 'cors';
 import express from 'express';
@@ -91,7 +92,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const httpServer = createServer(app);
   const io: SeanceServer = new SocketIOServer(httpServer, {
     path: '/socket.io',
-    serveClient: false,
+    // /socket.io/socket.io.min.js: the client the /play page (and any simple frontend) loads.
+    serveClient: true,
     // The raw /ws path shares this server's upgrades: engine.io must leave other paths alone.
     destroyUpgrade: false,
     perMessageDeflate: false,
@@ -101,7 +103,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     maxHttpBufferSize: 64 * 1024,
     cors: { origin: (origin, cb) => cb(null, policy.isOriginAllowed(origin)), credentials: true, methods: CORS_METHODS },
     // Cross-site WebSocket hijacking: browsers from foreign origins are refused on every transport.
-    allowRequest: (req, cb) => cb(null, policy.isOriginAllowed(req.headers.origin)),
+    allowRequest: (req, cb) => cb(null, policy.isOriginAllowed(req.headers.origin, req.headers.host)),
   });
   // Sharded Pub/Sub (Redis 7) with a channel per room, subscribed only by the nodes that hold a
   // member: a session's traffic reaches the nodes that serve it and no others.
@@ -151,6 +153,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.get('/', (_req, res) => res.redirect(302, '/docs'));
   app.get('/openapi.json', (_req, res) => res.json(openApi));
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openApi, { customSiteTitle: 'Séance API' }));
+  // A small page to try a séance in a browser: static files, its script outside the HTML (CSP: script-src 'self').
+  const playDir = path.join(config.rootDir, 'public', 'play');
+  app.get('/play', (_req, res) => res.sendFile(path.join(playDir, 'index.html')));
+  app.use('/play', express.static(playDir, { index: 'index.html' }));
   app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, requireAuth: createRequireAuth(config.auth) }));
   app.use('/api/auth', authRoutes({ tokens }));
   app.use(voiceRoutes({ voice, messages, limits }));

@@ -130,10 +130,42 @@ describe("the spirit's voice over HTTP", function () {
 
   describe('limits', () => {
     let server: TestServer;
+    let flooded: TestServer;
     before(async () => {
-      server = await startTestServer({ env: { TTS_RATE_LIMIT: '2' } });
+      [server, flooded] = await Promise.all([
+        startTestServer({ env: { TTS_RATE_LIMIT: '2' } }),
+        startTestServer({ env: { TTS_RATE_LIMIT: '100000', TTS_CONCURRENCY: '1', MESSAGE_RATE_LIMIT: '1000' } }),
+      ]);
     });
-    after(async () => server?.close());
+    after(async () => Promise.all([server?.close(), flooded?.close()]));
+
+    it('keeps the chat quick under a flood of speech requests: a bounded queue, the rest refused with 429', async () => {
+      const session = await createSession(flooded.url);
+      const sio = await joinSocket(flooded.url, { session_id: session.id, name: 'Ann' });
+      try {
+        const long = (i: number) => `Flood ${i}: the wind howls through the chimney and the old clock stops at midnight. `.repeat(3).slice(0, 200);
+        const flood = Array.from({ length: 30 }, (_, i) => http(flooded.url, 'POST', '/api/tts/generate', { json: { text: long(i) } }));
+        // While one synthesis runs and eight wait, the chat goes on: each round trip measured.
+        const roundTrips: number[] = [];
+        for (let i = 0; i < 10; i++) {
+          const started = Date.now();
+          const ack = await sendWithAck(sio, { message: `still there ${i}?` });
+          await sio.inbox.waitFor('message_received', (m) => m.id === ack.id);
+          roundTrips.push(Date.now() - started);
+        }
+        const replies = await Promise.all(flood);
+        const statuses = replies.map((r) => r.status);
+        expect(statuses.filter((s) => s === 429).length, statuses.join(' ')).to.be.at.least(30 - 9);
+        expect(statuses.filter((s) => s !== 200 && s !== 429)).to.deep.equal([]);
+        const refused = replies.find((r) => r.status === 429)!;
+        expect(refused.body.error.code).to.equal('RATE_LIMITED');
+        expect(refused.headers.get('retry-after')).to.equal('2');
+        roundTrips.sort((a, b) => a - b);
+        expect(roundTrips[5], `chat round trips ${roundTrips.join(', ')} ms`).to.be.below(250);
+      } finally {
+        sio.close();
+      }
+    });
 
     it('rate-limits POST /api/tts/generate per client address: 429 RATE_LIMITED with Retry-After', async () => {
       expect((await generate(server, { text: 'one' })).status).to.equal(200);

@@ -72,6 +72,7 @@ export class VoiceService {
   /** A claim older than this belongs to a node that died mid-way: it may be taken over. */
   private readonly staleAfterMs: number;
   private readonly log: Logger;
+  private closed = false;
 
   constructor(private readonly deps: VoiceDeps) {
     const { config } = deps;
@@ -106,8 +107,9 @@ export class VoiceService {
     return work;
   }
 
+  /** Stops the built-in voice's processes; requests still waiting give up (the node is going away). */
   async close(): Promise<void> {
-    await Promise.allSettled([...this.inFlight.values()]);
+    this.closed = true;
     await Promise.all([this.builtin.close(), this.provider !== this.builtin ? this.provider?.close?.() : undefined]);
   }
 
@@ -128,7 +130,7 @@ export class VoiceService {
         }
       }
       // Another node is making it: wait for its row rather than asking the provider again.
-      if (Date.now() > deadline) throw new AppError('SERVICE_UNAVAILABLE', 'The spirit could not speak this time; try again');
+      if (Date.now() > deadline || this.closed) throw new AppError('SERVICE_UNAVAILABLE', 'The spirit could not speak this time; try again');
       await new Promise((resolve) => setTimeout(resolve, POLL_MS));
     }
   }

@@ -91,7 +91,9 @@ const schema = Joi.object({
   NODE_ENV: Joi.string().valid('development', 'production', 'test').default('development'),
   HOST: Joi.string().default('0.0.0.0'),
   PORT: Joi.number().integer().min(0).max(65535).default(8000),
-  NODE_ID: Joi.string().pattern(/^[A-Za-z0-9_.:-]{1,64}$/).message('NODE_ID must be 1-64 of [A-Za-z0-9_.:-]'),
+  NODE_ID: Joi.string()
+    .pattern(/^[A-Za-z0-9_.:-]{1,64}$/)
+    .message('NODE_ID must be 1-64 of [A-Za-z0-9_.:-]'),
   LOG_LEVEL: Joi.string().lowercase().valid('trace', 'debug', 'info', 'warn', 'error', 'fatal').default('info'),
   DATABASE_URL: Joi.string()
     .pattern(/^(postgres|postgresql|sqlite):/)
@@ -102,10 +104,18 @@ const schema = Joi.object({
   REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }),
   CORS_ORIGINS: Joi.string().default('http://localhost:3000,http://127.0.0.1:3000,http://localhost:8000,http://127.0.0.1:8000'),
   TRUST_PROXY: Joi.string().default('loopback, linklocal, uniquelocal'),
-  BODY_LIMIT_BYTES: Joi.number().integer().min(256).max(10 * 1024 * 1024).default(16 * 1024),
+  BODY_LIMIT_BYTES: Joi.number()
+    .integer()
+    .min(256)
+    .max(10 * 1024 * 1024)
+    .default(16 * 1024),
   JWT_SECRET: Joi.string(),
   JWT_ALGORITHM: Joi.string().valid('HS256', 'HS384', 'HS512').default('HS256'),
-  ACCESS_TOKEN_EXPIRE_MINUTES: Joi.number().integer().min(1).max(60 * 24 * 30).default(30),
+  ACCESS_TOKEN_EXPIRE_MINUTES: Joi.number()
+    .integer()
+    .min(1)
+    .max(60 * 24 * 30)
+    .default(30),
   REQUIRE_AUTH: Joi.boolean().truthy('1').falsy('0').default(false),
   SPIRIT_PROVIDER: Joi.string().lowercase().valid('oracle', 'gemini', 'openai').default('oracle'),
   SPIRIT_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(10000),
@@ -114,19 +124,31 @@ const schema = Joi.object({
   SPIRIT_ORACLE_DELAY_MS: Joi.number().integer().min(0).max(60000).default(1500),
   GOOGLE_API_KEY: Joi.string(),
   GEMINI_MODEL: Joi.string().default('gemini-2.0-flash'),
-  GEMINI_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('https://generativelanguage.googleapis.com/v1beta'),
+  GEMINI_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('https://generativelanguage.googleapis.com/v1beta'),
   OPENAI_API_KEY: Joi.string(),
   OPENAI_MODEL: Joi.string().default('gpt-4o-mini'),
-  OPENAI_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('https://api.openai.com/v1'),
+  OPENAI_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('https://api.openai.com/v1'),
   TTS_PROVIDER: Joi.string().lowercase().valid('espeak', 'elevenlabs', 'openai', 'none').default('espeak'),
   TTS_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(15000),
   TTS_CONCURRENCY: Joi.number().integer().min(1).max(64).default(1),
-  TTS_MAX_BYTES: Joi.number().integer().min(1024).max(64 * 1024 * 1024).default(8 * 1024 * 1024),
+  TTS_MAX_BYTES: Joi.number()
+    .integer()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(8 * 1024 * 1024),
   TTS_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(20),
   ELEVENLABS_API_KEY: Joi.string(),
   // A premade ElevenLabs voice ("Adam": deep, calm); any voice id of the account works.
-  ELEVENLABS_VOICE_ID: Joi.string().pattern(/^[A-Za-z0-9_-]{1,100}$/).default('pNInz6obpgDQGcFmaJgB'),
-  ELEVENLABS_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('https://api.elevenlabs.io'),
+  ELEVENLABS_VOICE_ID: Joi.string()
+    .pattern(/^[A-Za-z0-9_-]{1,100}$/)
+    .default('pNInz6obpgDQGcFmaJgB'),
+  ELEVENLABS_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('https://api.elevenlabs.io'),
   ELEVENLABS_MODEL_ID: Joi.string().default('eleven_multilingual_v2'),
   TTS_MODEL: Joi.string().default('tts-1'),
   TTS_VOICE: Joi.string().default('onyx'),
@@ -151,7 +173,8 @@ function findRootDir(): string {
   return dir;
 }
 
-function parseOrigins(raw: string): readonly string[] | '*' | string {
+/** The list, or '*', or a message saying what is wrong with the value. */
+function parseOrigins(raw: string): readonly string[] | string {
   const text = raw.trim();
   if (text === '*') return '*';
   let list: unknown;
@@ -162,7 +185,10 @@ function parseOrigins(raw: string): readonly string[] | '*' | string {
       return 'CORS_ORIGINS is not a valid JSON array';
     }
   } else {
-    list = text.split(',').map((o) => o.trim()).filter(Boolean);
+    list = text
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean);
   }
   if (!Array.isArray(list) || !list.every((o) => typeof o === 'string' && /^https?:\/\/[^/\s]+$/.test(o))) {
     return 'CORS_ORIGINS must be "*" or a list of origins like http://localhost:3000 (comma separated or a JSON array)';

@@ -5,7 +5,6 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import path from 'node:path';
-import { createShardedAdapter } from '@socket.io/redis-adapter';
 import cors from 'cors';
 import express from 'express';
 import helmet from 'helmet';
@@ -24,14 +23,14 @@ import { sessionRoutes } from './http/routes/sessions';
 import { voiceRoutes } from './http/routes/voice';
 import type { Logger } from './logger';
 import { createBroadcaster } from './realtime/broadcaster';
+import { seanceAdapter } from './realtime/extensions/clusterAdapter';
+import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
+import { checkLibraryInternals } from './realtime/extensions/internals';
 import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
-import { batchRoomPublishes } from './realtime/publishBatching';
-import { coalesceEngineWrites } from './realtime/writeCoalescing';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
 import { createRequestPolicy } from './requestPolicy';
-import { MessageService } from './services/messages';
 import { MemoryPresence } from './services/presence/memory';
 import { RedisPresence } from './services/presence/redis';
 import type { Presence } from './services/presence/types';
@@ -39,10 +38,9 @@ import { RateLimits } from './services/rateLimits';
 import { RoomService } from './services/rooms';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
+import { sequelizeStores } from './storage/sequelize';
 import type { SpiritProvider } from './services/spirit/types';
-import { UserService } from './services/users';
 import { VoiceService } from './services/voice';
-import { AudioStore } from './services/voice/store';
 import type { VoiceProvider } from './services/voice/types';
 
 export interface AppDeps {
@@ -71,19 +69,17 @@ const SERVICE_RESTART = 1012;
 
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, logger, db, redis } = deps;
+  checkLibraryInternals();
   const policy = createRequestPolicy(config);
   const tokens = new TokenService(config.auth);
   const limits = new RateLimits(config.limits, redis, config.nodeId, logger);
-  const presence: Presence = redis
-    ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' }))
-    : new MemoryPresence();
-  const sessions = new SessionService(db.models, presence);
-  const messages = new MessageService(db.models, db.sequelize);
-  const users = new UserService(db.models);
+  const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence();
+  const { sessions: sessionStore, messages, users, audio } = sequelizeStores(db, config.nodeId);
+  const sessions = new SessionService(sessionStore, presence);
   const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider);
   const voice = new VoiceService({
     config: config.voice,
-    store: new AudioStore(db.models.SpokenAudio, config.nodeId),
+    store: audio,
     logger: logger.child({ component: 'voice' }),
     provider: deps.voiceProvider,
   });
@@ -107,10 +103,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   // Sharded Pub/Sub (Redis 7) with a channel per room, subscribed only by the nodes that hold a
   // member: a session's traffic reaches the nodes that serve it and no others.
-  if (redis) {
-    io.adapter(createShardedAdapter(redis.pub, redis.sub, { channelPrefix: 'seance', subscriptionMode: 'dynamic' }));
-    batchRoomPublishes(io.of('/').adapter, redis.pub, logger.child({ component: 'adapter' }));
-  }
+  const adapter = seanceAdapter(redis, logger.child({ component: 'adapter' }));
+  io.adapter(adapter.factory);
   // Long-polling replies name their node too: that is how an operator checks stickiness.
   io.engine.on('headers', (headers: Record<string, string>) => {
     headers['X-Seance-Node'] = config.nodeId;
@@ -118,10 +112,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   coalesceEngineWrites(io.engine);
 
-  const rawHub = new RawHub(io.of('/').adapter);
+  const rawHub = new RawHub(adapter.main);
   const broadcaster = createBroadcaster(io);
   const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, audioUrl: (sessionId, messageId) => voice.audioUrl(sessionId, messageId) });
-  attachSocketHandlers(io, { rooms, limits, policy, logger: logger.child({ transport: 'socket.io' }) });
+  attachSocketHandlers(io, { rooms, limits, policy, logger });
   const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {
@@ -132,7 +126,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
   let draining = false;
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
-  app.set('trust proxy', config.trustProxy.split(',').map((s) => s.trim()));
+  app.set(
+    'trust proxy',
+    config.trustProxy.split(',').map((s) => s.trim()),
+  );
   app.use(requestContext(logger, config.nodeId));
   app.use(
     helmet({
@@ -181,7 +178,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     });
     rawEdge.close();
     await Promise.all([presence.stop(), limits.stop(), voice.close()]);
-    await new Promise<void>((resolve) => io.close(() => resolve()));
+    await new Promise<void>((resolve) => void io.close(() => resolve()));
     httpServer.closeAllConnections();
   }
 

@@ -48,12 +48,7 @@ export interface ErrorView {
 }
 
 export interface ServerToClientEvents {
-  session_joined: (data: {
-    session: SessionView;
-    you: ParticipantView;
-    users: ParticipantView[];
-    messages: HistoryMessageView[];
-  }) => void;
+  session_joined: (data: { session: SessionView; you: ParticipantView; users: ParticipantView[]; messages: HistoryMessageView[] }) => void;
   user_joined: (data: ParticipantView) => void;
   user_left: (data: ParticipantView) => void;
   message_received: (data: ChatMessageView) => void;
@@ -77,19 +72,3 @@ export interface ClientToServerEvents {
 
 export const CLIENT_EVENTS = ['send_message', 'typing', 'leave_session'] as const;
 export type ClientEventName = (typeof CLIENT_EVENTS)[number];
-
-/** Socket.IO handshake `auth`, and the raw path's first frame. */
-export interface JoinRequest {
-  session_id?: string;
-  name?: string;
-  user_id?: string;
-  token?: string;
-}
-
-/** The one place room names are made: every transport and node agrees on them. */
-export const rooms = {
-  session: (sessionId: string) => `session:${sessionId}`,
-  participant: (sessionId: string, userId: string) => `session:${sessionId}:user:${userId}`,
-  /** The session id of a session room (not of a participant room), or null. */
-  sessionOf: (room: string): string | null => (room.startsWith('session:') && room.indexOf(':', 8) === -1 ? room.slice(8) : null),
-};

@@ -6,17 +6,25 @@
 (function () {
   'use strict';
 
-  var $ = function (id) { return document.getElementById(id); };
+  var $ = function (id) {
+    return document.getElementById(id);
+  };
   var storage = window.localStorage;
   var state = { socket: null, sessionId: null, me: null, lastSeq: null, people: new Map(), shown: new Set(), thinking: new Set() };
 
   // Who served this page: the node's id from /health (the reply's X-Seance-Node says the same).
   fetch('/health', { cache: 'no-store' })
     .then(function (res) {
-      return res.json().then(function (body) { return body.node_id || res.headers.get('X-Seance-Node'); });
+      return res.json().then(function (body) {
+        return body.node_id || res.headers.get('X-Seance-Node');
+      });
     })
-    .then(function (node) { $('node').textContent = node || 'unknown'; })
-    .catch(function () { $('node').textContent = 'unknown'; });
+    .then(function (node) {
+      $('node').textContent = node || 'unknown';
+    })
+    .catch(function () {
+      $('node').textContent = 'unknown';
+    });
 
   function sessionFromInput(value) {
     var text = (value || '').trim();
@@ -39,7 +47,9 @@
     $('status').textContent = text;
   }
 
-  function showError(where, text) { $(where).textContent = text || ''; }
+  function showError(where, text) {
+    $(where).textContent = text || '';
+  }
 
   // --- the people present -------------------------------------------------------------
   function renderPeople() {
@@ -84,8 +94,12 @@
     audio.controls = true;
     audio.preload = 'auto';
     audio.dataset.state = 'loading';
-    audio.addEventListener('loadeddata', function () { audio.dataset.state = 'loaded'; });
-    audio.addEventListener('error', function () { audio.dataset.state = 'error'; });
+    audio.addEventListener('loadeddata', function () {
+      audio.dataset.state = 'loaded';
+    });
+    audio.addEventListener('error', function () {
+      audio.dataset.state = 'error';
+    });
     audio.src = url;
     // Allowed once the person has clicked on the page (Join, Ask); silently not otherwise.
     var playing = audio.play();
@@ -93,7 +107,9 @@
     return audio;
   }
 
-  function renderThinking() { $('thinking').hidden = state.thinking.size === 0; }
+  function renderThinking() {
+    $('thinking').hidden = state.thinking.size === 0;
+  }
 
   // --- joining --------------------------------------------------------------------------
   function join(sessionId, name) {
@@ -112,7 +128,9 @@
     });
     state.socket = socket;
 
-    socket.on('connect', function () { setStatus('connected', 'connected'); });
+    socket.on('connect', function () {
+      setStatus('connected', 'connected');
+    });
     socket.on('disconnect', function (reason) {
       setStatus('reconnecting', 'reconnecting…');
       if (reason === 'io server disconnect') setStatus('idle', 'disconnected');
@@ -136,7 +154,11 @@
       $('share').href = link;
       $('share').textContent = link;
       history.replaceState(null, '', '/play?session=' + data.session.id);
-      state.people = new Map(data.users.map(function (u) { return [u.id, u]; }));
+      state.people = new Map(
+        data.users.map(function (u) {
+          return [u.id, u];
+        }),
+      );
       renderPeople();
       if (!data.resumed) {
         $('messages').textContent = '';
@@ -144,16 +166,29 @@
         state.thinking.clear();
         renderThinking();
       }
-      data.messages.forEach(function (m) { addMessage(m, m.is_spirit); });
+      data.messages.forEach(function (m) {
+        addMessage(m, m.is_spirit);
+      });
       $('start').hidden = true;
       $('room').hidden = false;
       showError('start-error', '');
       $('question').focus();
     });
-    socket.on('user_joined', function (person) { state.people.set(person.id, person); renderPeople(); });
-    socket.on('user_left', function (person) { state.people.delete(person.id); renderPeople(); });
-    socket.on('message_received', function (message) { addMessage(message, false); });
-    socket.on('spirit_thinking', function (data) { state.thinking.add(data.in_reply_to); renderThinking(); });
+    socket.on('user_joined', function (person) {
+      state.people.set(person.id, person);
+      renderPeople();
+    });
+    socket.on('user_left', function (person) {
+      state.people.delete(person.id);
+      renderPeople();
+    });
+    socket.on('message_received', function (message) {
+      addMessage(message, false);
+    });
+    socket.on('spirit_thinking', function (data) {
+      state.thinking.add(data.in_reply_to);
+      renderThinking();
+    });
     socket.on('spirit_response', function (answer) {
       state.thinking.delete(answer.in_reply_to);
       renderThinking();
@@ -163,7 +198,9 @@
       showError('room-error', 'The séance has ended.');
       setStatus('idle', 'ended');
     });
-    socket.on('error', function (err) { showError('room-error', err.message || err.code); });
+    socket.on('error', function (err) {
+      showError('room-error', err.message || err.code);
+    });
   }
 
   function leaveRoom() {
@@ -190,13 +227,17 @@
     var name = $('name').value.trim();
     if (!name) return showError('start-error', 'Tell the spirit your name first.');
     fetch('/api/sessions', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ name: 'Séance of ' + name }) })
-      .then(function (res) { return res.json(); })
+      .then(function (res) {
+        return res.json();
+      })
       .then(function (body) {
         if (!body.success) throw new Error(body.error.message);
         $('session').value = body.data.id;
         join(body.data.id, name);
       })
-      .catch(function (err) { showError('start-error', err.message); });
+      .catch(function (err) {
+        showError('start-error', err.message);
+      });
   });
 
   $('ask-form').addEventListener('submit', function (event) {

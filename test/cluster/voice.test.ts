@@ -16,8 +16,7 @@ async function get(url: string, init: RequestInit = {}): Promise<{ status: numbe
   const res = await fetch(url, init);
   return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
 }
-const generate = (base: string, text: string) =>
-  get(`${base}/api/tts/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) });
+const generate = (base: string, text: string) => get(`${base}/api/tts/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ text }) });
 
 describe('cluster: speech made once for every node', function () {
   this.timeout(60_000);

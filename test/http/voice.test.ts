@@ -16,8 +16,7 @@ async function fetchAudio(url: string, init: RequestInit = {}): Promise<{ status
   return { status: res.status, headers: res.headers, bytes: Buffer.from(await res.arrayBuffer()) };
 }
 
-const generate = (server: TestServer, body: unknown) =>
-  fetchAudio(`${server.url}/api/tts/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+const generate = (server: TestServer, body: unknown) => fetchAudio(`${server.url}/api/tts/generate`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 describe("the spirit's voice over HTTP", function () {
   this.timeout(30_000);
@@ -62,7 +61,7 @@ describe("the spirit's voice over HTTP", function () {
         expect(generated.status).to.equal(200);
         expect(generated.headers.get('content-type')).to.equal('audio/wav');
         expect(generated.bytes.equals(first.bytes)).to.equal(true);
-        const rows = (await server.db.models.SpokenAudio.count()) as number;
+        const rows = await server.db.models.SpokenAudio.count();
         expect(rows).to.be.at.least(1);
       } finally {
         sio.close();
@@ -82,7 +81,7 @@ describe("the spirit's voice over HTTP", function () {
       expect(unknown.bytes.equals(spoken.bytes)).to.equal(true);
     });
 
-    it('answers 404 NOT_FOUND for anything that is not one of the spirit\'s answers', async () => {
+    it("answers 404 NOT_FOUND for anything that is not one of the spirit's answers", async () => {
       const session = await createSession(server.url);
       const other = await createSession(server.url);
       const sio = await joinSocket(server.url, { session_id: session.id, name: 'Ann' });

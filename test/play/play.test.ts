@@ -23,10 +23,7 @@ describe('/play in headless Chromium, 3 nodes behind nginx', function () {
   const errors: Record<string, string[]> = {};
 
   before(async () => {
-    [cluster, browser] = await Promise.all([
-      startCluster({ nodes: 3, postgres: await sharedPostgres(), env: { SPIRIT_ORACLE_DELAY_MS: String(ORACLE_DELAY_MS) } }),
-      launchChromium(),
-    ]);
+    [cluster, browser] = await Promise.all([startCluster({ nodes: 3, postgres: await sharedPostgres(), env: { SPIRIT_ORACLE_DELAY_MS: String(ORACLE_DELAY_MS) } }), launchChromium()]);
   });
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') {
@@ -87,12 +84,24 @@ describe('/play in headless Chromium, 3 nodes behind nginx', function () {
       await page.locator('#thinking').waitFor({ state: 'visible', timeout: 5_000 });
       expect(await page.locator('#messages li.spirit').count()).to.equal(0);
     }
-    const answers = await Promise.all([ann, bob].map((page) => page.locator('#messages li.spirit').first().waitFor({ timeout: 10_000 }).then(() => page)));
+    const answers = await Promise.all(
+      [ann, bob].map((page) =>
+        page
+          .locator('#messages li.spirit')
+          .first()
+          .waitFor({ timeout: 10_000 })
+          .then(() => page),
+      ),
+    );
     for (const page of answers) {
       await page.locator('#thinking').waitFor({ state: 'hidden' });
       const audio = page.locator('#messages li.spirit audio');
       await audio.and(page.locator('[data-state="loaded"]')).waitFor({ timeout: 20_000 });
-      const media = await audio.evaluate((el) => ({ duration: (el as unknown as MediaElement).duration, readyState: (el as unknown as MediaElement).readyState, src: (el as unknown as MediaElement).currentSrc }));
+      const media = await audio.evaluate((el) => ({
+        duration: (el as unknown as MediaElement).duration,
+        readyState: (el as unknown as MediaElement).readyState,
+        src: (el as unknown as MediaElement).currentSrc,
+      }));
       expect(media.readyState).to.be.at.least(2);
       expect(media.duration).to.be.above(1);
       expect(media.src).to.match(new RegExp(`/api/sessions/${sessionId}/messages/\\d+/audio$`));

@@ -5,14 +5,14 @@
  */
 import { Router, type Request, type Response } from 'express';
 import { AppError } from '../../errors';
-import type { MessageService } from '../../services/messages';
+import type { MessageStore } from '../../storage/ports';
 import type { RateLimits } from '../../services/rateLimits';
 import type { StoredAudio, VoiceService } from '../../services/voice';
 import { isSessionId, schemas, validate } from '../../validation/schemas';
 
 export interface VoiceRouteDeps {
   voice: VoiceService;
-  messages: MessageService;
+  messages: MessageStore;
   limits: RateLimits;
 }
 

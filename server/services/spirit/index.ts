@@ -11,8 +11,7 @@ import { OracleProvider, oracleAnswer } from './oracle';
 import { shapeReply, type ShapedReply } from './shape';
 import type { SpiritProvider, SpiritReply, SpiritRequest } from './types';
 
-export type { SpiritProvider, SpiritReply, SpiritRequest, SpiritTurn } from './types';
-export { HISTORY_LIMIT } from './personality';
+export type { SpiritReply } from './types';
 
 export type SpiritConfig = Config['spirit'];
 

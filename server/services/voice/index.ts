@@ -18,10 +18,10 @@ import type { Logger } from '../../logger';
 import { BUILTIN_TIMEOUT_MS, BuiltinVoice } from './builtin';
 import { ElevenLabsVoice } from './elevenlabs';
 import { OpenAIVoice } from './openai';
-import type { AudioStore, StoredAudio } from './store';
+import type { AudioStore, StoredAudio } from '../../storage/ports';
 import type { VoiceProvider } from './types';
 
-export type { StoredAudio } from './store';
+export type { StoredAudio } from '../../storage/ports';
 export type VoiceConfig = Config['voice'];
 
 /** Requests that may wait for a generation slot, per slot; more are refused (RATE_LIMITED). */
@@ -98,7 +98,9 @@ export class VoiceService {
     const provider = this.provider;
     if (!provider) throw new AppError('NOT_FOUND', 'Speech is turned off on this server (TTS_PROVIDER=none)');
     const voice = provider.voiceFor(requestedVoice);
-    const key = createHash('sha256').update(JSON.stringify([provider.name, provider.fingerprint, voice, text])).digest('hex');
+    const key = createHash('sha256')
+      .update(JSON.stringify([provider.name, provider.fingerprint, voice, text]))
+      .digest('hex');
     let work = this.inFlight.get(key);
     if (!work) {
       work = this.obtain(provider, key, voice, text).finally(() => this.inFlight.delete(key));

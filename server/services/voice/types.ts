@@ -3,7 +3,9 @@
  * text into audio bytes; caching, claims, bounds and the fallback belong to the service.
  */
 
-export type AudioContentType = 'audio/wav' | 'audio/mpeg';
+import type { AudioContentType } from '../../storage/ports';
+
+export type { AudioContentType } from '../../storage/ports';
 
 export interface SpokenAudio {
   bytes: Buffer;

@@ -32,7 +32,10 @@ describe('the built-in voice', function () {
     }
     // A slow spirit reads about 10-15 characters a second; the reverb's tail adds 1.2 s.
     const expected = (text: string) => text.length / 12 + 1.2;
-    for (const [info, text] of [[a, short], [b, long]] as const) {
+    for (const [info, text] of [
+      [a, short],
+      [b, long],
+    ] as const) {
       expect(info.seconds / expected(text), `${text.length} characters → ${info.seconds.toFixed(2)} s`).to.be.within(0.5, 2);
     }
     expect(b.seconds).to.be.above(a.seconds * 3);
@@ -44,7 +47,7 @@ describe('the built-in voice', function () {
     expect(first.bytes.equals(second.bytes)).to.equal(true);
   });
 
-  it('speaks the other voices it knows and falls back to the spirit\'s for unknown ones', async () => {
+  it("speaks the other voices it knows and falls back to the spirit's for unknown ones", async () => {
     expect(voice.voiceFor('awb')).to.equal('awb');
     expect(voice.voiceFor('21m00Tcm4TlvDq8ikWAM')).to.equal('rms');
     expect(voice.voiceFor(undefined)).to.equal('rms');

@@ -26,4 +26,3 @@ export function pieces(text: string, max = PIECE_CHARS): string[] {
   if (current) out.push(current);
   return out.length > 0 ? out : ['...'];
 }
-

@@ -17,7 +17,7 @@ export function decodeWav(bytes: Uint8Array): Pcm {
   let channels = 0;
   let sampleRate = 0;
   let bits = 0;
-  for (let at = 12; at + 8 <= bytes.byteLength; ) {
+  for (let at = 12; at + 8 <= bytes.byteLength;) {
     const id = tag(at);
     const size = view.getUint32(at + 4, true);
     const body = at + 8;

@@ -1,31 +1,20 @@
 /**
- * Where spoken audio is kept: one table every node reads (see models/spokenAudio.ts). A
- * node that is about to make audio first claims its key with an INSERT; the primary key lets
- * exactly one node win, cluster-wide, on PostgreSQL and SQLite alike. The others wait for
- * the row to fill, or take a claim over once it is stale (its node died mid-way).
+ * Spoken audio in one table every node reads (see models/spokenAudio.ts). A claim is an
+ * INSERT of the key with no data: the primary key lets exactly one node win, cluster-wide,
+ * on PostgreSQL and SQLite alike.
  */
 import { randomBytes } from 'node:crypto';
 import { UniqueConstraintError } from 'sequelize';
 import type { SpokenAudio } from '../../../models';
-import type { AudioContentType } from './types';
+import type { AudioContentType, AudioLookup, AudioStore, StoredAudio } from '../ports';
 
-export interface StoredAudio {
-  bytes: Buffer;
-  contentType: AudioContentType;
-  digest: string;
-  provider: string;
-  fallback: boolean;
-}
-
-export type Lookup = { state: 'ready'; audio: StoredAudio } | { state: 'pending'; claim: string; claimedAt: Date } | { state: 'absent' };
-
-export class AudioStore {
+export class SequelizeAudioStore implements AudioStore {
   constructor(
     private readonly model: typeof SpokenAudio,
     private readonly nodeId: string,
   ) {}
 
-  async lookup(key: string): Promise<Lookup> {
+  async lookup(key: string): Promise<AudioLookup> {
     const row = await this.model.findByPk(key);
     if (!row) return { state: 'absent' };
     if (row.data === null) return { state: 'pending', claim: row.claimed_by, claimedAt: new Date(row.claimed_at) };
@@ -41,7 +30,6 @@ export class AudioStore {
     };
   }
 
-  /** The claim's token when this node now owns the key; null when another claim exists. */
   async claim(key: string, voice: string): Promise<string | null> {
     const claim = this.newClaim();
     try {
@@ -53,21 +41,19 @@ export class AudioStore {
     }
   }
 
-  /** Replaces a stale claim (`seen`) with this node's; null when someone else got there first. */
   async takeOver(key: string, seen: string): Promise<string | null> {
     const claim = this.newClaim();
     const [count] = await this.model.update({ claimed_by: claim, claimed_at: new Date() }, { where: { key, claimed_by: seen, data: null } });
     return count === 1 ? claim : null;
   }
 
-  async complete(key: string, claim: string, audio: Omit<StoredAudio, 'digest'> & { digest: string }): Promise<void> {
+  async complete(key: string, claim: string, audio: StoredAudio): Promise<void> {
     await this.model.update(
       { data: audio.bytes, content_type: audio.contentType, byte_length: audio.bytes.length, digest: audio.digest, provider: audio.provider, fallback: audio.fallback },
       { where: { key, claimed_by: claim, data: null } },
     );
   }
 
-  /** Gives a claim up (nothing could be made): the next request tries again. */
   async abandon(key: string, claim: string): Promise<void> {
     await this.model.destroy({ where: { key, claimed_by: claim, data: null } });
   }

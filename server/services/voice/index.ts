@@ -34,6 +34,8 @@ export interface VoiceDeps {
   logger: Logger;
   /** Replaces the configured provider (tests). */
   provider?: VoiceProvider;
+  /** How old a claim must be before another node may take it over (tests shorten it). */
+  staleAfterMs?: number;
 }
 
 /** At most `limit` at once; a short queue behind them; beyond that, refuse at once. */
@@ -81,7 +83,7 @@ export class VoiceService {
     this.provider = deps.provider ?? providerFor(config, this.builtin);
     this.enabled = this.provider !== null;
     this.gate = new Gate(config.concurrency, config.concurrency * QUEUE_PER_SLOT);
-    this.staleAfterMs = config.timeoutMs + BUILTIN_TIMEOUT_MS + 10_000;
+    this.staleAfterMs = deps.staleAfterMs ?? config.timeoutMs + BUILTIN_TIMEOUT_MS + 10_000;
   }
 
   get providerName(): string {
@@ -183,6 +185,13 @@ export class VoiceService {
     await this.deps.store.abandon(key, claim).catch((abandonErr: unknown) => this.log.error({ err: abandonErr }, 'could not release a speech claim'));
     throw new AppError('SERVICE_UNAVAILABLE', 'The spirit could not speak this time; try again');
   }
+}
+
+/** The content address of a speech: who speaks, with which settings, in which voice, what. */
+export function speechKey(provider: Pick<VoiceProvider, 'name' | 'fingerprint'>, voice: string, text: string): string {
+  return createHash('sha256')
+    .update(JSON.stringify([provider.name, provider.fingerprint, voice, text]))
+    .digest('hex');
 }
 
 function providerFor(config: VoiceConfig, builtin: BuiltinVoice): VoiceProvider | null {

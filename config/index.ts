@@ -45,6 +45,10 @@ export interface Config {
     timeoutMs: number;
     retries: number;
     retryBaseMs: number;
+    /** Consecutive failed attempts that open the breaker: questions then go straight to the oracle. */
+    breakerFailures: number;
+    /** How long the breaker stays open before one probe question is let through. */
+    breakerCooldownMs: number;
     /** How long the built-in oracle "thinks" before it answers; 0 answers at once. */
     oracleDelayMs: number;
     gemini: { apiKey: string | null; model: string; baseUrl: string };
@@ -74,6 +78,22 @@ export interface Config {
     presenceTtlMs: number;
   };
   shutdownTimeoutMs: number;
+  /** True when clients reach the server over HTTPS (TLS ends in front of it): HSTS and upgrade-insecure-requests. */
+  behindTls: boolean;
+  operations: {
+    /** null: /metrics is open (nginx does not publish it). */
+    metricsToken: string | null;
+    /** null: the Socket.IO Admin UI is off. */
+    adminUi: { username: string; password: string } | null;
+  };
+  lifecycle: {
+    /** A session with no join and no message for this long ends by itself. */
+    sessionIdleTimeoutMs: number;
+    /** null: keep messages forever. */
+    messageRetentionMs: number | null;
+    /** How often the maintenance holder looks for idle sessions and expired messages. */
+    sweepIntervalMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -121,6 +141,8 @@ const schema = Joi.object({
   SPIRIT_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(10000),
   SPIRIT_RETRIES: Joi.number().integer().min(0).max(10).default(2),
   SPIRIT_RETRY_BASE_MS: Joi.number().integer().min(0).max(60000).default(250),
+  SPIRIT_BREAKER_FAILURES: Joi.number().integer().min(1).max(1000).default(5),
+  SPIRIT_BREAKER_COOLDOWN_MS: Joi.number().integer().min(100).max(3_600_000).default(30_000),
   SPIRIT_ORACLE_DELAY_MS: Joi.number().integer().min(0).max(60000).default(1500),
   GOOGLE_API_KEY: Joi.string(),
   GEMINI_MODEL: Joi.string().default('gemini-2.0-flash'),
@@ -160,7 +182,20 @@ const schema = Joi.object({
   WS_JOIN_TIMEOUT_MS: Joi.number().integer().min(100).max(600000).default(10000),
   PRESENCE_TTL_MS: Joi.number().integer().min(1000).max(600000).default(15000),
   SHUTDOWN_TIMEOUT_MS: Joi.number().integer().min(100).max(60000).default(8000),
+  BEHIND_TLS: Joi.boolean().truthy('1').falsy('0').default(false),
+  METRICS_TOKEN: Joi.string().min(16).message('METRICS_TOKEN must be at least 16 characters'),
+  ADMIN_UI_USERNAME: Joi.string()
+    .pattern(/^[A-Za-z0-9_.-]{1,64}$/)
+    .default('admin'),
+  ADMIN_UI_PASSWORD: Joi.string().min(12).message('ADMIN_UI_PASSWORD must be at least 12 characters'),
+  // Fractions are allowed so tests (and the curious) can watch a session end in seconds.
+  SESSION_IDLE_TIMEOUT_MINUTES: Joi.number().greater(0).max(525_600).default(1440),
+  MESSAGE_RETENTION_DAYS: Joi.number().greater(0).max(36_500),
+  MAINTENANCE_INTERVAL_MS: Joi.number().integer().min(100).max(3_600_000),
 }).unknown(true);
+
+/** Every environment variable the server reads (.env.example must list exactly these). */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(schema.describe().keys as object));
 
 /** Walks up from this file to the folder with package.json: works from source and from dist/. */
 function findRootDir(): string {
@@ -224,6 +259,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   jwtSecret ??= DEVELOPMENT_JWT_SECRET;
 
+  const idleTimeoutMs = Math.round(v.SESSION_IDLE_TIMEOUT_MINUTES * 60_000);
+  if (idleTimeoutMs < 1000) problems.push('SESSION_IDLE_TIMEOUT_MINUTES must be at least one second (0.0167)');
+
   if (v.SPIRIT_PROVIDER === 'gemini' && !v.GOOGLE_API_KEY) problems.push('SPIRIT_PROVIDER=gemini needs GOOGLE_API_KEY');
   if (v.TTS_PROVIDER === 'elevenlabs' && !v.ELEVENLABS_API_KEY) problems.push('TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY');
 
@@ -264,6 +302,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: v.SPIRIT_TIMEOUT_MS,
       retries: v.SPIRIT_RETRIES,
       retryBaseMs: v.SPIRIT_RETRY_BASE_MS,
+      breakerFailures: v.SPIRIT_BREAKER_FAILURES,
+      breakerCooldownMs: v.SPIRIT_BREAKER_COOLDOWN_MS,
       oracleDelayMs: v.SPIRIT_ORACLE_DELAY_MS,
       gemini: { apiKey: v.GOOGLE_API_KEY ?? null, model: v.GEMINI_MODEL, baseUrl: v.GEMINI_BASE_URL.replace(/\/+$/, '') },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, model: v.OPENAI_MODEL, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, '') },
@@ -289,6 +329,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       presenceTtlMs: v.PRESENCE_TTL_MS,
     },
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    behindTls: v.BEHIND_TLS,
+    operations: {
+      metricsToken: v.METRICS_TOKEN ?? null,
+      adminUi: v.ADMIN_UI_PASSWORD ? { username: v.ADMIN_UI_USERNAME, password: v.ADMIN_UI_PASSWORD } : null,
+    },
+    lifecycle: {
+      sessionIdleTimeoutMs: idleTimeoutMs,
+      messageRetentionMs: v.MESSAGE_RETENTION_DAYS === undefined ? null : Math.round(v.MESSAGE_RETENTION_DAYS * 86_400_000),
+      // Often enough that a session ends within a tenth of its timeout late, never more than once a minute apart.
+      sweepIntervalMs: v.MAINTENANCE_INTERVAL_MS ?? Math.min(60_000, Math.max(500, Math.round(idleTimeoutMs / 10))),
+    },
   };
   return deepFreeze(config);
 }

@@ -19,9 +19,11 @@ import { requestContext } from './http/middleware/requestContext';
 import { buildOpenApiDocument } from './http/openapi';
 import { authRoutes } from './http/routes/auth';
 import { healthRoutes } from './http/routes/health';
+import { metricsRoutes } from './http/routes/metrics';
 import { sessionRoutes } from './http/routes/sessions';
 import { voiceRoutes } from './http/routes/voice';
 import type { Logger } from './logger';
+import { Metrics } from './metrics';
 import { createBroadcaster } from './realtime/broadcaster';
 import { seanceAdapter } from './realtime/extensions/clusterAdapter';
 import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
@@ -36,6 +38,9 @@ import { RedisPresence } from './services/presence/redis';
 import type { Presence } from './services/presence/types';
 import { RateLimits } from './services/rateLimits';
 import { RoomService } from './services/rooms';
+import { rooms as roomNames } from './cluster/names';
+import { LocalLease, RedisLease } from './services/maintenanceLease';
+import { SessionLifecycle } from './services/sessionLifecycle';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
 import { sequelizeStores } from './storage/sequelize';
@@ -59,6 +64,7 @@ export interface App {
   httpServer: HttpServer;
   io: SeanceServer;
   rooms: RoomService;
+  metrics: Metrics;
   /** Graceful shutdown: stop accepting, finish in-flight work, send clients elsewhere, release presence. */
   close(): Promise<void>;
 }
@@ -71,12 +77,13 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const { config, logger, db, redis } = deps;
   checkLibraryInternals();
   const policy = createRequestPolicy(config);
+  const metrics = new Metrics();
   const tokens = new TokenService(config.auth);
-  const limits = new RateLimits(config.limits, redis, config.nodeId, logger);
+  const limits = new RateLimits(config.limits, redis, config.nodeId, logger, metrics);
   const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence();
   const { sessions: sessionStore, messages, users, audio } = sequelizeStores(db, config.nodeId);
   const sessions = new SessionService(sessionStore, presence);
-  const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider);
+  const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider, metrics);
   const voice = new VoiceService({
     config: config.voice,
     store: audio,
@@ -113,9 +120,33 @@ export async function createApp(deps: AppDeps): Promise<App> {
   coalesceEngineWrites(io.engine);
 
   const rawHub = new RawHub(adapter.main);
+  adapter.main.onDelivered((seconds) => metrics.delivered(seconds));
   const broadcaster = createBroadcaster(io);
-  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, audioUrl: (sessionId, messageId) => voice.audioUrl(sessionId, messageId) });
+  const rooms = new RoomService({
+    config,
+    logger,
+    sessions,
+    messages,
+    users,
+    presence,
+    spirit,
+    tokens,
+    limits,
+    broadcaster,
+    metrics,
+    audioUrl: (sessionId, messageId) => voice.audioUrl(sessionId, messageId),
+  });
   attachSocketHandlers(io, { rooms, limits, policy, logger });
+  const lifecycle = new SessionLifecycle({
+    config: config.lifecycle,
+    db,
+    presence,
+    broadcaster,
+    // Three rounds of slack: a holder that dies is replaced within about three intervals.
+    lease: redis ? new RedisLease(redis.command, config.nodeId, Math.max(3 * config.lifecycle.sweepIntervalMs, 2_000), logger.child({ component: 'maintenance' })) : new LocalLease(),
+    logger: logger.child({ component: 'maintenance' }),
+    metrics,
+  });
   const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {
@@ -124,6 +155,20 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
 
   let draining = false;
+  metrics.setSources({
+    connections: () => ({ socketio: io.of('/').sockets.size, websocket: rawHub.size }),
+    sessionsActive: () => {
+      let count = 0;
+      for (const room of io.of('/').adapter.rooms.keys()) if (roomNames.sessionOf(room) !== null) count += 1;
+      return count;
+    },
+    redisUp: () => redis?.isReady() ?? false,
+    databaseUp: () =>
+      db.ping().then(
+        () => true,
+        () => false,
+      ),
+  });
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
   app.set(
@@ -133,8 +178,19 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use(requestContext(logger, config.nodeId));
   app.use(
     helmet({
-      // Swagger UI's page runs an inline style and loads its own assets from /docs.
-      contentSecurityPolicy: { directives: { 'script-src': ["'self'"], 'style-src': ["'self'", "'unsafe-inline'"], 'img-src': ["'self'", 'data:'] } },
+      contentSecurityPolicy: {
+        directives: {
+          // Swagger UI's page runs an inline style and loads its own assets from /docs.
+          'script-src': ["'self'"],
+          'style-src': ["'self'", "'unsafe-inline'"],
+          'img-src': ["'self'", 'data:'],
+          // Over plain HTTP (compose serves :8000), upgrading the page's assets to https would
+          // leave Swagger UI blank: only ask for it when TLS is in front (BEHIND_TLS).
+          'upgrade-insecure-requests': config.behindTls ? [] : null,
+        },
+      },
+      // HSTS over plain HTTP is ignored at best; on a name later served with TLS it pins browsers.
+      strictTransportSecurity: config.behindTls,
       crossOriginResourcePolicy: { policy: 'cross-origin' },
     }),
   );
@@ -158,10 +214,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use('/api/auth', authRoutes({ tokens }));
   app.use(voiceRoutes({ voice, messages, limits }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
+  app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
   app.use(notFound);
   app.use(errorHandler);
 
   await Promise.all([presence.start(), limits.start()]);
+  lifecycle.start();
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
@@ -177,6 +235,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await rooms.drain();
     });
     rawEdge.close();
+    await lifecycle.stop();
     await Promise.all([presence.stop(), limits.stop(), voice.close()]);
     await new Promise<void>((resolve) => void io.close(() => resolve()));
     httpServer.closeAllConnections();
@@ -186,6 +245,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     httpServer,
     io,
     rooms,
+    metrics,
     close: () => (closing ??= shutdown()),
   };
 }

@@ -55,7 +55,7 @@ export interface ServerToClientEvents {
   spirit_thinking: (data: { session_id: string; in_reply_to: number }) => void;
   spirit_response: (data: SpiritResponseView) => void;
   user_typing: (data: { id: string; name: string }) => void;
-  session_ended: (data: { session_id: string; ended_at: string }) => void;
+  session_ended: (data: { session_id: string; ended_at: string; reason: 'ended_by_creator' | 'idle' }) => void;
   error: (data: ErrorView) => void;
 }
 

@@ -40,7 +40,10 @@ const definition = {
     description: 'REST side of the Séance realtime backend. Realtime events travel over Socket.IO (`/socket.io`) and the raw WebSocket path `/ws/{session_id}`; see README.md.',
   },
   components: {
-    securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+    securitySchemes: {
+      bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+      metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN, when the server sets one' },
+    },
     parameters: {
       SessionId: { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
     },
@@ -96,6 +99,20 @@ const definition = {
           node_id: { type: 'string' },
           uptime_s: { type: 'integer' },
           timestamp: { type: 'string', format: 'date-time' },
+        },
+      },
+      Live: {
+        type: 'object',
+        properties: { status: { type: 'string', enum: ['alive'] }, node_id: { type: 'string' } },
+      },
+      Ready: {
+        type: 'object',
+        properties: {
+          status: { type: 'string', enum: ['ready', 'not_ready'] },
+          database: { type: 'string', enum: ['connected', 'disconnected'] },
+          redis: { type: 'string', enum: ['connected', 'disconnected', 'disabled'] },
+          draining: { type: 'boolean' },
+          node_id: { type: 'string' },
         },
       },
       SessionEnvelope: envelope({ $ref: '#/components/schemas/Session' }),

@@ -10,6 +10,7 @@ import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAb
 import type { Config } from '../../config';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
+import type { Metrics, RateLimitKind } from '../metrics';
 import { RateLimitLeases } from './rateLimitLeases';
 
 export type LimitName = 'message' | 'sessionCreate' | 'connection' | 'speech';
@@ -21,11 +22,19 @@ export interface RateLimitRedis {
   sub: Redis;
 }
 
+const METRIC_KIND: Record<LimitName, RateLimitKind> = { message: 'message', sessionCreate: 'session_create', connection: 'connection', speech: 'speech' };
+
 export class RateLimits {
   private readonly limiters: Record<LimitName, RateLimiterAbstract>;
   private readonly messageLeases: RateLimitLeases | null;
 
-  constructor(limits: Config['limits'], redis: RateLimitRedis | null, nodeId: string, logger: Logger) {
+  constructor(
+    limits: Config['limits'],
+    redis: RateLimitRedis | null,
+    nodeId: string,
+    logger: Logger,
+    private readonly metrics?: Metrics,
+  ) {
     const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract => {
       const memory = new RateLimiterMemory({ keyPrefix, points, duration });
       if (!redis) return memory;
@@ -57,6 +66,7 @@ export class RateLimits {
     } catch (rejection) {
       if (rejection instanceof RateLimiterRes) {
         const retryAfterSeconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+        this.metrics?.rateLimitedOnce(METRIC_KIND[limit]);
         throw new AppError('RATE_LIMITED', `Too many requests; retry in ${retryAfterSeconds} s`, undefined, retryAfterSeconds);
       }
       throw rejection;

@@ -9,6 +9,7 @@ import type { TokenService } from '../auth/tokens';
 import { AppError } from '../errors';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, ServerEventData, ServerEventName, SessionView } from '../events';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
 import type { Broadcaster } from '../realtime/broadcaster';
 import type { MessageStore, UserStore } from '../storage/ports';
 import { schemas, validate, validateChatMessage } from '../validation/schemas';
@@ -54,6 +55,7 @@ export interface RoomDeps {
   tokens: TokenService;
   limits: RateLimits;
   broadcaster: Broadcaster;
+  metrics?: Metrics;
   /** Where an answer's audio is served, or null when speech is off. */
   audioUrl: (sessionId: string, messageId: number) => string | null;
 }
@@ -122,6 +124,17 @@ export class RoomService {
 
   /** Validates, rate-limits, stores, then broadcasts; a provider other than the oracle answers in the background. */
   async sendMessage(p: Participation, data: unknown): Promise<ChatMessageView> {
+    try {
+      const message = await this.storeAndBroadcast(p, data);
+      this.deps.metrics?.messageAccepted();
+      return message;
+    } catch (err) {
+      this.deps.metrics?.messageRejected();
+      throw err;
+    }
+  }
+
+  private async storeAndBroadcast(p: Participation, data: unknown): Promise<ChatMessageView> {
     const text = validateChatMessage(data);
     await this.deps.limits.consume('message', messageLimitKey(p.sessionId, p.participant.id));
     const { messages, spirit, broadcaster } = this.deps;
@@ -149,7 +162,7 @@ export class RoomService {
     }
     const { session, endedAt } = await this.deps.sessions.end(sessionId);
     await this.deps.presence.clear(sessionId);
-    this.deps.broadcaster.endSession(sessionId, { session_id: sessionId, ended_at: endedAt.toISOString() });
+    this.deps.broadcaster.endSession(sessionId, { session_id: sessionId, ended_at: endedAt.toISOString(), reason: 'ended_by_creator' });
     this.log.info({ session_id: sessionId }, 'session ended');
     return session;
   }

@@ -52,6 +52,7 @@ describe('auth: tokens, ending sessions, joins', () => {
         const ended = await inbox.waitFor('session_ended');
         expect(ended.session_id).to.equal(session.id);
         expect(ended.ended_at).to.match(/Z$/);
+        expect(ended.reason).to.equal('ended_by_creator');
       }
       expect(await sio.inbox.waitFor('disconnect')).to.equal('io server disconnect');
       expect((await raw.closed).code).to.equal(1000);

@@ -4,10 +4,10 @@
  * answer's audio (the built-in voice) loads in the page's audio element.
  */
 import { expect } from 'chai';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { startCluster, type ClusterHandle } from '../../harness/cluster';
 import { parseWav } from '../support/audio';
-import { collectErrors, launchChromium, saveScreenshots } from '../support/browser';
+import { collectErrors, launchBrowser, saveScreenshots, type BrowserSession } from '../support/browser';
 import { sharedPostgres } from '../support/hooks';
 
 const ORACLE_DELAY_MS = 1500;
@@ -17,13 +17,12 @@ type MediaElement = { duration: number; readyState: number; currentSrc: string }
 describe('/play in headless Chromium, 3 nodes behind nginx', function () {
   this.timeout(90_000);
   let cluster: ClusterHandle;
-  let browser: Browser;
-  const contexts: BrowserContext[] = [];
+  const browsers: BrowserSession[] = [];
   const pages: Record<string, Page> = {};
   const errors: Record<string, string[]> = {};
 
   before(async () => {
-    [cluster, browser] = await Promise.all([startCluster({ nodes: 3, postgres: await sharedPostgres(), env: { SPIRIT_ORACLE_DELAY_MS: String(ORACLE_DELAY_MS) } }), launchChromium()]);
+    cluster = await startCluster({ nodes: 3, postgres: await sharedPostgres(), env: { SPIRIT_ORACLE_DELAY_MS: String(ORACLE_DELAY_MS) } });
   });
   afterEach(async function () {
     if (this.currentTest?.state === 'failed') {
@@ -32,16 +31,15 @@ describe('/play in headless Chromium, 3 nodes behind nginx', function () {
     }
   });
   after(async () => {
-    await Promise.all(contexts.map((c) => c.close().catch(() => undefined)));
-    await browser?.close();
+    await Promise.all(browsers.map((b) => b.close().catch(() => undefined)));
     await cluster?.stop();
   });
 
-  /** A person with a browser profile of their own (their own localStorage, so their own user_id). */
+  /** A person with a browser (and profile) of their own: their own localStorage, so their own user_id. */
   async function person(label: string): Promise<Page> {
-    const context = await browser.newContext();
-    contexts.push(context);
-    const page = await context.newPage();
+    const browser = await launchBrowser();
+    browsers.push(browser);
+    const { page } = browser;
     errors[label] = collectErrors(page);
     pages[label] = page;
     return page;

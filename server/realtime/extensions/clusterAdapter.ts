@@ -17,6 +17,7 @@
  * `#onResponse`, `#publish` and the in-memory `Adapter#broadcast`, which this class calls
  * directly to apply a broadcast to local sockets without publishing it again.
  */
+import { performance } from 'node:perf_hooks';
 import type { Namespace } from 'socket.io';
 import { Adapter, ClusterAdapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse } from 'socket.io-adapter';
 import type Redis from 'ioredis';
@@ -32,6 +33,8 @@ export interface Packet {
 
 export type AppliedListener = (packet: Packet, opts: BroadcastOptions) => void;
 export type DisconnectListener = (opts: BroadcastOptions) => void;
+/** Seconds from a broadcast's arrival at this node (emitted here, or read from Redis) to its send to this node's listeners. */
+export type DeliveryTimer = (seconds: number) => void;
 
 /** The Redis connections the adapter publishes and subscribes on (null: a single node, no cluster). */
 export interface AdapterRedis {
@@ -59,6 +62,9 @@ export class SeanceAdapter extends ClusterAdapter {
   private readonly appliedListeners: AppliedListener[] = [];
   private readonly disconnectListeners: DisconnectListener[] = [];
   private readonly handlers = new Map<string, (raw: Buffer) => void>();
+  private deliveryTimer: DeliveryTimer | null = null;
+  /** When the Redis message being unpacked reached this node (its broadcasts' arrival). */
+  private receivedAt: number | null = null;
 
   constructor(
     nsp: Namespace,
@@ -88,6 +94,11 @@ export class SeanceAdapter extends ClusterAdapter {
     this.appliedListeners.push(listener);
   }
 
+  /** Times every broadcast applied here (seance_delivery_seconds). */
+  onDelivered(timer: DeliveryTimer): void {
+    this.deliveryTimer = timer;
+  }
+
   /** Called when the sockets of some rooms are disconnected, here or on another node (a session's end). */
   onDisconnect(listener: DisconnectListener): void {
     this.disconnectListeners.push(listener);
@@ -100,8 +111,9 @@ export class SeanceAdapter extends ClusterAdapter {
 
   /** Applied here at once (the base class first waits for the publish to be confirmed). */
   override broadcast(packet: Packet, opts: BroadcastOptions): Promise<void> {
+    const arrived = performance.now();
     if (!opts.flags?.local) this.publish({ type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
-    this.applyHere(packet, opts);
+    this.applyHere(packet, opts, arrived);
     return Promise.resolve();
   }
 
@@ -113,7 +125,7 @@ export class SeanceAdapter extends ClusterAdapter {
       return;
     }
     if (message.type !== MessageType.BROADCAST || message.data.requestId !== undefined) return super.onMessage(message, offset);
-    this.applyHere(message.data.packet as Packet, decodeOptions(message.data.opts));
+    this.applyHere(message.data.packet as Packet, decodeOptions(message.data.opts), this.receivedAt ?? performance.now());
   }
 
   override async serverCount(): Promise<number> {
@@ -149,9 +161,10 @@ export class SeanceAdapter extends ClusterAdapter {
   }
 
   /** Applies a broadcast to this node's own listeners: sockets, then raw clients. */
-  private applyHere(packet: Packet, opts: BroadcastOptions): void {
+  private applyHere(packet: Packet, opts: BroadcastOptions, arrived: number): void {
     Adapter.prototype.broadcast.call(this, packet, opts);
     for (const listener of this.appliedListeners) listener(packet, opts);
+    this.deliveryTimer?.((performance.now() - arrived) / 1000);
   }
 
   private flush(): void {
@@ -182,15 +195,20 @@ export class SeanceAdapter extends ClusterAdapter {
 
   private receive(raw: Buffer, isResponse: boolean): void {
     if (raw[0] !== JSON_OBJECT && raw[0] !== JSON_ARRAY) return; // MessagePack: binary payloads, which Séance never sends
+    this.receivedAt = performance.now();
     let parsed: unknown;
     try {
       parsed = JSON.parse(raw.toString());
     } catch {
       return;
     }
-    for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
-      if (isResponse) this.onResponse(message as ClusterResponse);
-      else this.onMessage(message as ClusterMessage);
+    try {
+      for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
+        if (isResponse) this.onResponse(message as ClusterResponse);
+        else this.onMessage(message as ClusterMessage);
+      }
+    } finally {
+      this.receivedAt = null;
     }
   }
 

@@ -27,7 +27,7 @@ import type { ChatMessageView, HistoryMessageView, ServerEventData } from '../ev
 import type { Logger } from '../logger';
 import type { Packet } from '../realtime/extensions/clusterAdapter';
 import type { SessionSubscriptions } from '../services/rooms';
-import { eventOf, historyItemOf } from '../services/messageEvents';
+import { eventOf, historyItemOf, type AudioUrl } from '../services/messageEvents';
 import type { MessageStore } from '../storage/ports';
 
 /** How long a hole may stay open before the missing messages are read from the database. */
@@ -97,6 +97,8 @@ export class SessionFeeds implements SessionSubscriptions {
     private readonly messages: MessageStore,
     logger: Logger,
     private observer: DeliveryObserver = NO_OBSERVER,
+    /** Where a repaired answer's audio is served (as its live event says). */
+    private readonly audioUrl: AudioUrl = () => null,
   ) {
     this.log = logger.child({ component: 'ordering' });
   }
@@ -316,7 +318,7 @@ export class SessionFeeds implements SessionSubscriptions {
           if (row.seq !== delivered + 1) break; // not committed yet: the next round reads it
           const live = feed.ahead.get(row.seq);
           feed.ahead.delete(row.seq);
-          const { event, data } = eventOf(row);
+          const { event, data } = eventOf(row, this.audioUrl);
           this.deliver(feed, live ?? { seq: row.seq, event, data, arrived: performance.now(), packet: null });
           if (!live) filled += 1;
         }

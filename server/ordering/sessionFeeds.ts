@@ -27,7 +27,7 @@ import type { ChatMessageView, HistoryMessageView, ServerEventData } from '../ev
 import type { Logger } from '../logger';
 import type { Packet } from '../realtime/extensions/clusterAdapter';
 import type { SessionSubscriptions } from '../services/rooms';
-import { eventOf, historyItemOf } from '../services/messageEvents';
+import { eventOf, historyItemOf, type AudioUrl } from '../services/messageEvents';
 import type { MessageStore } from '../storage/ports';
 
 /** How long a hole may stay open before the missing messages are read from the database. */
@@ -43,19 +43,18 @@ const EVENT_PACKET = 2;
 type OrderedEventName = 'message_received' | 'spirit_response';
 type OrderedData = ChatMessageView | ServerEventData<'spirit_response'>;
 
-/** What the feeds report, for metrics (`seance_gap_repairs_total`, `seance_delivery_seconds`). */
+/** What the feeds report, for metrics (`seance_gap_repairs_total`); delivery timing is the adapter's. */
 export interface DeliveryObserver {
-  /** Messages this node read from the database to fill holes. */
-  gapRepaired(messages: number): void;
-  /** From an ordered event's arrival at this node to its delivery to this node's clients. */
-  delivered(seconds: number): void;
+  /** A hole this node filled from the database. */
+  gapRepaired(): void;
 }
 
 /** What the feeds need of the adapter: subscribe this node to a session, and deliver here. */
 export interface FeedTransport {
   hold(room: string): Promise<void>;
   release(room: string): void;
-  deliverHere(packet: Packet, opts: BroadcastOptions): void;
+  /** `arrived`: when the event reached this node, for the delivery timing. */
+  deliverHere(packet: Packet, opts: BroadcastOptions, arrived: number): void;
 }
 
 interface Held {
@@ -63,6 +62,8 @@ interface Held {
   event: OrderedEventName;
   data: OrderedData;
   arrived: number;
+  /** The broadcast as it arrived (delivered as it is); null for a message read from the database. */
+  packet: Packet | null;
 }
 
 interface Feed {
@@ -74,14 +75,18 @@ interface Feed {
   delivered: number | null;
   /** Events ahead of `delivered`, by seq (before the start is known: all of them). */
   ahead: Map<number, Held>;
+  /** The last RECENT delivered, oldest first from `recentStart` (a ring). */
   recent: Held[];
+  recentStart: number;
+  /** The broadcast options of the session's room, made once. */
+  opts: BroadcastOptions;
   waiters: Array<{ seq: number; resolve: () => void }>;
   gapTimer: NodeJS.Timeout | null;
   quietTimer: NodeJS.Timeout | null;
   repairing: Promise<void> | null;
 }
 
-const NO_OBSERVER: DeliveryObserver = { gapRepaired: () => undefined, delivered: () => undefined };
+const NO_OBSERVER: DeliveryObserver = { gapRepaired: () => undefined };
 
 export class SessionFeeds implements SessionSubscriptions {
   private readonly feeds = new Map<string, Feed>();
@@ -92,6 +97,8 @@ export class SessionFeeds implements SessionSubscriptions {
     private readonly messages: MessageStore,
     logger: Logger,
     private observer: DeliveryObserver = NO_OBSERVER,
+    /** Where a repaired answer's audio is served (as its live event says). */
+    private readonly audioUrl: AudioUrl = () => null,
   ) {
     this.log = logger.child({ component: 'ordering' });
   }
@@ -104,7 +111,21 @@ export class SessionFeeds implements SessionSubscriptions {
   async open(sessionId: string): Promise<void> {
     let feed = this.feeds.get(sessionId);
     if (!feed) {
-      feed = { sessionId, room: rooms.session(sessionId), holders: 0, delivered: null, ahead: new Map(), recent: [], waiters: [], gapTimer: null, quietTimer: null, repairing: null };
+      const room = rooms.session(sessionId);
+      feed = {
+        sessionId,
+        room,
+        holders: 0,
+        delivered: null,
+        ahead: new Map(),
+        recent: [],
+        recentStart: 0,
+        opts: { rooms: new Set([room]), except: new Set(), flags: {} },
+        waiters: [],
+        gapTimer: null,
+        quietTimer: null,
+        repairing: null,
+      };
       this.feeds.set(sessionId, feed);
     }
     feed.holders += 1;
@@ -129,7 +150,7 @@ export class SessionFeeds implements SessionSubscriptions {
    * Takes an event the adapter is about to apply here. Returns false for what is not an
    * ordered event of a session with a feed (the adapter delivers it as it is).
    */
-  route(packet: Packet, opts: BroadcastOptions): boolean {
+  route(packet: Packet, opts: BroadcastOptions, arrived: number = performance.now()): boolean {
     if (packet.type !== EVENT_PACKET || !Array.isArray(packet.data)) return false;
     const event = packet.data[0];
     if (event !== 'message_received' && event !== 'spirit_response') return false;
@@ -145,7 +166,7 @@ export class SessionFeeds implements SessionSubscriptions {
       this.scheduleRepair(feed, 0);
       return true;
     }
-    this.accept(feed, { seq, event, data: data!, arrived: performance.now() });
+    this.accept(feed, { seq, event, data: data!, arrived, packet });
     return true;
   }
 
@@ -185,7 +206,7 @@ export class SessionFeeds implements SessionSubscriptions {
   since(sessionId: string, seq: number): HistoryMessageView[] | null {
     const feed = this.feeds.get(sessionId);
     if (!feed || feed.delivered === null || feed.delivered <= seq) return [];
-    const after = feed.recent.filter((held) => held.seq > seq);
+    const after = this.recentInOrder(feed).filter((held) => held.seq > seq);
     if (after.length !== feed.delivered - seq) return null;
     return after.map((held) => historyItemOf(held.event, held.data));
   }
@@ -222,12 +243,18 @@ export class SessionFeeds implements SessionSubscriptions {
     }
   }
 
+  private recentInOrder(feed: Feed): Held[] {
+    return feed.recent.length < RECENT ? feed.recent : [...feed.recent.slice(feed.recentStart), ...feed.recent.slice(0, feed.recentStart)];
+  }
+
   private deliver(feed: Feed, held: Held): void {
     feed.delivered = held.seq;
-    feed.recent.push(held);
-    if (feed.recent.length > RECENT) feed.recent.splice(0, feed.recent.length - RECENT);
-    this.transport.deliverHere({ type: EVENT_PACKET, data: [held.event, held.data], nsp: '/' }, { rooms: new Set([feed.room]), except: new Set(), flags: {} });
-    this.observer.delivered((performance.now() - held.arrived) / 1000);
+    if (feed.recent.length < RECENT) feed.recent.push(held);
+    else {
+      feed.recent[feed.recentStart] = held;
+      feed.recentStart = (feed.recentStart + 1) % RECENT;
+    }
+    this.transport.deliverHere(held.packet ?? { type: EVENT_PACKET, data: [held.event, held.data], nsp: '/' }, feed.opts, held.arrived);
     if (feed.waiters.length > 0) {
       const due = feed.waiters.filter((w) => w.seq <= held.seq);
       if (due.length > 0) {
@@ -291,12 +318,12 @@ export class SessionFeeds implements SessionSubscriptions {
           if (row.seq !== delivered + 1) break; // not committed yet: the next round reads it
           const live = feed.ahead.get(row.seq);
           feed.ahead.delete(row.seq);
-          const { event, data } = eventOf(row);
-          this.deliver(feed, live ?? { seq: row.seq, event, data, arrived: performance.now() });
+          const { event, data } = eventOf(row, this.audioUrl);
+          this.deliver(feed, live ?? { seq: row.seq, event, data, arrived: performance.now(), packet: null });
           if (!live) filled += 1;
         }
         if (filled > 0) {
-          this.observer.gapRepaired(filled);
+          this.observer.gapRepaired();
           this.log.debug({ session_id: feed.sessionId, from, filled }, 'filled a hole from the database');
         }
         this.drain(feed);

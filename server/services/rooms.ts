@@ -69,9 +69,11 @@ export interface RoomDeps {
   tokens: TokenService;
   limits: RateLimits;
   broadcaster: Broadcaster;
-  metrics?: Metrics;
   /** Absent in unit tests, where every event reaches everyone at once. */
   subscriptions?: SessionSubscriptions;
+  metrics?: Metrics;
+  /** Where an answer's audio is served, or null when speech is off. */
+  audioUrl: (sessionId: string, messageId: number) => string | null;
 }
 
 export class RoomService {
@@ -188,7 +190,7 @@ export class RoomService {
     const { message } = stored;
     broadcaster.toSession(p.sessionId, 'message_received', message);
     broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: message.id });
-    if (instant && stored.answer) broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, message.id, instant));
+    if (instant && stored.answer) broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, message.id, instant, this.deps.audioUrl(p.sessionId, stored.answer.id)));
     else this.track(this.answer(p, message));
     return message;
   }
@@ -237,7 +239,7 @@ export class RoomService {
         history: history.map((m) => ({ user_name: m.user_name, message: m.message, is_spirit: m.is_spirit })),
       });
       const stored = await messages.storeSpirit(p.sessionId, question.id, reply.message);
-      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply));
+      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply, this.deps.audioUrl(p.sessionId, stored.id)));
     } catch (err) {
       this.log.error({ err, session_id: p.sessionId, in_reply_to: question.id }, 'spirit answer failed');
       p.send('error', { code: 'SPIRIT_ERROR', message: 'The spirit could not answer this time' });

@@ -55,8 +55,8 @@ const FEED_MEMBER = 'seance:feed';
 
 /** Where ordered events go before they are applied here (ordering/sessionFeeds.ts). */
 export interface OrderingRouter {
-  /** True when the router took the broadcast (it delivers it with `deliverHere` when its turn comes). */
-  route(packet: Packet, opts: BroadcastOptions): boolean;
+  /** True when the router took the broadcast (it delivers it with `deliverHere` when its turn comes); `arrived` is for its timing. */
+  route(packet: Packet, opts: BroadcastOptions, arrived: number): boolean;
   /** A message for this session could not be read. */
   unreadable(sessionId: string): void;
   /** The subscription came back after an outage: anything may have been missed. */
@@ -83,12 +83,12 @@ export class SeanceAdapter extends ClusterAdapter {
   private readonly appliedListeners: AppliedListener[] = [];
   private readonly disconnectListeners: DisconnectListener[] = [];
   private readonly handlers = new Map<string, (raw: Buffer) => void>();
-  private deliveryTimer: DeliveryTimer | null = null;
-  /** When the Redis message being unpacked reached this node (its broadcasts' arrival). */
-  private receivedAt: number | null = null;
   /** Subscriptions under way or done, by channel: `hold` waits for its room's. */
   private readonly subscribed = new Map<string, Promise<unknown>>();
   private ordering: OrderingRouter | null = null;
+  private deliveryTimer: DeliveryTimer | null = null;
+  /** When the Redis message being unpacked reached this node (its broadcasts' arrival). */
+  private receivedAt: number | null = null;
 
   constructor(
     nsp: Namespace,
@@ -201,17 +201,17 @@ export class SeanceAdapter extends ClusterAdapter {
     return this.redis.pub.spublish(`${this.channel}${requesterUid}#`, JSON.stringify({ ...response, v: PROTOCOL })).then(() => undefined);
   }
 
-  /** Ordered events go to the ordering router (which times their delivery); the rest out at once. */
+  /** `arrived`: when the broadcast reached this node (emitted here, or read from Redis). */
   private applyHere(packet: Packet, opts: BroadcastOptions, arrived: number): void {
-    if (this.ordering?.route(packet, opts)) return;
-    this.deliverHere(packet, opts);
-    this.deliveryTimer?.((performance.now() - arrived) / 1000);
+    if (this.ordering?.route(packet, opts, arrived)) return;
+    this.deliverHere(packet, opts, arrived);
   }
 
-  /** Applies a broadcast to this node's own listeners: sockets, then raw clients. */
-  deliverHere(packet: Packet, opts: BroadcastOptions): void {
+  /** Applies a broadcast to this node's own listeners: sockets, then raw clients; and times it. */
+  deliverHere(packet: Packet, opts: BroadcastOptions, arrived: number = performance.now()): void {
     Adapter.prototype.broadcast.call(this, packet, opts);
     for (const listener of this.appliedListeners) listener(packet, opts);
+    this.deliveryTimer?.((performance.now() - arrived) / 1000);
   }
 
   private flush(): void {

@@ -4,13 +4,16 @@ import type { Stores } from '../ports';
 import { SequelizeMessageStore } from './messages';
 import { PgStatements } from './pgStatements';
 import { SequelizeSessionStore } from './sessions';
+import { SequelizeAudioStore } from './spokenAudio';
 import { SequelizeUserStore } from './users';
 
-export function sequelizeStores(db: Database): Stores {
+/** `nodeId` names this node in the claims it takes on spoken audio. */
+export function sequelizeStores(db: Database, nodeId: string): Stores {
   const statements = new PgStatements(db.sequelize);
   return {
     sessions: new SequelizeSessionStore(db.models, statements),
     messages: new SequelizeMessageStore(db.models, db.sequelize, statements),
     users: new SequelizeUserStore(db.models, statements),
+    audio: new SequelizeAudioStore(db.models.SpokenAudio, nodeId),
   };
 }

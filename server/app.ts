@@ -26,6 +26,7 @@ import { createBroadcaster } from './realtime/broadcaster';
 import { seanceAdapter } from './realtime/extensions/clusterAdapter';
 import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
 import { checkLibraryInternals } from './realtime/extensions/internals';
+import { attachAdminUi } from './realtime/adminUi';
 import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
@@ -111,6 +112,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const broadcaster = createBroadcaster(io);
   const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, metrics });
   attachSocketHandlers(io, { rooms, limits, policy, logger });
+  const adminUiPage = attachAdminUi(io, config.operations.adminUi, config.nodeId, redis?.command ?? null);
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
     db,
@@ -184,6 +186,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use('/api/auth', authRoutes({ tokens }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
   app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
+  if (adminUiPage) app.use('/admin', adminUiPage);
   app.use(notFound);
   app.use(errorHandler);
 

@@ -28,6 +28,8 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 # dist holds the server, the models and the config loader (compiled from TypeScript).
 COPY --from=build /app/dist ./dist
+# The /play page (static HTML, CSS and script).
+COPY --from=build /app/public ./public
 # sequelize-cli (the `migrate` service, the Procfile release phase) and the server's own
 # umzug runner both read the migrations from here.
 COPY --from=build /app/migrations ./migrations

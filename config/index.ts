@@ -10,6 +10,7 @@ import Joi from 'joi';
 
 export type NodeEnv = 'development' | 'production' | 'test';
 export type SpiritProviderName = 'oracle' | 'gemini' | 'openai';
+export type VoiceProviderName = 'espeak' | 'elevenlabs' | 'openai' | 'none';
 
 export interface Config {
   nodeEnv: NodeEnv;
@@ -53,11 +54,23 @@ export interface Config {
     gemini: { apiKey: string | null; model: string; baseUrl: string };
     openai: { apiKey: string | null; model: string; baseUrl: string };
   };
+  /** The spirit's voice (text to speech). */
+  voice: {
+    provider: VoiceProviderName;
+    timeoutMs: number;
+    /** Generations under way at once on this node (and built-in synthesis threads). */
+    concurrency: number;
+    maxBytes: number;
+    elevenlabs: { apiKey: string | null; voiceId: string; baseUrl: string; modelId: string };
+    openai: { apiKey: string | null; baseUrl: string; model: string; voice: string };
+  };
   limits: {
     messagesPerWindow: number;
     messageWindowSeconds: number;
     sessionCreatesPerMinute: number;
     connectionsPerMinute: number;
+    /** POST /api/tts/generate per client address per minute. */
+    speechPerMinute: number;
   };
   realtime: {
     pingIntervalMs: number;
@@ -141,6 +154,26 @@ const schema = Joi.object({
   OPENAI_BASE_URL: Joi.string()
     .uri({ scheme: ['http', 'https'] })
     .default('https://api.openai.com/v1'),
+  TTS_PROVIDER: Joi.string().lowercase().valid('espeak', 'elevenlabs', 'openai', 'none').default('espeak'),
+  TTS_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(15000),
+  TTS_CONCURRENCY: Joi.number().integer().min(1).max(64).default(1),
+  TTS_MAX_BYTES: Joi.number()
+    .integer()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(8 * 1024 * 1024),
+  TTS_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(20),
+  ELEVENLABS_API_KEY: Joi.string(),
+  // A premade ElevenLabs voice ("Adam": deep, calm); any voice id of the account works.
+  ELEVENLABS_VOICE_ID: Joi.string()
+    .pattern(/^[A-Za-z0-9_-]{1,100}$/)
+    .default('pNInz6obpgDQGcFmaJgB'),
+  ELEVENLABS_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('https://api.elevenlabs.io'),
+  ELEVENLABS_MODEL_ID: Joi.string().default('eleven_multilingual_v2'),
+  TTS_MODEL: Joi.string().default('tts-1'),
+  TTS_VOICE: Joi.string().default('onyx'),
   MESSAGE_RATE_LIMIT: Joi.number().integer().min(1).max(100000).default(10),
   MESSAGE_RATE_WINDOW_S: Joi.number().integer().min(1).max(3600).default(10),
   SESSION_CREATE_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(120),
@@ -230,6 +263,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (idleTimeoutMs < 1000) problems.push('SESSION_IDLE_TIMEOUT_MINUTES must be at least one second (0.0167)');
 
   if (v.SPIRIT_PROVIDER === 'gemini' && !v.GOOGLE_API_KEY) problems.push('SPIRIT_PROVIDER=gemini needs GOOGLE_API_KEY');
+  if (v.TTS_PROVIDER === 'elevenlabs' && !v.ELEVENLABS_API_KEY) problems.push('TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY');
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -274,11 +308,20 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       gemini: { apiKey: v.GOOGLE_API_KEY ?? null, model: v.GEMINI_MODEL, baseUrl: v.GEMINI_BASE_URL.replace(/\/+$/, '') },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, model: v.OPENAI_MODEL, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, '') },
     },
+    voice: {
+      provider: v.TTS_PROVIDER,
+      timeoutMs: v.TTS_TIMEOUT_MS,
+      concurrency: v.TTS_CONCURRENCY,
+      maxBytes: v.TTS_MAX_BYTES,
+      elevenlabs: { apiKey: v.ELEVENLABS_API_KEY ?? null, voiceId: v.ELEVENLABS_VOICE_ID, baseUrl: v.ELEVENLABS_BASE_URL.replace(/\/+$/, ''), modelId: v.ELEVENLABS_MODEL_ID },
+      openai: { apiKey: v.OPENAI_API_KEY ?? null, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, ''), model: v.TTS_MODEL, voice: v.TTS_VOICE },
+    },
     limits: {
       messagesPerWindow: v.MESSAGE_RATE_LIMIT,
       messageWindowSeconds: v.MESSAGE_RATE_WINDOW_S,
       sessionCreatesPerMinute: v.SESSION_CREATE_RATE_LIMIT,
       connectionsPerMinute: v.CONNECT_RATE_LIMIT,
+      speechPerMinute: v.TTS_RATE_LIMIT,
     },
     realtime: {
       pingIntervalMs: v.WS_PING_INTERVAL_MS,

@@ -4,6 +4,7 @@
  * so tests start as many real servers as they like, each on port 0.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
+import path from 'node:path';
 import cors from 'cors';
 import express from 'express';
 import helmet from 'helmet';
@@ -20,6 +21,7 @@ import { authRoutes } from './http/routes/auth';
 import { healthRoutes } from './http/routes/health';
 import { metricsRoutes } from './http/routes/metrics';
 import { sessionRoutes } from './http/routes/sessions';
+import { voiceRoutes } from './http/routes/voice';
 import type { Logger } from './logger';
 import { Metrics } from './metrics';
 import { createBroadcaster } from './realtime/broadcaster';
@@ -44,6 +46,8 @@ import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
 import { sequelizeStores } from './storage/sequelize';
 import type { SpiritProvider } from './services/spirit/types';
+import { VoiceService } from './services/voice';
+import type { VoiceProvider } from './services/voice/types';
 
 export interface AppDeps {
   config: Config;
@@ -53,6 +57,8 @@ export interface AppDeps {
   redis: RedisConnections | null;
   /** Replaces the configured spirit provider (tests point it at a fake server through config instead). */
   spiritProvider?: SpiritProvider;
+  /** Replaces the configured voice provider (tests point it at a fake server through config instead). */
+  voiceProvider?: VoiceProvider;
 }
 
 export interface App {
@@ -76,15 +82,22 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const tokens = new TokenService(config.auth);
   const limits = new RateLimits(config.limits, redis, config.nodeId, logger, metrics);
   const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence();
-  const { sessions: sessionStore, messages, users } = sequelizeStores(db);
+  const { sessions: sessionStore, messages, users, audio } = sequelizeStores(db, config.nodeId);
   const sessions = new SessionService(sessionStore, presence);
   const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider, metrics);
+  const voice = new VoiceService({
+    config: config.voice,
+    store: audio,
+    logger: logger.child({ component: 'voice' }),
+    provider: deps.voiceProvider,
+  });
 
   const app = express();
   const httpServer = createServer(app);
   const io: SeanceServer = new SocketIOServer(httpServer, {
     path: '/socket.io',
-    serveClient: false,
+    // /socket.io/socket.io.min.js: the client the /play page (and any simple frontend) loads.
+    serveClient: true,
     // The raw /ws path shares this server's upgrades: engine.io must leave other paths alone.
     destroyUpgrade: false,
     perMessageDeflate: false,
@@ -94,7 +107,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     maxHttpBufferSize: 64 * 1024,
     cors: { origin: (origin, cb) => cb(null, policy.isOriginAllowed(origin)), credentials: true, methods: CORS_METHODS },
     // Cross-site WebSocket hijacking: browsers from foreign origins are refused on every transport.
-    allowRequest: (req, cb) => cb(null, policy.isOriginAllowed(req.headers.origin)),
+    allowRequest: (req, cb) => cb(null, policy.isOriginAllowed(req.headers.origin, req.headers.host)),
   });
   // Sharded Pub/Sub (Redis 7) with a channel per room, subscribed only by the nodes that hold a
   // member: a session's traffic reaches the nodes that serve it and no others.
@@ -110,7 +123,20 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const rawHub = new RawHub(adapter.main);
   adapter.main.onDelivered((seconds) => metrics.delivered(seconds));
   const broadcaster = createBroadcaster(io);
-  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, metrics });
+  const rooms = new RoomService({
+    config,
+    logger,
+    sessions,
+    messages,
+    users,
+    presence,
+    spirit,
+    tokens,
+    limits,
+    broadcaster,
+    metrics,
+    audioUrl: (sessionId, messageId) => voice.audioUrl(sessionId, messageId),
+  });
   attachSocketHandlers(io, { rooms, limits, policy, logger });
   const adminUiPage = attachAdminUi(io, config.operations.adminUi, config.nodeId, redis?.command ?? null);
   const lifecycle = new SessionLifecycle({
@@ -182,8 +208,13 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.get('/', (_req, res) => res.redirect(302, '/docs'));
   app.get('/openapi.json', (_req, res) => res.json(openApi));
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openApi, { customSiteTitle: 'Séance API' }));
+  // A small page to try a séance in a browser: static files, its script outside the HTML (CSP: script-src 'self').
+  const playDir = path.join(config.rootDir, 'public', 'play');
+  app.get('/play', (_req, res) => res.sendFile(path.join(playDir, 'index.html')));
+  app.use('/play', express.static(playDir, { index: 'index.html' }));
   app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, requireAuth: createRequireAuth(config.auth) }));
   app.use('/api/auth', authRoutes({ tokens }));
+  app.use(voiceRoutes({ voice, messages, limits }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
   app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
   if (adminUiPage) app.use('/admin', adminUiPage);
@@ -208,7 +239,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     });
     rawEdge.close();
     await lifecycle.stop();
-    await Promise.all([presence.stop(), limits.stop()]);
+    await Promise.all([presence.stop(), limits.stop(), voice.close()]);
     await new Promise<void>((resolve) => void io.close(() => resolve()));
     httpServer.closeAllConnections();
   }

@@ -37,7 +37,8 @@ export interface SpiritResponseView {
   message: string;
   word_count: number;
   letter_timings: number[];
-  audio_url: null;
+  /** Where the answer is served spoken; null when speech is off (TTS_PROVIDER=none). */
+  audio_url: string | null;
   timestamp: string;
 }
 

@@ -11,7 +11,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export type Transport = 'socketio' | 'websocket';
-export type RateLimitKind = 'message' | 'session_create' | 'connection';
+export type RateLimitKind = 'message' | 'session_create' | 'connection' | 'speech';
 /** cockatiel's CircuitState: 0 closed, 1 open, 2 half-open, 3 isolated. */
 export type BreakerState = 0 | 1 | 2 | 3;
 
@@ -32,7 +32,7 @@ export interface Timer {
 const DELIVERY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 // The oracle answers in microseconds; a model in seconds; a failing one after its timeouts.
 const SPIRIT_BUCKETS = [0.001, 0.01, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60];
-const RATE_LIMIT_KINDS: RateLimitKind[] = ['message', 'session_create', 'connection'];
+const RATE_LIMIT_KINDS: RateLimitKind[] = ['message', 'session_create', 'connection', 'speech'];
 
 export class Metrics {
   readonly registry = new Registry();

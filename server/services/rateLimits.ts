@@ -1,5 +1,5 @@
 /**
- * The three limits of the contract, on rate-limiter-flexible: in Redis when the cluster has
+ * The limits of the contract (and speech requests), on rate-limiter-flexible: in Redis when the cluster has
  * one (so a limit holds across nodes), in memory otherwise. If Redis is unreachable the
  * Redis limiters fall back to an in-memory insurance limiter instead of failing requests.
  * Messages, the only limit on the hot path, are decided under a lease (see RateLimitLeases).
@@ -13,7 +13,7 @@ import type { Logger } from '../logger';
 import type { Metrics, RateLimitKind } from '../metrics';
 import { RateLimitLeases } from './rateLimitLeases';
 
-export type LimitName = 'message' | 'sessionCreate' | 'connection';
+export type LimitName = 'message' | 'sessionCreate' | 'connection' | 'speech';
 
 export interface RateLimitRedis {
   /** Counts, scripts and lease answers (one connection, so their order holds). */
@@ -22,7 +22,7 @@ export interface RateLimitRedis {
   sub: Redis;
 }
 
-const METRIC_KIND: Record<LimitName, RateLimitKind> = { message: 'message', sessionCreate: 'session_create', connection: 'connection' };
+const METRIC_KIND: Record<LimitName, RateLimitKind> = { message: 'message', sessionCreate: 'session_create', connection: 'connection', speech: 'speech' };
 
 export class RateLimits {
   private readonly limiters: Record<LimitName, RateLimiterAbstract>;
@@ -44,6 +44,7 @@ export class RateLimits {
       message: make('msg', limits.messagesPerWindow, limits.messageWindowSeconds),
       sessionCreate: make('create', limits.sessionCreatesPerMinute, 60),
       connection: make('conn', limits.connectionsPerMinute, 60),
+      speech: make('speech', limits.speechPerMinute, 60),
     };
     this.messageLeases = redis
       ? new RateLimitLeases(this.limiters.message, limits.messagesPerWindow, limits.messageWindowSeconds, redis.command, redis.sub, nodeId, logger.child({ component: 'rate-limits' }))

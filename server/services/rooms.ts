@@ -56,6 +56,8 @@ export interface RoomDeps {
   limits: RateLimits;
   broadcaster: Broadcaster;
   metrics?: Metrics;
+  /** Where an answer's audio is served, or null when speech is off. */
+  audioUrl: (sessionId: string, messageId: number) => string | null;
 }
 
 export class RoomService {
@@ -143,7 +145,7 @@ export class RoomService {
     const { message } = stored;
     broadcaster.toSession(p.sessionId, 'message_received', message);
     broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: message.id });
-    if (instant && stored.answer) broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, message.id, instant));
+    if (instant && stored.answer) broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, message.id, instant, this.deps.audioUrl));
     else this.track(this.answer(p, message));
     return message;
   }
@@ -192,7 +194,7 @@ export class RoomService {
         history: history.map((m) => ({ user_name: m.user_name, message: m.message, is_spirit: m.is_spirit })),
       });
       const stored = await messages.storeSpirit(p.sessionId, question.id, reply.message);
-      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply));
+      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply, this.deps.audioUrl));
     } catch (err) {
       this.log.error({ err, session_id: p.sessionId, in_reply_to: question.id }, 'spirit answer failed');
       p.send('error', { code: 'SPIRIT_ERROR', message: 'The spirit could not answer this time' });
@@ -205,7 +207,7 @@ export class RoomService {
   }
 }
 
-function spiritResponse(stored: HistoryMessageView, inReplyTo: number, reply: SpiritReply): ServerEventData<'spirit_response'> {
+function spiritResponse(stored: HistoryMessageView, inReplyTo: number, reply: SpiritReply, audioUrl: RoomDeps['audioUrl']): ServerEventData<'spirit_response'> {
   return {
     id: stored.id,
     session_id: stored.session_id,
@@ -213,7 +215,7 @@ function spiritResponse(stored: HistoryMessageView, inReplyTo: number, reply: Sp
     message: stored.message,
     word_count: reply.word_count,
     letter_timings: reply.letter_timings,
-    audio_url: null,
+    audio_url: audioUrl(stored.session_id, stored.id),
     timestamp: stored.timestamp,
   };
 }

@@ -60,6 +60,15 @@ export const schemas = {
       .message('"before" must be a cursor from meta.next_cursor'),
   }),
 
+  /** POST /api/tts/generate: the existing frontend's call. */
+  speak: Joi.object({
+    text: plainText(LIMITS.message).required(),
+    voice_id: Joi.string()
+      .trim()
+      .pattern(/^[A-Za-z0-9_.-]{1,100}$/)
+      .message('"voice_id" must be 1-100 characters of A-Z a-z 0-9 _ . -'),
+  }).required(),
+
   /** A join on either transport; name may be absent when a token carries the identity. */
   join: Joi.object({
     session_id: Joi.string(),

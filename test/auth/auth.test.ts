@@ -156,6 +156,22 @@ describe('auth: tokens, ending sessions, joins', () => {
       const good = await RawClient.join(server.wsUrl, session.id, { name: 'G' }, { origin: 'http://allowed.test' });
       good.close();
     });
+
+    it("accepts the server's own origin (a page it served, like /play) on both transports, whatever CORS_ORIGINS says", async () => {
+      const session = await createSession(server.url);
+      const own = server.url; // http://127.0.0.1:PORT, not on CORS_ORIGINS
+      for (const transports of [['websocket'], ['polling']]) {
+        const sio = await joinSocket(server.url, { session_id: session.id, name: 'Own' }, { transports, extraHeaders: { origin: own } });
+        sio.close();
+      }
+      const raw = await RawClient.join(server.wsUrl, session.id, { name: 'Own' }, { origin: own });
+      raw.close();
+      // Another port of the same host is another origin.
+      const otherPort = own.replace(/:\d+$/, ':1');
+      const refused = socketClient(server.url, { session_id: session.id, name: 'E' }, { transports: ['websocket'], extraHeaders: { origin: otherPort } });
+      await refused.inbox.waitFor('connect_error');
+      refused.close();
+    });
   });
 });
 

@@ -42,14 +42,16 @@ describe('migrations', () => {
     );
     await withDatabase(pg.url.replace(/\/seance$/, '/migrations_roundtrip'), async (db) => {
       expect(await db.migrate()).to.have.length.above(0);
-      expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+      expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
       expect(await indexNames(db, 'sessions')).to.include.members(['sessions_created_at_idx', 'sessions_is_active_idx']);
       expect(await indexNames(db, 'messages')).to.include.members(['messages_session_id_idx', 'messages_session_id_timestamp_idx']);
       expect(await indexNames(db, 'users')).to.include('users_name_idx');
       await db.undoLast();
+      expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+      await db.undoLast();
       expect(await tables(db)).to.deep.equal([]);
       await db.migrate();
-      expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+      expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
       expect(await db.migrate()).to.deep.equal([]);
     });
   });
@@ -73,12 +75,14 @@ describe('migrations', () => {
     try {
       await withDatabase(`sqlite:${path.join(dir, 'm.sqlite')}`, async (db) => {
         await db.migrate();
-        expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+        expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
         expect(await indexNames(db, 'messages')).to.include('messages_session_id_timestamp_idx');
+        await db.undoLast();
+        expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
         await db.undoLast();
         expect(await tables(db)).to.deep.equal([]);
         await db.migrate();
-        expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+        expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
       });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

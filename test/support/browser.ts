@@ -72,3 +72,32 @@ export async function withScreenshotOnFailure(page: Page, name: string, check: (
     throw err;
   }
 }
+
+/** Saves a full-page screenshot of each page in ARTIFACTS_DIR; never throws. */
+export async function saveScreenshots(name: string, pages: Record<string, Page | undefined>): Promise<string[]> {
+  fs.mkdirSync(ARTIFACTS_DIR, { recursive: true });
+  const saved: string[] = [];
+  const base = name.replace(/[^A-Za-z0-9_-]+/g, '-').slice(0, 80);
+  for (const [label, page] of Object.entries(pages)) {
+    if (!page || page.isClosed()) continue;
+    const file = path.join(ARTIFACTS_DIR, `${base}-${label}-${Date.now()}.png`);
+    await page.screenshot({ path: file, fullPage: true }).then(
+      () => saved.push(file),
+      () => undefined,
+    );
+  }
+  return saved;
+}
+
+/** Console errors, uncaught exceptions and failed requests of a page (a CSP violation shows up here). */
+export function collectErrors(page: Page): string[] {
+  const errors: string[] = [];
+  page.on('console', (message) => {
+    if (message.type() === 'error') errors.push(message.text());
+  });
+  page.on('pageerror', (err) => errors.push(String(err)));
+  page.on('response', (response) => {
+    if (response.status() >= 400) errors.push(`HTTP ${response.status()} ${response.url()}`);
+  });
+  return errors;
+}

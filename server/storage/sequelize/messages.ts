@@ -39,6 +39,12 @@ export class SequelizeMessageStore implements MessageStore {
     return { message: chatView(questionId, sessionId, author, question, timestamp), answer: spiritView(answerId, sessionId, answer, timestamp) };
   }
 
+  /** The text of one of the spirit's answers in this session, or null when there is no such answer. */
+  async spiritText(sessionId: string, id: number): Promise<string | null> {
+    const row = await this.models.Message.findOne({ where: { id, session_id: sessionId, is_spirit: true }, attributes: ['text'] });
+    return row?.text ?? null;
+  }
+
   async recent(sessionId: string, limit: number): Promise<HistoryMessageView[]> {
     return (await this.page(sessionId, { limit })).messages;
   }

@@ -57,6 +57,8 @@ export interface WorkerPlan {
   joinConcurrency: number;
   /** Socket.IO transports, default websocket only. */
   sioTransports: string[];
+  /** Socket.IO clients name their session in the handshake query (nginx then routes them by session). */
+  sessionInQuery?: boolean;
   /**
    * Messages sent in the first this many ms count for loss and order but not for the
    * latency percentiles (cold JIT, the join storm's after-effects), as the judge does.
@@ -424,6 +426,7 @@ function connectSio(st: WorkerState, user: PlannedUser): Promise<Client> {
     localAddress: user.localAddress,
   };
   if (polling) opts.agent = new http.Agent({ localAddress: user.localAddress, keepAlive: true });
+  if (st.plan.sessionInQuery) opts.query = { session_id: user.sessionId };
   const socket: Socket = ioClient(user.baseUrl, opts);
   const client: Client = {
     user,

@@ -25,9 +25,9 @@ import { buildFloor, meter, startFloor, startProject, type Backing, type Resourc
 // Options
 // ---------------------------------------------------------------------------------------
 
-const SCENARIOS = ['sio', 'ws', 'mixed', 'sio-direct', 'ws-direct', 'sio-1node', 'sweep', 'idle'] as const;
+const SCENARIOS = ['sio', 'sio-session', 'ws', 'mixed', 'sio-direct', 'ws-direct', 'sio-1node', 'sweep', 'idle'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
-const DEFAULT_SCENARIOS: ScenarioName[] = ['sio', 'ws', 'mixed', 'sio-direct', 'sio-1node', 'sweep', 'idle'];
+const DEFAULT_SCENARIOS: ScenarioName[] = ['sio', 'sio-session', 'ws', 'mixed', 'sio-direct', 'sio-1node', 'sweep', 'idle'];
 
 interface Options {
   quick: boolean;
@@ -152,6 +152,8 @@ interface RunRecord {
 
 interface LoadSpec {
   transport: TransportMix;
+  /** Socket.IO clients name their session in the handshake query. */
+  sessionInQuery?: boolean;
   direct: boolean;
   sessions: number;
   users: number;
@@ -199,6 +201,7 @@ async function measure(system: SystemHandle, backing: Backing, spec: LoadSpec, o
     joinConcurrency: 32,
     sioTransports: ['websocket'],
     warmupMs: WARMUP_MS,
+    sessionInQuery: spec.sessionInQuery ?? false,
   });
   try {
     await gen.join();
@@ -537,6 +540,8 @@ function targets(summaries: ScenarioSummary[], sweep: SweepSummary | null, idle:
 
 const DESCRIPTIONS: Record<string, (o: Options) => string> = {
   sio: (o) => `Socket.IO, ${o.nodes} nodes through nginx`,
+  'sio-session': (o) =>
+    `Socket.IO, ${o.nodes} nodes through nginx; the project's clients name their session in the handshake query, so nginx puts a session on one node; the floor's go by address (a bare cluster has no such routing)`,
   ws: (o) => `raw ws, ${o.nodes} nodes through nginx`,
   mixed: (o) => `half Socket.IO, half raw ws in every session, ${o.nodes} nodes through nginx`,
   'sio-direct': (o) => `Socket.IO straight to ${o.nodes} nodes (round-robin, no nginx)`,
@@ -607,7 +612,8 @@ async function main(): Promise<void> {
       // Alternate who goes first, so a slow drift of the machine does not favour one side.
       const order: SystemKind[] = rep % 2 === 0 ? ['project', 'floor'] : ['floor', 'project'];
       for (const kind of order) {
-        const r = await measureQuiet(systems[kind], backing, spec, opts, log);
+        const routed = name === 'sio-session' && kind === 'project';
+        const r = await measureQuiet(systems[kind], backing, { ...spec, sessionInQuery: routed }, opts, log);
         records.push({ scenario: name, system: kind, repeat: rep, rate: spec.rate, ...r });
         log(`  [${elapsed()}] ${name} #${rep + 1} ${kind.padEnd(7)} ${brief(r)}`);
       }
@@ -658,7 +664,7 @@ async function main(): Promise<void> {
   };
 
   try {
-    const multi = opts.scenarios.filter((s) => ['sio', 'ws', 'mixed', 'sio-direct', 'ws-direct', 'sweep'].includes(s));
+    const multi = opts.scenarios.filter((s) => ['sio', 'sio-session', 'ws', 'mixed', 'sio-direct', 'ws-direct', 'sweep'].includes(s));
     if (multi.length > 0) {
       log(`[${elapsed()}] starting ${opts.nodes}-node project and floor clusters`);
       const systems = { project: await start('project', opts.nodes, true), floor: await start('floor', opts.nodes, true) };

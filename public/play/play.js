@@ -123,6 +123,8 @@
     setStatus('connecting', 'connecting…');
     var socket = io({
       transports: ['websocket', 'polling'],
+      // In the handshake URL, so the load balancer puts everyone in this session on one node.
+      query: { session_id: sessionId },
       // A function, so each reconnect sends the last seq seen and resumes instead of starting over.
       auth: function (cb) {
         var auth = { session_id: sessionId, name: name, user_id: userId() };

@@ -233,7 +233,7 @@ describe('deployment files', () => {
       expect(key, 'the map that picks the hash key').to.not.equal(null);
       expect(key![1]).to.match(/default\s+\$remote_addr;/);
       expect(key![1]).to.include('"~^/ws/([^/?]+)/?\\?"');
-      expect(key![1]).to.include('"~^/socket\\.io/\\?([^&?]+)$"');
+      expect(key![1]).to.include('"~\\?(.+)$"');
       expect(uncommented).not.to.match(/\bip_hash\b/);
       expect(uncommented).to.match(/server app:8000 [^;]*max_fails=1/);
       for (const location of ['/socket.io/', '/ws/']) {

@@ -133,7 +133,10 @@ describe('/play in headless Chromium, 3 nodes behind nginx', function () {
     await cleo.locator('#room').waitFor({ state: 'visible' });
     await cleo.locator('#status[data-state="connected"]').waitFor();
     // The connection names its session, so nginx puts it on the session's node (not necessarily the page's).
-    await cleo.locator('#node').filter({ hasText: /^node-\d$/ }).waitFor();
+    await cleo
+      .locator('#node')
+      .filter({ hasText: /^node-\d$/ })
+      .waitFor();
     const servedBy = (await cleo.locator('#node').innerText()).trim();
 
     const node = cluster.nodes.find((n) => n.nodeId === servedBy)!;
@@ -144,7 +147,7 @@ describe('/play in headless Chromium, 3 nodes behind nginx', function () {
     await cleo.locator('#status[data-state="connected"]').waitFor({ timeout: 30_000 });
     await cleo
       .locator('#node')
-      .filter({ hasNotText: servedBy! })
+      .filter({ hasNotText: servedBy })
       .filter({ hasText: /^node-\d$/ })
       .waitFor({ timeout: 10_000 });
     expect(await cleo.locator('#people li').allInnerTexts()).to.deep.equal(['Cleo']);

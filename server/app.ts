@@ -4,7 +4,6 @@
  * so tests start as many real servers as they like, each on port 0.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
-import { createShardedAdapter } from '@socket.io/redis-adapter';
 import cors from 'cors';
 import express from 'express';
 import helmet from 'helmet';
@@ -22,10 +21,11 @@ import { healthRoutes } from './http/routes/health';
 import { sessionRoutes } from './http/routes/sessions';
 import type { Logger } from './logger';
 import { createBroadcaster } from './realtime/broadcaster';
+import { seanceAdapter } from './realtime/extensions/clusterAdapter';
+import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
+import { checkLibraryInternals } from './realtime/extensions/internals';
 import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
-import { batchRoomPublishes } from './realtime/publishBatching';
-import { coalesceEngineWrites } from './realtime/writeCoalescing';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
 import { createRequestPolicy } from './requestPolicy';
@@ -64,6 +64,7 @@ const SERVICE_RESTART = 1012;
 
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, logger, db, redis } = deps;
+  checkLibraryInternals();
   const policy = createRequestPolicy(config);
   const tokens = new TokenService(config.auth);
   const limits = new RateLimits(config.limits, redis, config.nodeId, logger);
@@ -93,10 +94,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   // Sharded Pub/Sub (Redis 7) with a channel per room, subscribed only by the nodes that hold a
   // member: a session's traffic reaches the nodes that serve it and no others.
-  if (redis) {
-    io.adapter(createShardedAdapter(redis.pub, redis.sub, { channelPrefix: 'seance', subscriptionMode: 'dynamic' }));
-    batchRoomPublishes(io.of('/').adapter, redis.pub, logger.child({ component: 'adapter' }));
-  }
+  const adapter = seanceAdapter(redis, logger.child({ component: 'adapter' }));
+  io.adapter(adapter.factory);
   // Long-polling replies name their node too: that is how an operator checks stickiness.
   io.engine.on('headers', (headers: Record<string, string>) => {
     headers['X-Seance-Node'] = config.nodeId;
@@ -104,10 +103,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   coalesceEngineWrites(io.engine);
 
-  const rawHub = new RawHub(io.of('/').adapter);
+  const rawHub = new RawHub(adapter.main);
   const broadcaster = createBroadcaster(io);
   const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster });
-  attachSocketHandlers(io, { rooms, limits, policy, logger: logger.child({ transport: 'socket.io' }) });
+  attachSocketHandlers(io, { rooms, limits, policy, logger });
   const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {

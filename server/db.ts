@@ -25,30 +25,6 @@ export interface Database {
 /** Any constant shared by every replica: the key of the PostgreSQL advisory lock taken while migrating. */
 const MIGRATION_LOCK_KEY = 746_353_100;
 
-const CONNECTION_ERRORS = new Set([
-  'SequelizeConnectionError',
-  'SequelizeConnectionRefusedError',
-  'SequelizeConnectionAcquireTimeoutError',
-  'SequelizeHostNotFoundError',
-  'SequelizeHostNotReachableError',
-  'SequelizeConnectionTimedOutError',
-]);
-/** SQLSTATE classes of a server going away: 08 connection exceptions, 57P0x shutdowns. */
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3])/;
-
-/**
- * True when an error means "the database cannot be reached right now" rather than a bug:
- * callers answer 503 and the request may succeed once the database is back.
- */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as { name?: string; message?: string; parent?: { code?: unknown; message?: string } } | null;
-  if (!e || typeof e.name !== 'string') return false;
-  if (CONNECTION_ERRORS.has(e.name)) return true;
-  if (e.name !== 'SequelizeDatabaseError') return false;
-  const code = typeof e.parent?.code === 'string' ? e.parent.code : '';
-  return UNAVAILABLE_SQLSTATE.test(code) || /Connection terminated|ECONNREFUSED|not queryable/i.test(e.parent?.message ?? e.message ?? '');
-}
-
 /** Options shared with sequelize-cli (config/sequelize-cli.js). */
 export function sequelizeOptions(config: Pick<Config, 'database'>): Options {
   const db = config.database;

@@ -84,11 +84,3 @@ export interface JoinRequest {
   user_id?: string;
   token?: string;
 }
-
-/** The one place room names are made: every transport and node agrees on them. */
-export const rooms = {
-  session: (sessionId: string) => `session:${sessionId}`,
-  participant: (sessionId: string, userId: string) => `session:${sessionId}:user:${userId}`,
-  /** The session id of a session room (not of a participant room), or null. */
-  sessionOf: (room: string): string | null => (room.startsWith('session:') && room.indexOf(':', 8) === -1 ? room.slice(8) : null),
-};

@@ -14,6 +14,7 @@
  */
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { Message } from '../../models';
+import { isConnectionSqlState } from '../errors';
 
 export interface NewMessage {
   session_id: string;
@@ -54,7 +55,7 @@ const MAX_IN_FLIGHT = 2;
 /** An error PostgreSQL raised for the statement (a SQLSTATE outside connection loss and shutdown): the connection is fine. */
 function isStatementError(err: unknown): boolean {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !/^(08|57P0)/.test(code);
+  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isConnectionSqlState(code);
 }
 
 /** Bounded so one statement stays small (and, for SQLite, under its bind parameter limit). */

@@ -19,6 +19,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type Redis from 'ioredis';
+import { redisNames } from '../cluster/names';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from '../logger';
 
@@ -106,8 +107,8 @@ export class RateLimitLeases {
     this.subscriber.on('message', this.onChannelMessage);
   }
 
-  private static holderKey = (key: string) => `seance:rl:lease:${key}`;
-  private static channel = (nodeId: string) => `seance:rl:lease-node:${nodeId}`;
+  private static holderKey = redisNames.rateLimits.leaseHolder;
+  private static channel = redisNames.rateLimits.leaseChannel;
 
   async start(): Promise<void> {
     await this.subscriber.subscribe(RateLimitLeases.channel(this.nodeId));

@@ -5,6 +5,7 @@
  * Messages, the only limit on the hot path, are decided under a lease (see RateLimitLeases).
  */
 import type Redis from 'ioredis';
+import { redisNames } from '../cluster/names';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../../config';
 import { AppError } from '../errors';
@@ -28,7 +29,7 @@ export class RateLimits {
     const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract => {
       const memory = new RateLimiterMemory({ keyPrefix, points, duration });
       if (!redis) return memory;
-      return new RateLimiterRedis({ storeClient: redis.command, keyPrefix: `seance:rl:${keyPrefix}`, points, duration, insuranceLimiter: memory });
+      return new RateLimiterRedis({ storeClient: redis.command, keyPrefix: redisNames.rateLimits.limiterPrefix(keyPrefix), points, duration, insuranceLimiter: memory });
     };
     this.limiters = {
       message: make('msg', limits.messagesPerWindow, limits.messageWindowSeconds),

@@ -149,9 +149,8 @@ export class RoomService {
       throw new AppError('FORBIDDEN', 'Only this session\'s creator token may end it');
     }
     const { session, endedAt } = await this.deps.sessions.end(sessionId);
-    this.deps.broadcaster.toSession(sessionId, 'session_ended', { session_id: sessionId, ended_at: endedAt.toISOString() });
     await this.deps.presence.clear(sessionId);
-    this.deps.broadcaster.disconnectSession(sessionId);
+    this.deps.broadcaster.endSession(sessionId, { session_id: sessionId, ended_at: endedAt.toISOString() });
     this.log.info({ session_id: sessionId }, 'session ended');
     return session;
   }

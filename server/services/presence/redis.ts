@@ -4,7 +4,7 @@
  * whose key expired (SIGKILL, power loss) is reaped by whichever live node claims it first,
  * which releases its connections and reports the participants that left.
  *
- * Keys (one session `S`, one user `U`, one node `N`):
+ * Keys (one session `S`, one user `U`, one node `N`; named in cluster/names.ts):
  *   seance:p:S:users      HASH  U -> participant JSON
  *   seance:p:S:conns:U    SET   "N/connectionId"
  *   seance:node:N:conns   SET   "S/U/connectionId"   (what to release if N dies)
@@ -12,6 +12,7 @@
  *   seance:nodes          SET   of node ids
  */
 import type Redis from 'ioredis';
+import { redisNames } from '../../cluster/names';
 import type { ParticipantView } from '../../events';
 import type { Logger } from '../../logger';
 import { byJoinTime, type AdmitResult, type Presence, type PresenceChange } from './types';
@@ -70,11 +71,11 @@ export class RedisPresence implements Presence {
     this.redis.defineCommand('seanceRelease', { numberOfKeys: 3, lua: RELEASE });
   }
 
-  private static usersKey = (s: string) => `seance:p:${s}:users`;
-  private static connsKey = (s: string, u: string) => `seance:p:${s}:conns:${u}`;
-  private static nodeConnsKey = (n: string) => `seance:node:${n}:conns`;
-  private static aliveKey = (n: string) => `seance:node:${n}:alive`;
-  private static readonly nodesKey = 'seance:nodes';
+  private static usersKey = redisNames.presence.users;
+  private static connsKey = redisNames.presence.conns;
+  private static nodeConnsKey = redisNames.presence.nodeConns;
+  private static aliveKey = redisNames.presence.alive;
+  private static readonly nodesKey = redisNames.presence.nodes;
 
   async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
     const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers);

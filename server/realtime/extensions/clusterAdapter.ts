@@ -1,0 +1,227 @@
+/**
+ * How a broadcast leaves this node and how another node's broadcast arrives: a Socket.IO
+ * adapter built on socket.io-adapter's `ClusterAdapter`, the base class its authors provide
+ * for cluster adapters (a subclass implements `doPublish` / `doPublishResponse` and feeds
+ * `onMessage` / `onResponse`). It speaks Redis 7 sharded Pub/Sub with a channel per room,
+ * subscribed only by the nodes that hold a member, with the channel names and JSON messages
+ * of @socket.io/redis-adapter's sharded adapter (what the previous release ran), and adds:
+ *
+ * - publish batching: the publishes one tick makes to one channel leave as one Redis
+ *   message, a JSON array of them in order (a chat message causes three broadcasts in one
+ *   tick); and local listeners get a broadcast at once, without waiting for Redis;
+ * - local listeners beyond sockets: every broadcast applied here (from this node or from
+ *   another) is also handed to `onApplied` listeners, which is how raw /ws clients, members
+ *   of the session rooms under a member id that is no socket, receive it.
+ *
+ * Internals relied on (checked at start by ./internals.ts): `ClusterAdapter#onMessage`,
+ * `#onResponse`, `#publish` and the in-memory `Adapter#broadcast`, which this class calls
+ * directly to apply a broadcast to local sockets without publishing it again.
+ */
+import type { Namespace } from 'socket.io';
+import { Adapter, ClusterAdapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse } from 'socket.io-adapter';
+import type Redis from 'ioredis';
+import { redisNames } from '../../cluster/names';
+import type { Logger } from '../../logger';
+
+/** Socket.IO's packet as the adapter sees it: EVENT packets (type 2) carry `[event, payload]`. */
+export interface Packet {
+  type: number;
+  data?: unknown[];
+  nsp?: string;
+}
+
+export type AppliedListener = (packet: Packet, opts: BroadcastOptions) => void;
+export type DisconnectListener = (opts: BroadcastOptions) => void;
+
+/** The Redis connections the adapter publishes and subscribes on (null: a single node, no cluster). */
+export interface AdapterRedis {
+  pub: Redis;
+  sub: Redis;
+}
+
+const JSON_OBJECT = 0x7b; // '{'
+const JSON_ARRAY = 0x5b; // '['
+/** Socket ids are 20 characters: they use the namespace channel, never a room channel of their own. */
+const looksLikeASocketId = (room: string) => room.length === 20;
+
+interface WireOptions {
+  rooms: string[];
+  except: string[];
+  flags: NonNullable<BroadcastOptions['flags']>;
+}
+
+export class SeanceAdapter extends ClusterAdapter {
+  private readonly channel: string;
+  private readonly responseChannel: string;
+  private readonly pending = new Map<string, string[]>();
+  private flushScheduled = false;
+  private readonly appliedListeners: AppliedListener[] = [];
+  private readonly disconnectListeners: DisconnectListener[] = [];
+  private readonly handlers = new Map<string, (raw: Buffer) => void>();
+
+  constructor(
+    nsp: Namespace,
+    private readonly redis: AdapterRedis | null,
+    private readonly logger: Logger,
+  ) {
+    super(nsp);
+    this.channel = `${redisNames.adapterPrefix}#${nsp.name}#`;
+    this.responseChannel = `${this.channel}${this.uid}#`;
+    if (!redis) return;
+    redis.sub.on('smessageBuffer', (channel: Buffer, raw: Buffer) => this.handlers.get(channel.toString())?.(raw));
+    this.subscribe(this.channel, (raw) => this.receive(raw, false));
+    this.subscribe(this.responseChannel, (raw) => this.receive(raw, true));
+    // A room with members here gets its own channel, so only the nodes that serve a session hear it.
+    this.on('create-room', (room: string) => {
+      if (!this.sids.has(room)) this.subscribe(this.roomChannel(room), (raw) => this.receive(raw, false));
+    });
+    this.on('delete-room', (room: string) => {
+      const channel = this.roomChannel(room);
+      if (this.handlers.delete(channel)) redis.sub.sunsubscribe(channel).catch((err: Error) => this.warn(err, channel, 'could not unsubscribe'));
+    });
+  }
+
+  /** Called with every broadcast applied to this node's sockets (raw /ws clients listen here). */
+  onApplied(listener: AppliedListener): void {
+    this.appliedListeners.push(listener);
+  }
+
+  /** Called when the sockets of some rooms are disconnected, here or on another node (a session's end). */
+  onDisconnect(listener: DisconnectListener): void {
+    this.disconnectListeners.push(listener);
+  }
+
+  override async disconnectSockets(opts: BroadcastOptions, close: boolean): Promise<void> {
+    await super.disconnectSockets(opts, close);
+    for (const listener of this.disconnectListeners) listener(opts);
+  }
+
+  /** Applied here at once (the base class first waits for the publish to be confirmed). */
+  override broadcast(packet: Packet, opts: BroadcastOptions): Promise<void> {
+    if (!opts.flags?.local) this.publish({ type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
+    this.applyHere(packet, opts);
+    return Promise.resolve();
+  }
+
+  override onMessage(message: ClusterMessage, offset?: string): void {
+    if (message.uid === this.uid || message.nsp !== this.nsp.name) return;
+    if (message.type === MessageType.DISCONNECT_SOCKETS) {
+      super.onMessage(message, offset);
+      for (const listener of this.disconnectListeners) listener(decodeOptions(message.data.opts));
+      return;
+    }
+    if (message.type !== MessageType.BROADCAST || message.data.requestId !== undefined) return super.onMessage(message, offset);
+    this.applyHere(message.data.packet as Packet, decodeOptions(message.data.opts));
+  }
+
+  override async serverCount(): Promise<number> {
+    if (!this.redis) return 1;
+    const reply = (await this.redis.pub.call('PUBSUB', 'SHARDNUMSUB', this.channel)) as [string, number];
+    return Number(reply[1]);
+  }
+
+  override close(): void {
+    if (!this.redis) return;
+    const channels = [...this.handlers.keys()];
+    this.handlers.clear();
+    if (channels.length > 0) this.redis.sub.sunsubscribe(...channels).catch((err: Error) => this.warn(err, this.channel, 'could not unsubscribe'));
+  }
+
+  protected override doPublish(message: ClusterMessage): Promise<string> {
+    if (!this.redis) return Promise.resolve('');
+    const channel = this.channelOf(message);
+    const queued = this.pending.get(channel);
+    const payload = JSON.stringify(message);
+    if (queued) queued.push(payload);
+    else this.pending.set(channel, [payload]);
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      process.nextTick(() => this.flush());
+    }
+    return Promise.resolve('');
+  }
+
+  protected override doPublishResponse(requesterUid: string, response: ClusterResponse): Promise<void> {
+    if (!this.redis) return Promise.resolve();
+    return this.redis.pub.spublish(`${this.channel}${requesterUid}#`, JSON.stringify(response)).then(() => undefined);
+  }
+
+  /** Applies a broadcast to this node's own listeners: sockets, then raw clients. */
+  private applyHere(packet: Packet, opts: BroadcastOptions): void {
+    Adapter.prototype.broadcast.call(this, packet, opts);
+    for (const listener of this.appliedListeners) listener(packet, opts);
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    for (const [channel, payloads] of this.pending) {
+      const body = payloads.length === 1 ? payloads[0] : `[${payloads.join(',')}]`;
+      this.redis!.pub.spublish(channel, body).catch((err: Error) => this.warn(err, channel, 'could not publish to the cluster'));
+    }
+    this.pending.clear();
+  }
+
+  /** Broadcasts to one room (without acknowledgements) travel on the room's channel; the rest on the namespace's. */
+  private channelOf(message: ClusterMessage): string {
+    if (message.type === MessageType.BROADCAST && message.data.requestId === undefined && message.data.opts.rooms.length === 1 && !looksLikeASocketId(message.data.opts.rooms[0])) {
+      return this.roomChannel(message.data.opts.rooms[0]);
+    }
+    return this.channel;
+  }
+
+  private roomChannel(room: string): string {
+    return `${this.channel}${room}#`;
+  }
+
+  private subscribe(channel: string, handler: (raw: Buffer) => void): void {
+    this.handlers.set(channel, handler);
+    this.redis!.sub.ssubscribe(channel).catch((err: Error) => this.warn(err, channel, 'could not subscribe'));
+  }
+
+  private receive(raw: Buffer, isResponse: boolean): void {
+    if (raw[0] !== JSON_OBJECT && raw[0] !== JSON_ARRAY) return; // MessagePack: binary payloads, which Séance never sends
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(raw.toString());
+    } catch {
+      return;
+    }
+    for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
+      if (isResponse) this.onResponse(message as ClusterResponse);
+      else this.onMessage(message as ClusterMessage);
+    }
+  }
+
+  private warn(err: Error, channel: string, what: string): void {
+    this.logger.warn({ err: { message: err.message }, channel }, what);
+  }
+}
+
+function encodeOptions(opts: BroadcastOptions): WireOptions {
+  return { rooms: [...opts.rooms], except: [...(opts.except ?? [])], flags: opts.flags ?? {} };
+}
+
+function decodeOptions(opts: WireOptions): BroadcastOptions {
+  return { rooms: new Set(opts.rooms), except: new Set(opts.except), flags: opts.flags };
+}
+
+/**
+ * The factory Socket.IO's `io.adapter()` takes, and the adapter it made for the main
+ * namespace `/` (the only one Séance uses) once Socket.IO has called it.
+ */
+export function seanceAdapter(redis: AdapterRedis | null, logger: Logger): { factory: (nsp: Namespace) => SeanceAdapter; readonly main: SeanceAdapter } {
+  let main: SeanceAdapter | null = null;
+  // Socket.IO calls the factory with `new`: a plain function (an arrow function cannot be).
+  function factory(nsp: Namespace): SeanceAdapter {
+    const adapter = new SeanceAdapter(nsp, redis, logger);
+    if (nsp.name === '/') main = adapter;
+    return adapter;
+  }
+  return {
+    factory,
+    get main() {
+      if (!main) throw new Error('the Socket.IO adapter of "/" is not made yet');
+      return main;
+    },
+  };
+}

@@ -22,10 +22,11 @@ export function formatReport(r: ChaosReport, opts: { allClients?: boolean } = {}
 
   const faultRows = FAULT_KINDS.map((kind) => {
     const fs = r.faults.filter((f) => f.kind === kind);
-    const recovered = fs.map((f) => f.recoveredMs).filter((ms): ms is number => ms !== null);
-    return [kind, fs.length, [...new Set(fs.map((f) => f.target))].sort().join(' ') || '-', recovered.length ? `${Math.max(...recovered)}` : '-'];
+    // From the fault to every node answering /health 200 again.
+    const outages = fs.filter((f) => f.recoveredMs !== null).map((f) => f.durationMs + f.recoveredMs!);
+    return [kind, fs.length, [...new Set(fs.map((f) => f.target))].sort().join(' ') || '-', outages.length ? `${Math.max(...outages)}` : '-'];
   });
-  out.push(table(['fault', 'times', 'targets', 'slowest recovery ms'], faultRows));
+  out.push(table(['fault', 'times', 'targets', 'longest until all healthy, ms'], faultRows));
   out.push('');
 
   const m = r.messages;

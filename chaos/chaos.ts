@@ -110,6 +110,8 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       // The run is about delivery, not about the rate limit: nobody here floods.
       MESSAGE_RATE_LIMIT: '1000',
       CONNECT_RATE_LIMIT: '100000',
+      // The oracle's default pause: answers are stored apart from their questions, as with a real model.
+      SPIRIT_ORACLE_DELAY_MS: '1500',
     },
   });
   const watch = new ProcessWatch(clock);

@@ -50,14 +50,13 @@ export function projectEnv(extra: Record<string, string> = {}): Record<string, s
     MESSAGE_RATE_WINDOW_S: '1',
     CONNECT_RATE_LIMIT: '1000000',
     SESSION_CREATE_RATE_LIMIT: '1000000',
+    // The floor answers at once; so does the oracle here (its default delay is for people watching).
+    SPIRIT_ORACLE_DELAY_MS: '0',
     ...extra,
   };
 }
 
-export async function startProject(
-  backing: Backing,
-  opts: { nodes: number; nginx: boolean; env?: Record<string, string> },
-): Promise<SystemHandle> {
+export async function startProject(backing: Backing, opts: { nodes: number; nginx: boolean; env?: Record<string, string> }): Promise<SystemHandle> {
   const cluster = await startCluster({
     nodes: opts.nodes,
     nginx: opts.nginx,
@@ -135,10 +134,7 @@ async function startFloorNode(index: number, redisUrl: string, env: Record<strin
   return { url: `http://127.0.0.1:${port}`, port, pid: proc.pid, nodeId, stop };
 }
 
-export async function startFloor(
-  backing: Backing,
-  opts: { nodes: number; nginx: boolean; env?: Record<string, string> },
-): Promise<SystemHandle> {
+export async function startFloor(backing: Backing, opts: { nodes: number; nginx: boolean; env?: Record<string, string> }): Promise<SystemHandle> {
   if (!fs.existsSync(FLOOR_BUILD)) buildFloor();
   const nodes: Array<BenchNode & { stop(): Promise<void> }> = [];
   let nginx: NginxHandle | null = null;

@@ -44,6 +44,8 @@ export interface Config {
     timeoutMs: number;
     retries: number;
     retryBaseMs: number;
+    /** How long the built-in oracle "thinks" before it answers; 0 answers at once. */
+    oracleDelayMs: number;
     gemini: { apiKey: string | null; model: string; baseUrl: string };
     openai: { apiKey: string | null; model: string; baseUrl: string };
   };
@@ -76,7 +78,9 @@ const schema = Joi.object({
   NODE_ENV: Joi.string().valid('development', 'production', 'test').default('development'),
   HOST: Joi.string().default('0.0.0.0'),
   PORT: Joi.number().integer().min(0).max(65535).default(8000),
-  NODE_ID: Joi.string().pattern(/^[A-Za-z0-9_.:-]{1,64}$/).message('NODE_ID must be 1-64 of [A-Za-z0-9_.:-]'),
+  NODE_ID: Joi.string()
+    .pattern(/^[A-Za-z0-9_.:-]{1,64}$/)
+    .message('NODE_ID must be 1-64 of [A-Za-z0-9_.:-]'),
   LOG_LEVEL: Joi.string().lowercase().valid('trace', 'debug', 'info', 'warn', 'error', 'fatal').default('info'),
   DATABASE_URL: Joi.string()
     .pattern(/^(postgres|postgresql|sqlite):/)
@@ -87,21 +91,34 @@ const schema = Joi.object({
   REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }),
   CORS_ORIGINS: Joi.string().default('http://localhost:3000,http://127.0.0.1:3000,http://localhost:8000,http://127.0.0.1:8000'),
   TRUST_PROXY: Joi.string().default('loopback, linklocal, uniquelocal'),
-  BODY_LIMIT_BYTES: Joi.number().integer().min(256).max(10 * 1024 * 1024).default(16 * 1024),
+  BODY_LIMIT_BYTES: Joi.number()
+    .integer()
+    .min(256)
+    .max(10 * 1024 * 1024)
+    .default(16 * 1024),
   JWT_SECRET: Joi.string(),
   JWT_ALGORITHM: Joi.string().valid('HS256', 'HS384', 'HS512').default('HS256'),
-  ACCESS_TOKEN_EXPIRE_MINUTES: Joi.number().integer().min(1).max(60 * 24 * 30).default(30),
+  ACCESS_TOKEN_EXPIRE_MINUTES: Joi.number()
+    .integer()
+    .min(1)
+    .max(60 * 24 * 30)
+    .default(30),
   REQUIRE_AUTH: Joi.boolean().truthy('1').falsy('0').default(false),
   SPIRIT_PROVIDER: Joi.string().lowercase().valid('oracle', 'gemini', 'openai').default('oracle'),
   SPIRIT_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(10000),
   SPIRIT_RETRIES: Joi.number().integer().min(0).max(10).default(2),
   SPIRIT_RETRY_BASE_MS: Joi.number().integer().min(0).max(60000).default(250),
+  SPIRIT_ORACLE_DELAY_MS: Joi.number().integer().min(0).max(60000).default(1500),
   GOOGLE_API_KEY: Joi.string(),
   GEMINI_MODEL: Joi.string().default('gemini-2.0-flash'),
-  GEMINI_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('https://generativelanguage.googleapis.com/v1beta'),
+  GEMINI_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('https://generativelanguage.googleapis.com/v1beta'),
   OPENAI_API_KEY: Joi.string(),
   OPENAI_MODEL: Joi.string().default('gpt-4o-mini'),
-  OPENAI_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('https://api.openai.com/v1'),
+  OPENAI_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('https://api.openai.com/v1'),
   MESSAGE_RATE_LIMIT: Joi.number().integer().min(1).max(100000).default(10),
   MESSAGE_RATE_WINDOW_S: Joi.number().integer().min(1).max(3600).default(10),
   SESSION_CREATE_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(120),
@@ -123,7 +140,8 @@ function findRootDir(): string {
   return dir;
 }
 
-function parseOrigins(raw: string): readonly string[] | '*' | string {
+/** The list, or '*', or a message saying what is wrong with the value. */
+function parseOrigins(raw: string): readonly string[] | string {
   const text = raw.trim();
   if (text === '*') return '*';
   let list: unknown;
@@ -134,7 +152,10 @@ function parseOrigins(raw: string): readonly string[] | '*' | string {
       return 'CORS_ORIGINS is not a valid JSON array';
     }
   } else {
-    list = text.split(',').map((o) => o.trim()).filter(Boolean);
+    list = text
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean);
   }
   if (!Array.isArray(list) || !list.every((o) => typeof o === 'string' && /^https?:\/\/[^/\s]+$/.test(o))) {
     return 'CORS_ORIGINS must be "*" or a list of origins like http://localhost:3000 (comma separated or a JSON array)';
@@ -209,6 +230,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: v.SPIRIT_TIMEOUT_MS,
       retries: v.SPIRIT_RETRIES,
       retryBaseMs: v.SPIRIT_RETRY_BASE_MS,
+      oracleDelayMs: v.SPIRIT_ORACLE_DELAY_MS,
       gemini: { apiKey: v.GOOGLE_API_KEY ?? null, model: v.GEMINI_MODEL, baseUrl: v.GEMINI_BASE_URL.replace(/\/+$/, '') },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, model: v.OPENAI_MODEL, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, '') },
     },

@@ -25,7 +25,8 @@ async function main(): Promise<void> {
   const cluster = await startCluster({
     nodes,
     nginx: !values['no-nginx'],
-    env: { NODE_ENV: process.env.NODE_ENV ?? 'development', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    // The oracle takes its product-default time here (an empty value counts as unset), unless the shell says otherwise.
+    env: { NODE_ENV: process.env.NODE_ENV ?? 'development', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', SPIRIT_ORACLE_DELAY_MS: process.env.SPIRIT_ORACLE_DELAY_MS ?? '' },
   });
 
   const lines = [

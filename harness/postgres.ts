@@ -38,9 +38,7 @@ export function findPostgresBinDir(): string {
   const onPath = findExecutable('initdb');
   if (onPath) return path.dirname(fs.realpathSync(onPath));
   const root = '/usr/lib/postgresql';
-  const versions = fs.existsSync(root)
-    ? fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, 'bin', 'initdb')))
-    : [];
+  const versions = fs.existsSync(root) ? fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, 'bin', 'initdb'))) : [];
   versions.sort((a, b) => Number(b) - Number(a));
   if (versions.length === 0) {
     throw new Error('PostgreSQL not found: no initdb on PATH nor under /usr/lib/postgresql/*/bin (apt-get install postgresql)');
@@ -79,7 +77,11 @@ export async function startPostgres(): Promise<PostgresHandle> {
     const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
     await waitUntil(
       `postgres on port ${port}`,
-      () => pgQuery(adminUrl, 'SELECT 1').then(() => true, () => false),
+      () =>
+        pgQuery(adminUrl, 'SELECT 1').then(
+          () => true,
+          () => false,
+        ),
       { timeoutMs: READY_TIMEOUT_MS, proc, logFile },
     );
   };
@@ -88,11 +90,7 @@ export async function startPostgres(): Promise<PostgresHandle> {
   };
 
   try {
-    await run(
-      path.join(binDir, 'initdb'),
-      ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
-      runAs,
-    );
+    await run(path.join(binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], runAs);
     // Settings live in the data dir, so start() after stop() needs no arguments to agree.
     fs.appendFileSync(
       path.join(dataDir, 'postgresql.conf'),

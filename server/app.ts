@@ -29,7 +29,6 @@ import { createRawEdge } from './realtime/rawWs';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
 import { createRequestPolicy } from './requestPolicy';
-import { MessageService } from './services/messages';
 import { MemoryPresence } from './services/presence/memory';
 import { RedisPresence } from './services/presence/redis';
 import type { Presence } from './services/presence/types';
@@ -37,8 +36,8 @@ import { RateLimits } from './services/rateLimits';
 import { RoomService } from './services/rooms';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
+import { sequelizeStores } from './storage/sequelize';
 import type { SpiritProvider } from './services/spirit/types';
-import { UserService } from './services/users';
 
 export interface AppDeps {
   config: Config;
@@ -68,12 +67,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const policy = createRequestPolicy(config);
   const tokens = new TokenService(config.auth);
   const limits = new RateLimits(config.limits, redis, config.nodeId, logger);
-  const presence: Presence = redis
-    ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' }))
-    : new MemoryPresence();
-  const sessions = new SessionService(db.models, presence);
-  const messages = new MessageService(db.models, db.sequelize);
-  const users = new UserService(db.models);
+  const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence();
+  const { sessions: sessionStore, messages, users } = sequelizeStores(db);
+  const sessions = new SessionService(sessionStore, presence);
   const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider);
 
   const app = express();
@@ -117,7 +113,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
   let draining = false;
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
-  app.set('trust proxy', config.trustProxy.split(',').map((s) => s.trim()));
+  app.set(
+    'trust proxy',
+    config.trustProxy.split(',').map((s) => s.trim()),
+  );
   app.use(requestContext(logger, config.nodeId));
   app.use(
     helmet({
@@ -161,7 +160,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     });
     rawEdge.close();
     await Promise.all([presence.stop(), limits.stop()]);
-    await new Promise<void>((resolve) => io.close(() => resolve()));
+    await new Promise<void>((resolve) => void io.close(() => resolve()));
     httpServer.closeAllConnections();
   }
 

@@ -22,11 +22,14 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/** One step of a migration file, called with the QueryInterface and the Sequelize class. */
+type MigrationStep = (queryInterface: unknown, sequelize: typeof Sequelize) => Promise<void>;
+
 /** Any constant shared by every replica: the key of the PostgreSQL advisory lock taken while migrating. */
 const MIGRATION_LOCK_KEY = 746_353_100;
 
 /** Options shared with sequelize-cli (config/sequelize-cli.js). */
-export function sequelizeOptions(config: Pick<Config, 'database'>): Options {
+function sequelizeOptions(config: Pick<Config, 'database'>): Options {
   const db = config.database;
   if (db.dialect === 'sqlite') {
     return {
@@ -55,8 +58,7 @@ export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, log
   if (config.database.dialect === 'sqlite' && config.database.storage && config.database.storage !== ':memory:') {
     fs.mkdirSync(path.dirname(config.database.storage), { recursive: true });
   }
-  const sequelize =
-    config.database.dialect === 'sqlite' ? new Sequelize(options) : new Sequelize(config.database.url, options);
+  const sequelize = config.database.dialect === 'sqlite' ? new Sequelize(options) : new Sequelize(config.database.url, options);
   const models = initModels(sequelize);
   const log = logger.child({ component: 'db' });
 
@@ -64,8 +66,9 @@ export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, log
     migrations: {
       glob: ['migrations/*.js', { cwd: config.rootDir }],
       resolve: ({ name, path: file, context }) => {
+        // sequelize-cli's migration files are CommonJS modules: required, not imported.
         // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const migration = require(file!);
+        const migration = require(file!) as { up: MigrationStep; down: MigrationStep };
         return {
           name,
           up: async () => migration.up(context, Sequelize),

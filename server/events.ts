@@ -47,12 +47,7 @@ export interface ErrorView {
 }
 
 export interface ServerToClientEvents {
-  session_joined: (data: {
-    session: SessionView;
-    you: ParticipantView;
-    users: ParticipantView[];
-    messages: HistoryMessageView[];
-  }) => void;
+  session_joined: (data: { session: SessionView; you: ParticipantView; users: ParticipantView[]; messages: HistoryMessageView[] }) => void;
   user_joined: (data: ParticipantView) => void;
   user_left: (data: ParticipantView) => void;
   message_received: (data: ChatMessageView) => void;
@@ -76,11 +71,3 @@ export interface ClientToServerEvents {
 
 export const CLIENT_EVENTS = ['send_message', 'typing', 'leave_session'] as const;
 export type ClientEventName = (typeof CLIENT_EVENTS)[number];
-
-/** Socket.IO handshake `auth`, and the raw path's first frame. */
-export interface JoinRequest {
-  session_id?: string;
-  name?: string;
-  user_id?: string;
-  token?: string;
-}

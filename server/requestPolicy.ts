@@ -13,7 +13,12 @@ export interface RequestPolicy {
 }
 
 export function createRequestPolicy(config: Pick<Config, 'trustProxy' | 'corsOrigins'>): RequestPolicy {
-  const trust = proxyAddr.compile(config.trustProxy.split(',').map((s) => s.trim()).filter(Boolean));
+  const trust = proxyAddr.compile(
+    config.trustProxy
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   const origins = config.corsOrigins;
   return {
     clientAddress: (req) => proxyAddr(req, trust),

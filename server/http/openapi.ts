@@ -12,7 +12,12 @@ const envelope = (data: object) => ({
 });
 const errorResponse = (description: string, code: string) => ({
   description,
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorEnvelope' }, example: { success: false, error: { code, message: description }, meta: { timestamp: '2026-11-22T10:00:00.000Z', request_id: 'a1b2' } } } },
+  content: {
+    'application/json': {
+      schema: { $ref: '#/components/schemas/ErrorEnvelope' },
+      example: { success: false, error: { code, message: description }, meta: { timestamp: '2026-11-22T10:00:00.000Z', request_id: 'a1b2' } },
+    },
+  },
 });
 
 const session = {
@@ -32,8 +37,7 @@ const definition = {
   info: {
     title: 'Séance API',
     version: '0.1.0',
-    description:
-      'REST side of the Séance realtime backend. Realtime events travel over Socket.IO (`/socket.io`) and the raw WebSocket path `/ws/{session_id}`; see README.md.',
+    description: 'REST side of the Séance realtime backend. Realtime events travel over Socket.IO (`/socket.io`) and the raw WebSocket path `/ws/{session_id}`; see README.md.',
   },
   components: {
     securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },

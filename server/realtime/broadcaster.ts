@@ -3,9 +3,9 @@
  * an emit to the session's Socket.IO room, which the cluster adapter carries to every node
  * that holds a member, Socket.IO socket or raw /ws client alike (see RawHub).
  */
-import type { Server } from 'socket.io';
 import { rooms } from '../cluster/names';
-import type { ClientToServerEvents, ServerEventData, ServerEventName, ServerToClientEvents } from '../events';
+import type { ServerEventData, ServerEventName, ServerToClientEvents } from '../events';
+import type { SeanceServer } from './socketio';
 
 export interface BroadcastOptions {
   /** Every connection of this participant is skipped ("everyone else"). */
@@ -18,10 +18,7 @@ export interface Broadcaster {
   endSession(sessionId: string, data: ServerEventData<'session_ended'>): void;
 }
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- socket.io's own default for the socket data type
-export type SeanceIo = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, any>;
-
-export function createBroadcaster(io: SeanceIo): Broadcaster {
+export function createBroadcaster(io: SeanceServer): Broadcaster {
   const emit = <E extends ServerEventName>(sessionId: string, event: E, data: ServerEventData<E>, opts: BroadcastOptions = {}) => {
     const room = io.to(rooms.session(sessionId));
     const target = opts.exceptUserId ? room.except(rooms.participant(sessionId, opts.exceptUserId)) : room;

@@ -22,6 +22,8 @@ export interface ConnectionLink {
   unlisten(p: Participation): void;
   /** The client asked to leave: close the connection normally. */
   end(): void;
+  /** Right after `session_joined`, before the others hear of the join (the raw path's roster). */
+  welcomed?(welcome: ServerEventData<'session_joined'>): void;
 }
 
 export interface ConnectionCoreDeps {
@@ -72,6 +74,7 @@ export class Connection {
     this.live = true;
     this.link.listen(this.outcome.participation);
     this.link.send('session_joined', this.outcome.welcome);
+    this.link.welcomed?.(this.outcome.welcome);
     this.deps.rooms.announceJoin(this.outcome);
   }
 

@@ -17,7 +17,7 @@ import { Connection, type ConnectionCoreDeps } from './connection';
 import { corkUntilTickEnd, tcpSocketOf } from './extensions/engineWrites';
 import type { RawClient, RawHub } from './rawHub';
 
-export const RAW_PATH = /^\/ws\/([^/?#]*)\/?$/;
+const RAW_PATH = /^\/ws\/([^/?#]*)\/?$/;
 const MAX_FRAME_BYTES = 16 * 1024;
 
 export interface RawEdgeDeps extends ConnectionCoreDeps {
@@ -101,6 +101,7 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
           hub.add(p.sessionId, client);
         },
         unlisten: (p) => hub.remove(p.sessionId, client),
+        welcomed: (welcome) => replayRoster(send, welcome),
         end: () => ws.close(1000, 'left'),
       },
       connectionId,
@@ -154,12 +155,22 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
   };
 }
 
+/**
+ * Raw transport only: the existing frontend builds its list of people from `user_joined`
+ * alone, so after `session_joined` a raw client gets one `user_joined` per participant
+ * present, itself included. Socket.IO clients read `session_joined.users` instead.
+ */
+function replayRoster(send: <E extends ServerEventName>(event: E, data: ServerEventData<E>) => void, welcome: ServerEventData<'session_joined'>): void {
+  const present = welcome.users.some((u) => u.id === welcome.you.id) ? welcome.users : [...welcome.users, welcome.you];
+  for (const participant of present) send('user_joined', participant);
+}
+
 /** A JSON object, or the INVALID_PAYLOAD error to send back. */
 function parseFrame(raw: RawData, isBinary: boolean): Record<string, unknown> | AppError {
   if (isBinary) return new AppError('INVALID_PAYLOAD', 'Frames must be JSON text');
   let value: unknown;
   try {
-    value = JSON.parse(raw.toString());
+    value = JSON.parse((raw as Buffer).toString());
   } catch {
     return new AppError('INVALID_PAYLOAD', 'Frames must be valid JSON');
   }
@@ -168,4 +179,3 @@ function parseFrame(raw: RawData, isBinary: boolean): Record<string, unknown> | 
   }
   return value as Record<string, unknown>;
 }
-

@@ -24,7 +24,10 @@ export interface SocketEdgeDeps extends ConnectionCoreDeps {
 export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): void {
   const logger = deps.logger.child({ transport: 'socket.io' });
 
-  io.use(async (socket, next) => {
+  io.use((socket, next) => void admit(socket, next));
+
+  /** The handshake: the join, whose refusal becomes a `connect_error`. */
+  async function admit(socket: SeanceSocket, next: (err?: Error) => void): Promise<void> {
     const connection = new Connection(
       deps,
       {
@@ -51,7 +54,7 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
       refusal.data = { code: (err as AppError).code, message: (err as AppError).message };
       next(refusal);
     }
-  });
+  }
 
   io.on('connection', (socket: SeanceSocket) => {
     const connection = socket.data.connection;

@@ -151,6 +151,8 @@ export class RateLimitLeases {
       lease.used = 0;
       lease.windowEnd = 0;
     }
+    // rate-limiter-flexible's own way to refuse: its limiters reject with a RateLimiterRes, not an Error.
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- see above
     if (lease.used >= this.points) throw new RateLimiterRes(0, lease.windowEnd - now, lease.used + 1);
     lease.used += 1;
     if (lease.windowEnd === 0) lease.windowEnd = now + this.durationMs;

@@ -10,13 +10,12 @@ import { AppError } from '../errors';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, ServerEventData, ServerEventName, SessionView } from '../events';
 import type { Logger } from '../logger';
 import type { Broadcaster } from '../realtime/broadcaster';
+import type { MessageStore, UserStore } from '../storage/ports';
 import { schemas, validate, validateChatMessage } from '../validation/schemas';
-import type { MessageService } from './messages';
 import type { Presence } from './presence/types';
 import { messageLimitKey, type RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
 import type { SpiritReply, SpiritService } from './spirit';
-import type { UserService } from './users';
 
 /** What a transport knows about one joined connection. */
 export interface Participation {
@@ -48,8 +47,8 @@ export interface RoomDeps {
   config: Pick<Config, 'auth'>;
   logger: Logger;
   sessions: SessionService;
-  messages: MessageService;
-  users: UserService;
+  messages: MessageStore;
+  users: UserStore;
   presence: Presence;
   spirit: SpiritService;
   tokens: TokenService;
@@ -127,9 +126,7 @@ export class RoomService {
     // The built-in oracle answers at once: the question and the answer are stored together
     // and the three events leave in the same tick (one write per listener, see writeCoalescing).
     const instant = spirit.instantReply(text);
-    const stored = instant
-      ? await messages.storeExchange(p.sessionId, p.participant, text, instant.message)
-      : { message: await messages.storeChat(p.sessionId, p.participant, text), answer: null };
+    const stored = instant ? await messages.storeExchange(p.sessionId, p.participant, text, instant.message) : { message: await messages.storeChat(p.sessionId, p.participant, text), answer: null };
     const { message } = stored;
     broadcaster.toSession(p.sessionId, 'message_received', message);
     broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: message.id });
@@ -146,7 +143,7 @@ export class RoomService {
   async end(sessionId: string, claims: { typ: string; sid?: string }): Promise<SessionView> {
     await this.deps.sessions.get(sessionId);
     if (claims.typ !== 'creator' || claims.sid !== sessionId) {
-      throw new AppError('FORBIDDEN', 'Only this session\'s creator token may end it');
+      throw new AppError('FORBIDDEN', "Only this session's creator token may end it");
     }
     const { session, endedAt } = await this.deps.sessions.end(sessionId);
     await this.deps.presence.clear(sessionId);
@@ -167,7 +164,7 @@ export class RoomService {
       return { id: claims.sub, name: claims.name };
     }
     if (this.deps.config.auth.requireAuth) throw new AppError('UNAUTHORIZED', 'This server requires a token to join');
-    if (!body.name) throw new AppError('VALIDATION_ERROR', "Invalid name", { name: "'name' is required" });
+    if (!body.name) throw new AppError('VALIDATION_ERROR', 'Invalid name', { name: "'name' is required" });
     return { id: body.user_id ?? randomUUID(), name: body.name };
   }
 

@@ -39,8 +39,7 @@ describe('auth: tokens, ending sessions, joins', () => {
   });
 
   describe('DELETE /api/sessions/{id}', () => {
-    const del = (id: string, token?: string) =>
-      http(server.url, 'DELETE', `/api/sessions/${id}`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+    const del = (id: string, token?: string) => http(server.url, 'DELETE', `/api/sessions/${id}`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
 
     it('ends the session with its creator token, tells and disconnects everyone, refuses later joins', async () => {
       const session = await createSession(server.url);
@@ -92,8 +91,7 @@ describe('auth: tokens, ending sessions, joins', () => {
   });
 
   describe('joins with tokens', () => {
-    const guestToken = async (name: string, user_id: string) =>
-      (await http(server.url, 'POST', '/api/auth/token', { json: { name, user_id } })).body.data.access_token as string;
+    const guestToken = async (name: string, user_id: string) => (await http(server.url, 'POST', '/api/auth/token', { json: { name, user_id } })).body.data.access_token as string;
 
     it('takes identity from a valid token on both transports, over what the client claims', async () => {
       const session = await createSession(server.url);

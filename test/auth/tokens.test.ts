@@ -9,7 +9,9 @@ const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: SECRET, ACCESS_TOKEN_E
 const tokens = new TokenService(config.auth);
 
 function expectUnauthorized(token: unknown) {
-  expect(() => tokens.verify(token)).to.throw(AppError).with.property('code', 'UNAUTHORIZED');
+  expect(() => tokens.verify(token))
+    .to.throw(AppError)
+    .with.property('code', 'UNAUTHORIZED');
 }
 
 describe('TokenService', () => {

@@ -18,7 +18,7 @@ import { sharedPostgres } from '../support/hooks';
 const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 let nextAddress = 10;
 /** A fresh 127.0.0.x source address: nginx hashes on it. */
-const sourceAddress = () => `127.0.0.${nextAddress++ % 250 + 2}`;
+const sourceAddress = () => `127.0.0.${(nextAddress++ % 250) + 2}`;
 
 describe('cluster: 3 nodes behind nginx', function () {
   this.timeout(60_000);
@@ -220,7 +220,7 @@ describe('cluster: 3 nodes behind nginx', function () {
     expect(listener.inbox.events.map((e) => e.event).filter((e) => e !== 'user_joined')).to.deep.equal(['session_joined', 'message_received', 'spirit_thinking', 'spirit_response']);
   });
 
-  it('delivers to listeners on the sender\'s node without waiting for Redis', async () => {
+  it("delivers to listeners on the sender's node without waiting for Redis", async () => {
     const [a] = cluster.nodes;
     const session = await createSession(a.url);
     const neighbour = track(await joinSocket(a.url, { session_id: session.id, name: 'Neighbour' }));
@@ -230,7 +230,7 @@ describe('cluster: 3 nodes behind nginx', function () {
     try {
       // Every write to Redis stalls, publishes included.
       await admin.client('PAUSE', 10_000, 'WRITE');
-      await sender.emit('send_message', { message: 'second' });
+      sender.emit('send_message', { message: 'second' });
       expect((await neighbour.inbox.waitFor('message_received', (m) => m.message === 'second', 3_000)).user_name).to.equal('Sender');
     } finally {
       await admin.client('UNPAUSE');

@@ -36,18 +36,19 @@ describe('cluster failures', function () {
     await cluster?.stop();
   });
 
-  it('SIGKILL: the dead node\'s participants leave within the bound and its clients rejoin elsewhere', async () => {
+  it("SIGKILL: the dead node's participants leave within the bound and its clients rejoin elsewhere", async () => {
     const [n1] = cluster.nodes;
     const session = await createSession(n1.url);
     const observer = track(await joinSocket(n1.url, { session_id: session.id, user_id: 'observer', name: 'Observer' }));
     const ghost = track(await RawClient.join(wsUrl(cluster.nodes[1].url), session.id, { user_id: 'ghost', name: 'Ghost' }));
     const localAddress = await addressServedBy(cluster, 'node-2');
     const traveller = track(
-      await joinSocket(
-        cluster.url,
-        { session_id: session.id, user_id: 'traveller', name: 'Traveller' },
-        { reconnection: true, reconnectionDelay: 200, reconnectionDelayMax: 500, localAddress } as any,
-      ),
+      await joinSocket(cluster.url, { session_id: session.id, user_id: 'traveller', name: 'Traveller' }, {
+        reconnection: true,
+        reconnectionDelay: 200,
+        reconnectionDelayMax: 500,
+        localAddress,
+      } as any),
     );
     await observer.inbox.waitFor('user_joined', (u) => u.id === 'traveller');
 
@@ -73,9 +74,7 @@ describe('cluster failures', function () {
     const observer = track(await joinSocket(n1.url, { session_id: session.id, user_id: 'observer', name: 'Observer' }));
     const raw = track(await RawClient.join(wsUrl(n3.url), session.id, { user_id: 'raw', name: 'Raw' }));
     const localAddress = await addressServedBy(cluster, 'node-3');
-    const mover = track(
-      await joinSocket(cluster.url, { session_id: session.id, user_id: 'mover', name: 'Mover' }, { reconnection: true, reconnectionDelay: 200, localAddress } as any),
-    );
+    const mover = track(await joinSocket(cluster.url, { session_id: session.id, user_id: 'mover', name: 'Mover' }, { reconnection: true, reconnectionDelay: 200, localAddress } as any));
 
     raw.send({ event: 'send_message', data: { message: 'last words' } });
     const asked = await observer.inbox.waitFor('message_received', (m) => m.message === 'last words');

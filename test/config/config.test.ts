@@ -75,7 +75,7 @@ describe('config', () => {
       (err: { code: number; stderr: string }) => err,
     );
     expect(result.code).to.equal(1);
-    expect(result.stderr).to.match(/Invalid configuration:\n  - JWT_SECRET is too short for production/);
+    expect(result.stderr).to.match(/Invalid configuration:\n {2}- JWT_SECRET is too short for production/);
     expect(result.stderr).not.to.include('weak');
   });
 });

@@ -12,7 +12,7 @@ import { QueryTypes } from 'sequelize';
 import { loadConfig } from '../../config';
 import { createDatabase, type Database } from '../../server/db';
 import { createLogger } from '../../server/logger';
-import { MessageWriter, type NewMessage } from '../../server/services/messageWriter';
+import { MessageWriter, type NewMessage } from '../../server/storage/sequelize/messageWriter';
 import { sharedPostgres } from '../support/hooks';
 
 const dialects: Array<{ name: string; url: () => Promise<string> }> = [
@@ -44,7 +44,15 @@ for (const dialect of dialects) {
       await db.models.Session.create({ id: sessionId, name: 'writer', max_users: 6, is_active: true, created_at: new Date() });
     });
 
-    const question = (n: number): NewMessage => ({ session_id: sessionId, user_id: `u${n % 3}`, user_name: `User ${n % 3}`, text: `question ${n}`, is_spirit: false, in_reply_to: null, timestamp: new Date() });
+    const question = (n: number): NewMessage => ({
+      session_id: sessionId,
+      user_id: `u${n % 3}`,
+      user_name: `User ${n % 3}`,
+      text: `question ${n}`,
+      is_spirit: false,
+      in_reply_to: null,
+      timestamp: new Date(),
+    });
     const answer = (n: number) => ({ session_id: sessionId, user_id: null, user_name: null, text: `answer ${n}`, is_spirit: true, timestamp: new Date() });
 
     /** Statements that stored this session's rows: PostgreSQL tells by transaction id (each statement commits alone), SQLite by Sequelize's log. */
@@ -118,10 +126,7 @@ for (const dialect of dialects) {
 
     it('rejects every caller of a batch that cannot be stored, and stores none of it', async () => {
       const missing = randomUUID();
-      const results = await Promise.allSettled([
-        writer.insert(question(1)),
-        writer.insertExchange({ ...question(2), session_id: missing }, { ...answer(2), session_id: missing }),
-      ]);
+      const results = await Promise.allSettled([writer.insert(question(1)), writer.insertExchange({ ...question(2), session_id: missing }, { ...answer(2), session_id: missing })]);
       expect(results.map((r) => r.status)).to.deep.equal(['rejected', 'rejected']);
       expect(await stored()).to.have.length(0);
     });

@@ -9,7 +9,10 @@ import { sharedPostgres } from '../support/hooks';
 
 async function tables(db: Database): Promise<string[]> {
   const names = (await db.sequelize.getQueryInterface().showAllTables()) as Array<string | { tableName: string }>;
-  return names.map((n) => (typeof n === 'string' ? n : n.tableName)).filter((n) => n !== 'SequelizeMeta').sort();
+  return names
+    .map((n) => (typeof n === 'string' ? n : n.tableName))
+    .filter((n) => n !== 'SequelizeMeta')
+    .sort();
 }
 
 async function indexNames(db: Database, table: string): Promise<string[]> {
@@ -31,7 +34,12 @@ describe('migrations', () => {
   it('go up, down and up again on PostgreSQL, with the indexes of the design', async () => {
     const pg = await sharedPostgres();
     // A database of its own, so the shared one stays migrated for the other suites.
-    await withDatabase(pg.url, (db) => db.sequelize.query('DROP DATABASE IF EXISTS migrations_roundtrip').then(() => db.sequelize.query('CREATE DATABASE migrations_roundtrip')).then(() => undefined));
+    await withDatabase(pg.url, (db) =>
+      db.sequelize
+        .query('DROP DATABASE IF EXISTS migrations_roundtrip')
+        .then(() => db.sequelize.query('CREATE DATABASE migrations_roundtrip'))
+        .then(() => undefined),
+    );
     await withDatabase(pg.url.replace(/\/seance$/, '/migrations_roundtrip'), async (db) => {
       expect(await db.migrate()).to.have.length.above(0);
       expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
@@ -48,12 +56,15 @@ describe('migrations', () => {
 
   it('do not race when several replicas migrate at once (advisory lock)', async () => {
     const pg = await sharedPostgres();
-    await withDatabase(pg.url, (db) => db.sequelize.query('DROP DATABASE IF EXISTS migrations_race').then(() => db.sequelize.query('CREATE DATABASE migrations_race')).then(() => undefined));
+    await withDatabase(pg.url, (db) =>
+      db.sequelize
+        .query('DROP DATABASE IF EXISTS migrations_race')
+        .then(() => db.sequelize.query('CREATE DATABASE migrations_race'))
+        .then(() => undefined),
+    );
     const url = pg.url.replace(/\/seance$/, '/migrations_race');
     const applied: string[][] = [];
-    await Promise.all(
-      Array.from({ length: 4 }, () => withDatabase(url, async (db) => void applied.push(await db.migrate()))),
-    );
+    await Promise.all(Array.from({ length: 4 }, () => withDatabase(url, async (db) => void applied.push(await db.migrate()))));
     expect(applied.filter((a) => a.length > 0)).to.have.length(1);
   });
 

@@ -157,7 +157,11 @@ describe('REST surface', () => {
   });
 
   it('answers unknown routes with 404 NOT_FOUND in the envelope', async () => {
-    for (const [method, path] of [['GET', '/nowhere'], ['POST', '/api/nothing'], ['PUT', '/api/sessions']]) {
+    for (const [method, path] of [
+      ['GET', '/nowhere'],
+      ['POST', '/api/nothing'],
+      ['PUT', '/api/sessions'],
+    ]) {
       expectEnvelopeError(await http(server.url, method, path), 404, 'NOT_FOUND');
     }
   });

@@ -44,7 +44,10 @@ describe('deployment files', () => {
     });
 
     it('lets postgres accept the connections of ten app replicas at the default pool (20 + 10 each)', () => {
-      const setting = [services.postgres.command].flat().join(' ').match(/max_connections=(\d+)/);
+      const setting = [services.postgres.command]
+        .flat()
+        .join(' ')
+        .match(/max_connections=(\d+)/);
       expect(Number(setting?.[1] ?? 100)).to.be.at.least(10 * 30);
     });
 
@@ -108,7 +111,9 @@ describe('deployment files', () => {
     });
 
     it('is fed by a .dockerignore that keeps node_modules and dist out', () => {
-      const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
+      const ignored = read('.dockerignore')
+        .split('\n')
+        .map((l) => l.trim());
       expect(ignored).to.include.members(['node_modules', 'dist', '.git']);
     });
   });

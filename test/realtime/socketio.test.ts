@@ -172,7 +172,10 @@ describe('Socket.IO sessions', () => {
     await join({ session_id: session.id, name: 'Bob', user_id: 'bob' });
     const participants = await http(server.url, 'GET', `/api/sessions/${session.id}/participants`);
     expect(participants.status).to.equal(200);
-    expect(participants.body.data.map((p: any) => [p.id, p.name])).to.deep.equal([['alice', 'Alice'], ['bob', 'Bob']]);
+    expect(participants.body.data.map((p: any) => [p.id, p.name])).to.deep.equal([
+      ['alice', 'Alice'],
+      ['bob', 'Bob'],
+    ]);
     expect(participants.body.data[0].joined_at).to.match(/Z$/);
     expect((await http(server.url, 'GET', `/api/sessions/${session.id}`)).body.data.participant_count).to.equal(2);
     expect((await http(server.url, 'GET', `/api/sessions/${randomUUID()}/participants`)).status).to.equal(404);
@@ -213,7 +216,7 @@ describe('Socket.IO sessions', () => {
     expect(socket.inbox.of('session_joined')[0].you).to.include({ id: 'u'.repeat(64), name: 'n'.repeat(50) });
   });
 
-  it('delivers one sender\'s 50 messages in order to everyone', async () => {
+  it("delivers one sender's 50 messages in order to everyone", async () => {
     const session = await createSession(server.url);
     const alice = await join({ session_id: session.id, name: 'Alice', user_id: userId() });
     const bob = await join({ session_id: session.id, name: 'Bob' });

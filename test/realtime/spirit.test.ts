@@ -20,7 +20,16 @@ describe('the spirit in a live session', () => {
     let socket: TestSocket;
     before(async () => {
       server = await startTestServer({
-        env: { SPIRIT_PROVIDER: 'openai', OPENAI_BASE_URL: `${fake.url}/v1`, OPENAI_MODEL: 'ouija-1', OPENAI_API_KEY: 'k-test', SPIRIT_TIMEOUT_MS: '300', SPIRIT_RETRIES: '1', SPIRIT_RETRY_BASE_MS: '10', MESSAGE_RATE_LIMIT: '1000' },
+        env: {
+          SPIRIT_PROVIDER: 'openai',
+          OPENAI_BASE_URL: `${fake.url}/v1`,
+          OPENAI_MODEL: 'ouija-1',
+          OPENAI_API_KEY: 'k-test',
+          SPIRIT_TIMEOUT_MS: '300',
+          SPIRIT_RETRIES: '1',
+          SPIRIT_RETRY_BASE_MS: '10',
+          MESSAGE_RATE_LIMIT: '1000',
+        },
       });
     });
     afterEach(() => socket?.close());

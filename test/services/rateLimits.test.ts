@@ -16,7 +16,7 @@ function createFrom(baseUrl: string, localAddress: string): Promise<{ status: nu
     const req = http.request(`${baseUrl}/api/sessions`, { method: 'POST', localAddress, headers: { 'content-type': 'application/json' } }, (res) => {
       let text = '';
       res.on('data', (chunk) => (text += chunk));
-      res.on('end', () => resolve({ status: res.statusCode!, retryAfter: res.headers['retry-after'] as string | undefined, body: JSON.parse(text) }));
+      res.on('end', () => resolve({ status: res.statusCode as number, retryAfter: res.headers['retry-after'], body: JSON.parse(text) }));
     });
     req.on('error', reject);
     req.end(JSON.stringify({ name: 'limited' }));
@@ -62,7 +62,7 @@ describe('rate limits across a cluster (Redis)', function () {
     expect(statuses).to.deep.equal([201, 201, 201, 201, 429]);
   });
 
-  it('counts one participant\'s messages across its connections on different nodes', async () => {
+  it("counts one participant's messages across its connections on different nodes", async () => {
     const [a, b] = cluster.nodes;
     const session = (await createFrom(a.url, '127.0.0.72')).body.data;
     const onA = await joinSocket(a.url, { session_id: session.id, user_id: 'chatty', name: 'Chatty' }, { localAddress: '127.0.0.73' } as any);
@@ -76,7 +76,7 @@ describe('rate limits across a cluster (Redis)', function () {
     onB.close();
   });
 
-  it('answers a participant\'s message without waiting for Redis once the participant has joined', async () => {
+  it("answers a participant's message without waiting for Redis once the participant has joined", async () => {
     const [a] = cluster.nodes;
     const session = (await createFrom(a.url, '127.0.0.77')).body.data;
     const socket = await joinSocket(a.url, { session_id: session.id, user_id: 'steady', name: 'Steady' }, { localAddress: '127.0.0.78' } as any);

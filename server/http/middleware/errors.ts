@@ -21,16 +21,14 @@ function fromBodyParser(err: { type?: string; status?: number }): AppError | nul
 /** A path whose percent-escapes do not decode names nothing we serve. */
 function fromUndecodablePath(err: unknown, path: string): AppError | null {
   if (!(err instanceof URIError)) return null;
-  return path.startsWith('/api/sessions/')
-    ? new AppError('SESSION_NOT_FOUND', 'Session not found')
-    : new AppError('NOT_FOUND', 'No such route');
+  return path.startsWith('/api/sessions/') ? new AppError('SESSION_NOT_FOUND', 'Session not found') : new AppError('NOT_FOUND', 'No such route');
 }
 
 export const notFound: RequestHandler = (req, _res, next) => {
   next(new AppError('NOT_FOUND', `No route for ${req.method} ${req.path.slice(0, 200)}`));
 };
 
-export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
+export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next) => {
   const error = err instanceof AppError || isDependencyUnavailable(err) ? classifyError(err) : (fromUndecodablePath(err, req.path) ?? fromBodyParser(err ?? {}) ?? classifyError(err));
   if (isServerFault(error)) req.log.error({ err }, 'request failed');
   if (res.headersSent) {

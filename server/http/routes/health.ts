@@ -15,10 +15,7 @@ export interface HealthDeps {
 
 function withTimeout<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout;
-  return Promise.race([
-    work,
-    new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), ms))),
-  ]).finally(() => clearTimeout(timer));
+  return Promise.race([work, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), ms)))]).finally(() => clearTimeout(timer));
 }
 
 export function healthRoutes(deps: HealthDeps): Router {

@@ -2,7 +2,7 @@
 import { Router, type RequestHandler } from 'express';
 import type { TokenService } from '../../auth/tokens';
 import { AppError } from '../../errors';
-import type { MessageService } from '../../services/messages';
+import type { MessageStore } from '../../storage/ports';
 import type { Presence } from '../../services/presence/types';
 import type { RateLimits } from '../../services/rateLimits';
 import type { RoomService } from '../../services/rooms';
@@ -12,7 +12,7 @@ import { sendData } from '../envelope';
 
 export interface SessionRouteDeps {
   sessions: SessionService;
-  messages: MessageService;
+  messages: MessageStore;
   presence: Presence;
   rooms: RoomService;
   tokens: TokenService;

@@ -51,6 +51,7 @@ interface WireOptions {
 }
 
 export class SeanceAdapter extends ClusterAdapter {
+  private readonly nspName: string;
   private readonly channel: string;
   private readonly responseChannel: string;
   private readonly pending = new Map<string, string[]>();
@@ -65,6 +66,7 @@ export class SeanceAdapter extends ClusterAdapter {
     private readonly logger: Logger,
   ) {
     super(nsp);
+    this.nspName = nsp.name;
     this.channel = `${redisNames.adapterPrefix}#${nsp.name}#`;
     this.responseChannel = `${this.channel}${this.uid}#`;
     if (!redis) return;
@@ -104,7 +106,7 @@ export class SeanceAdapter extends ClusterAdapter {
   }
 
   override onMessage(message: ClusterMessage, offset?: string): void {
-    if (message.uid === this.uid || message.nsp !== this.nsp.name) return;
+    if (message.uid === this.uid || message.nsp !== this.nspName) return;
     if (message.type === MessageType.DISCONNECT_SOCKETS) {
       super.onMessage(message, offset);
       for (const listener of this.disconnectListeners) listener(decodeOptions(message.data.opts));

@@ -25,7 +25,7 @@ function wsKeepsTcpSocket(ws: { prototype: object }): boolean {
 /** engine.io's own copy of `ws` (its websocket transport's `socket`), which may differ from ours. */
 function enginesWs(): { prototype: object } {
   const engineDir = path.dirname(require.resolve('engine.io'));
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a module found at run time, by path
   return (require(require.resolve('ws', { paths: [engineDir] })) as { WebSocket: { prototype: object } }).WebSocket;
 }
 

@@ -1,6 +1,7 @@
 import bunyan from 'bunyan';
 import { expect } from 'chai';
-import { createSpiritService, type SpiritProvider, type SpiritRequest } from '../../../server/services/spirit';
+import { createSpiritService } from '../../../server/services/spirit';
+import type { SpiritProvider, SpiritRequest } from '../../../server/services/spirit/types';
 import { oracleAnswer } from '../../../server/services/spirit/oracle';
 import { quietLogger, spiritConfig } from './fake-llm-server';
 
@@ -32,6 +33,17 @@ describe('spirit service', () => {
     expect(reply).to.include({ message: oracleAnswer('Is this house haunted?'), provider: 'oracle', fallback: false });
     expect(reply.word_count).to.equal(reply.message.split(' ').length);
     expect(reply.letter_timings).to.have.length(reply.message.length);
+  });
+
+  it('takes SPIRIT_ORACLE_DELAY_MS before the oracle answers, and is instant only with 0', async () => {
+    const slow = createSpiritService(spiritConfig({ oracleDelayMs: 120 }), quietLogger());
+    expect(slow.instantReply('Is anyone there?')).to.equal(null);
+    const started = Date.now();
+    const reply = await slow.reply(request('Is anyone there?'));
+    expect(Date.now() - started).to.be.at.least(115);
+    expect(reply).to.include({ message: oracleAnswer('Is anyone there?'), provider: 'oracle', fallback: false });
+    const instant = createSpiritService(spiritConfig({ oracleDelayMs: 0 }), quietLogger()).instantReply('Is anyone there?');
+    expect(instant?.message).to.equal(oracleAnswer('Is anyone there?'));
   });
 
   it('picks the provider named in the config', () => {

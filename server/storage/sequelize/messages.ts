@@ -4,18 +4,13 @@
  * as the pagination cursor.
  */
 import { Op, type Sequelize } from 'sequelize';
-import type { Models } from '../../models';
-import type { ChatMessageView, HistoryMessageView, ParticipantView } from '../events';
+import type { Models } from '../../../models';
+import type { ChatMessageView, HistoryMessageView, ParticipantView } from '../../events';
+import type { HistoryPage, MessageStore } from '../ports';
 import { MessageWriter, type NewMessage } from './messageWriter';
 import { historyMessageView, iso } from './views';
 
-export interface HistoryPage {
-  messages: HistoryMessageView[];
-  /** The `before` value for the next (older) page; null once the start is reached. */
-  nextCursor: string | null;
-}
-
-export class MessageService {
+export class SequelizeMessageStore implements MessageStore {
   private readonly writer: MessageWriter;
 
   constructor(
@@ -37,22 +32,19 @@ export class MessageService {
     return spiritView(id, sessionId, text, timestamp);
   }
 
-  /** A question and the spirit's answer, already known, stored together (one statement on PostgreSQL). */
+  /** One statement on PostgreSQL. */
   async storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }> {
     const timestamp = new Date();
     const [questionId, answerId] = await this.writer.insertExchange(chatRow(sessionId, author, question, timestamp), spiritRow(sessionId, answer, timestamp));
     return { message: chatView(questionId, sessionId, author, question, timestamp), answer: spiritView(answerId, sessionId, answer, timestamp) };
   }
 
-  /** The last `limit` messages, oldest first. */
   async recent(sessionId: string, limit: number): Promise<HistoryMessageView[]> {
     return (await this.page(sessionId, { limit })).messages;
   }
 
   async page(sessionId: string, opts: { limit: number; before?: string }): Promise<HistoryPage> {
-    const where = opts.before
-      ? { session_id: sessionId, id: { [Op.lt]: Number(opts.before) } }
-      : { session_id: sessionId };
+    const where = opts.before ? { session_id: sessionId, id: { [Op.lt]: Number(opts.before) } } : { session_id: sessionId };
     // One row more than asked tells whether an older page exists.
     const rows = await this.models.Message.findAll({ where, order: [['id', 'DESC']], limit: opts.limit + 1 });
     const hasOlder = rows.length > opts.limit;

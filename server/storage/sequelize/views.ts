@@ -1,6 +1,6 @@
 /** Model rows → the contract's JSON shapes. Timestamps are ISO 8601 UTC with milliseconds. */
-import type { Message, Session } from '../../models';
-import type { ChatMessageView, HistoryMessageView, SessionView } from '../events';
+import type { Message, Session } from '../../../models';
+import type { ChatMessageView, HistoryMessageView, SessionView } from '../../events';
 
 export const iso = (date: Date | string): string => new Date(date).toISOString();
 

@@ -13,8 +13,8 @@
  * parameterised statements: building model instances costs more than the insert itself.
  */
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
-import type { Message } from '../../models';
-import { isConnectionSqlState } from '../errors';
+import type { Message } from '../../../models';
+import { isConnectionSqlState } from '../../errors';
 
 export interface NewMessage {
   session_id: string;
@@ -213,7 +213,7 @@ export class MessageWriter {
       if (!isStatementError(err)) client._invalid = true;
       throw err;
     } finally {
-      pool.releaseConnection(client as never);
+      pool.releaseConnection(client);
     }
   }
 
@@ -226,10 +226,10 @@ export class MessageWriter {
     const second = rows.flatMap((row, i) => (row.replyTo === null ? [] : [i]));
     if (second.length === 0) return this.insertValues(rows);
     return this.sequelize.transaction(async (transaction) => {
-      const ids: number[] = new Array(rows.length);
+      const ids = new Array<number>(rows.length);
       for (const positions of [first, second]) {
         if (positions.length === 0) continue;
-        const batch = positions.map((i) => ({ ...rows[i], in_reply_to: rows[i].replyTo === null ? rows[i].in_reply_to : ids[rows[i].replyTo! - 1] }));
+        const batch = positions.map((i) => ({ ...rows[i], in_reply_to: rows[i].replyTo === null ? rows[i].in_reply_to : ids[Number(rows[i].replyTo) - 1] }));
         const stored = await this.insertValues(batch, transaction);
         positions.forEach((position, k) => (ids[position] = stored[k]));
       }

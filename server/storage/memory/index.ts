@@ -1,0 +1,91 @@
+/**
+ * Stores that live in this process only: the domain's rules (services/rooms.ts) get unit
+ * tests that run in milliseconds, with no database. The server itself always uses the
+ * database (../sequelize); these answer exactly as it does.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ChatMessageView, HistoryMessageView, ParticipantView, SessionView } from '../../events';
+import type { HistoryPage, MessageStore, SessionStore, Stores, UserStore } from '../ports';
+
+export class MemorySessionStore implements SessionStore {
+  private readonly sessions = new Map<string, { view: SessionView; endedAt: Date | null }>();
+
+  async create(input: { name: string; max_users: number }): Promise<SessionView> {
+    const view: SessionView = { id: randomUUID(), name: input.name, created_at: new Date().toISOString(), max_users: input.max_users, is_active: true };
+    this.sessions.set(view.id, { view, endedAt: null });
+    return { ...view };
+  }
+
+  async find(id: string): Promise<SessionView | null> {
+    const entry = this.sessions.get(id);
+    return entry ? { ...entry.view } : null;
+  }
+
+  async end(id: string): Promise<{ session: SessionView; endedAt: Date } | null> {
+    const entry = this.sessions.get(id);
+    if (!entry) return null;
+    if (entry.view.is_active) {
+      entry.view.is_active = false;
+      entry.endedAt = new Date();
+    }
+    return { session: { ...entry.view }, endedAt: entry.endedAt ?? new Date() };
+  }
+}
+
+export class MemoryMessageStore implements MessageStore {
+  private nextId = 1;
+  private readonly bySession = new Map<string, HistoryMessageView[]>();
+
+  async storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView> {
+    const { is_spirit: _spirit, ...chat } = this.append(sessionId, author, text);
+    return chat;
+  }
+
+  async storeSpirit(sessionId: string, _inReplyTo: number, text: string): Promise<HistoryMessageView> {
+    return this.append(sessionId, null, text);
+  }
+
+  async storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }> {
+    const message = await this.storeChat(sessionId, author, question);
+    return { message, answer: this.append(sessionId, null, answer) };
+  }
+
+  async recent(sessionId: string, limit: number): Promise<HistoryMessageView[]> {
+    return (await this.page(sessionId, { limit })).messages;
+  }
+
+  async page(sessionId: string, opts: { limit: number; before?: string }): Promise<HistoryPage> {
+    const all = this.bySession.get(sessionId) ?? [];
+    const older = opts.before ? all.filter((m) => m.id < Number(opts.before)) : all;
+    const page = older.slice(-opts.limit);
+    return { messages: page.map((m) => ({ ...m })), nextCursor: older.length > opts.limit && page.length > 0 ? String(page[0].id) : null };
+  }
+
+  private append(sessionId: string, author: ParticipantView | null, text: string): HistoryMessageView {
+    const message: HistoryMessageView = {
+      id: this.nextId++,
+      session_id: sessionId,
+      user_id: author?.id ?? null,
+      user_name: author?.name ?? null,
+      message: text,
+      is_spirit: author === null,
+      timestamp: new Date().toISOString(),
+    };
+    let list = this.bySession.get(sessionId);
+    if (!list) this.bySession.set(sessionId, (list = []));
+    list.push(message);
+    return { ...message };
+  }
+}
+
+export class MemoryUserStore implements UserStore {
+  readonly known = new Map<string, ParticipantView>();
+
+  async recordJoin(participant: ParticipantView): Promise<void> {
+    this.known.set(participant.id, participant);
+  }
+}
+
+export function memoryStores(): Stores {
+  return { sessions: new MemorySessionStore(), messages: new MemoryMessageStore(), users: new MemoryUserStore() };
+}

@@ -170,12 +170,16 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       return tops.join(',');
     };
     let previous = '';
-    await pollUntil(async () => {
-      const now = await lastSeqs();
-      const same = now === previous;
-      previous = now;
-      return same;
-    }, 20_000, 2000);
+    await pollUntil(
+      async () => {
+        const now = await lastSeqs();
+        const same = now === previous;
+        previous = now;
+        return same;
+      },
+      20_000,
+      2000,
+    );
     const history = new Map<string, StoredMessage[]>();
     let pagedBy = '';
     for (const id of sessionIds) {
@@ -198,15 +202,22 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
         sessionIds.map(async (sessionId) => {
           const byNode: Record<string, string[] | null> = {};
           for (const n of cluster.nodes) byNode[n.nodeId] = await readParticipants(n.url, sessionId);
-          const connected = clients.filter((c) => c.spec.sessionId === sessionId && c.joined).map((c) => c.spec.userId).sort();
+          const connected = clients
+            .filter((c) => c.spec.sessionId === sessionId && c.joined)
+            .map((c) => c.spec.userId)
+            .sort();
           return { sessionId, connected, byNode };
         }),
       );
     let presence: PresenceView[] = [];
-    await pollUntil(async () => {
-      presence = await presenceViews();
-      return presence.every((v) => Object.values(v.byNode).every((l) => l !== null && l.join() === v.connected.join()));
-    }, presenceTtlMs * 2 + 20_000, 500);
+    await pollUntil(
+      async () => {
+        presence = await presenceViews();
+        return presence.every((v) => Object.values(v.byNode).every((l) => l !== null && l.join() === v.connected.join()));
+      },
+      presenceTtlMs * 2 + 20_000,
+      500,
+    );
     stamp('settled; reading logs and checking');
 
     const outcomes: ClientOutcome[] = clients.map((c) => ({ spec: c.spec, log: [...c.log], connectedAtEnd: c.joined }));

@@ -52,6 +52,31 @@ export interface ClientTiming {
   dropMaxMs: number;
 }
 
+/** The wire's objects, as loosely as a client must read them (any field may be missing). */
+interface WireMessage {
+  id?: number;
+  seq?: number;
+  message?: string;
+  is_spirit?: boolean;
+}
+interface WireJoined {
+  messages?: WireMessage[];
+  resumed?: boolean;
+}
+interface WireAck {
+  ok?: boolean;
+  id?: number;
+  seq?: number;
+  error?: { code?: string };
+}
+interface WireError {
+  code?: string;
+}
+interface WireFrame {
+  event?: string;
+  data?: unknown;
+}
+
 const TOKEN = /\[(c\d+-\d+)\]/;
 
 export function tokenOf(text: unknown): string | null {
@@ -59,10 +84,10 @@ export function tokenOf(text: unknown): string | null {
   return TOKEN.exec(text)?.[1] ?? null;
 }
 
-function seen(data: any, spirit: boolean): SeenMessage {
+function seen(data: WireMessage | undefined, spirit: boolean): SeenMessage {
   return {
     id: Number(data?.id),
-    seq: Number.isInteger(data?.seq) ? data.seq : null,
+    seq: typeof data?.seq === 'number' && Number.isInteger(data.seq) ? data.seq : null,
     spirit,
     token: spirit ? null : tokenOf(data?.message),
   };
@@ -118,8 +143,8 @@ export abstract class ChaosClient {
     return this.pendingAcks.size;
   }
 
-  protected onJoined(data: any, lastSeqSent: number | null): void {
-    const messages = Array.isArray(data?.messages) ? data.messages.map((m: any) => seen(m, m?.is_spirit === true)) : [];
+  protected onJoined(data: WireJoined | undefined, lastSeqSent: number | null): void {
+    const messages = Array.isArray(data?.messages) ? data.messages.map((m) => seen(m, m?.is_spirit === true)) : [];
     this.joined = true;
     this.record({ t: this.clock(), type: 'joined', resumed: typeof data?.resumed === 'boolean' ? data.resumed : null, last_seq: lastSeqSent, messages });
     let top = this.lastSeq ?? 0;
@@ -127,7 +152,7 @@ export abstract class ChaosClient {
     this.lastSeq = top;
   }
 
-  protected onStored(data: any, spirit: boolean): void {
+  protected onStored(data: WireMessage | undefined, spirit: boolean): void {
     const m = seen(data, spirit);
     this.record({ t: this.clock(), type: 'message', m });
     if (m.token && this.pendingAcks.has(m.token) && this.spec.transport === 'raw') {
@@ -153,21 +178,27 @@ export abstract class ChaosClient {
     this.chatting = true;
     const nextMessage = () => {
       if (!this.chatting) return;
-      this.chatTimer = setTimeout(() => {
-        if (this.joined) this.sendOne();
-        nextMessage();
-      }, timing.messageEveryMs * (0.5 + this.random()));
+      this.chatTimer = setTimeout(
+        () => {
+          if (this.joined) this.sendOne();
+          nextMessage();
+        },
+        timing.messageEveryMs * (0.5 + this.random()),
+      );
     };
     const nextDrop = () => {
       if (!this.chatting) return;
-      this.dropTimer = setTimeout(() => {
-        if (this.joined) {
-          const ms = Math.round(200 + this.random() * (timing.dropMaxMs - 200));
-          this.record({ t: this.clock(), type: 'drop', ms });
-          this.drop(ms);
-        }
-        nextDrop();
-      }, timing.dropEveryMs * (0.5 + this.random()));
+      this.dropTimer = setTimeout(
+        () => {
+          if (this.joined) {
+            const ms = Math.round(200 + this.random() * (timing.dropMaxMs - 200));
+            this.record({ t: this.clock(), type: 'drop', ms });
+            this.drop(ms);
+          }
+          nextDrop();
+        },
+        timing.dropEveryMs * (0.5 + this.random()),
+      );
     };
     nextMessage();
     nextDrop();
@@ -186,7 +217,7 @@ export abstract class ChaosClient {
     this.emitMessage(token, `is anyone there? [${token}]`);
   }
 
-  protected onAck(token: string, reply: any): void {
+  protected onAck(token: string, reply: WireAck | undefined): void {
     if (!this.pendingAcks.delete(token)) return;
     if (reply?.ok === true) this.record({ t: this.clock(), type: 'ack', token, ok: true, id: reply.id, seq: reply.seq });
     else this.record({ t: this.clock(), type: 'ack', token, ok: false, code: String(reply?.error?.code ?? 'NO_CODE') });
@@ -230,14 +261,14 @@ export class SocketIoClient extends ChaosClient {
     if (polling) opts.agent = new http.Agent({ localAddress: this.spec.localAddress, keepAlive: true });
     const socket = ioClient(this.spec.url, opts);
     this.socket = socket;
-    socket.on('session_joined', (data: any) => {
+    socket.on('session_joined', (data: WireJoined) => {
       this.onJoined(data, this.lastSeqSent);
       this.onResumeMessages((this.log.at(-1) as { messages: SeenMessage[] }).messages);
     });
-    socket.on('message_received', (data: any) => this.onStored(data, false));
-    socket.on('spirit_response', (data: any) => this.onStored(data, true));
-    socket.on('error', (data: any) => this.record({ t: this.clock(), type: 'error', code: String(data?.code) }));
-    socket.on('connect_error', (err: Error & { data?: any }) => {
+    socket.on('message_received', (data: WireMessage) => this.onStored(data, false));
+    socket.on('spirit_response', (data: WireMessage) => this.onStored(data, true));
+    socket.on('error', (data: WireError) => this.record({ t: this.clock(), type: 'error', code: String(data?.code) }));
+    socket.on('connect_error', (err: Error & { data?: WireError }) => {
       this.record({ t: this.clock(), type: 'refused', code: String(err.data?.code ?? err.message) });
       // A refused join (not a network error) is final for socket.io-client; try again like an app would.
       if (err.data?.code && !this.closedForGood) setTimeout(() => !this.closedForGood && socket.connect(), 1000);
@@ -251,7 +282,7 @@ export class SocketIoClient extends ChaosClient {
   }
 
   protected emitMessage(token: string, text: string): void {
-    this.socket?.emit('send_message', { message: text }, (reply: unknown) => this.onAck(token, reply));
+    this.socket?.emit('send_message', { message: text }, (reply: WireAck) => this.onAck(token, reply));
   }
 
   protected drop(ms: number): void {
@@ -301,9 +332,9 @@ export class RawClient extends ChaosClient {
       ws.send(JSON.stringify({ user_id: this.spec.userId, name: this.spec.name, ...(lastSeq !== null ? { last_seq: lastSeq } : {}) }));
     });
     ws.on('message', (raw) => {
-      let frame: any;
+      let frame: WireFrame;
       try {
-        frame = JSON.parse(raw.toString());
+        frame = JSON.parse((raw as Buffer).toString('utf8')) as WireFrame;
       } catch {
         this.record({ t: this.clock(), type: 'error', code: 'UNPARSEABLE_FRAME' });
         return;
@@ -312,17 +343,17 @@ export class RawClient extends ChaosClient {
         case 'session_joined':
           clearTimeout(joinTimer);
           this.attempt = 0;
-          this.onJoined(frame.data, lastSeq);
+          this.onJoined(frame.data as WireJoined, lastSeq);
           this.onResumeMessages((this.log.at(-1) as { messages: SeenMessage[] }).messages);
           break;
         case 'message_received':
-          this.onStored(frame.data, false);
+          this.onStored(frame.data as WireMessage, false);
           break;
         case 'spirit_response':
-          this.onStored(frame.data, true);
+          this.onStored(frame.data as WireMessage, true);
           break;
         case 'error':
-          this.record({ t: this.clock(), type: this.joined ? 'error' : 'refused', code: String(frame.data?.code) });
+          this.record({ t: this.clock(), type: this.joined ? 'error' : 'refused', code: String((frame.data as WireError | undefined)?.code) });
           break;
         default:
           break;
@@ -344,10 +375,13 @@ export class RawClient extends ChaosClient {
     if (this.closedForGood || this.reconnectTimer) return;
     // Backoff like socket.io-client's: 250 ms doubling to 2 s, with jitter.
     const base = delayMs ?? Math.min(2000, 250 * 2 ** this.attempt++);
-    this.reconnectTimer = setTimeout(() => {
-      this.reconnectTimer = null;
-      this.connect();
-    }, base * (0.5 + this.random()));
+    this.reconnectTimer = setTimeout(
+      () => {
+        this.reconnectTimer = null;
+        this.connect();
+      },
+      base * (0.5 + this.random()),
+    );
   }
 
   protected emitMessage(_token: string, text: string): void {

@@ -11,20 +11,37 @@ export interface StoredMessage {
 const PAGE = 100;
 const MAX_PAGES = 10_000;
 
-async function getJson(url: string): Promise<{ status: number; body: any }> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
-  const text = await res.text();
-  let body: any;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    body = text;
-  }
-  return { status: res.status, body };
+/** The REST envelope, as loosely as a client must read it. */
+interface Envelope<T> {
+  data?: T;
+  meta?: { next_cursor?: string | null };
+}
+interface WireHistoryItem {
+  id: number;
+  seq?: number;
+  user_id?: string | null;
+  is_spirit?: boolean;
+  message?: string;
 }
 
-function pick(m: any): StoredMessage {
-  return { id: m.id, seq: Number.isInteger(m.seq) ? m.seq : null, user_id: m.user_id ?? null, is_spirit: m.is_spirit === true, message: String(m.message) };
+async function getJson<T>(url: string): Promise<{ status: number; body: Envelope<T> }> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  try {
+    return { status: res.status, body: JSON.parse(text) as Envelope<T> };
+  } catch {
+    return { status: res.status, body: {} };
+  }
+}
+
+function pick(m: WireHistoryItem): StoredMessage {
+  return {
+    id: m.id,
+    seq: typeof m.seq === 'number' && Number.isInteger(m.seq) ? m.seq : null,
+    user_id: m.user_id ?? null,
+    is_spirit: m.is_spirit === true,
+    message: String(m.message),
+  };
 }
 
 /**
@@ -33,15 +50,16 @@ function pick(m: any): StoredMessage {
  */
 export async function readHistory(baseUrl: string, sessionId: string): Promise<{ messages: StoredMessage[]; pagedBy: 'after_seq' | 'cursor' }> {
   const base = `${baseUrl}/api/sessions/${sessionId}/history`;
-  const first = await getJson(`${base}?after_seq=0&limit=${PAGE}`);
-  const hasSeq = first.status === 200 && Array.isArray(first.body?.data) && first.body.data.every((m: any) => Number.isInteger(m.seq));
+  const first = await getJson<WireHistoryItem[]>(`${base}?after_seq=0&limit=${PAGE}`);
+  const firstPage = first.body.data;
+  const hasSeq = first.status === 200 && Array.isArray(firstPage) && firstPage.every((m) => Number.isInteger(m.seq));
   if (hasSeq) {
-    const messages: StoredMessage[] = first.body.data.map(pick);
-    let page: any[] = first.body.data;
+    const messages: StoredMessage[] = firstPage.map(pick);
+    let page: WireHistoryItem[] = firstPage;
     for (let i = 0; page.length === PAGE && i < MAX_PAGES; i++) {
       const after = messages[messages.length - 1].seq;
-      const reply = await getJson(`${base}?after_seq=${after}&limit=${PAGE}`);
-      if (reply.status !== 200) throw new Error(`history of ${sessionId} after_seq=${after}: HTTP ${reply.status}`);
+      const reply = await getJson<WireHistoryItem[]>(`${base}?after_seq=${after}&limit=${PAGE}`);
+      if (reply.status !== 200 || !Array.isArray(reply.body.data)) throw new Error(`history of ${sessionId} after_seq=${after}: HTTP ${reply.status}`);
       page = reply.body.data;
       messages.push(...page.map(pick));
     }
@@ -50,8 +68,8 @@ export async function readHistory(baseUrl: string, sessionId: string): Promise<{
   const pages: StoredMessage[][] = [];
   let before: string | null = null;
   for (let i = 0; i < MAX_PAGES; i++) {
-    const reply = await getJson(`${base}?limit=${PAGE}${before ? `&before=${encodeURIComponent(before)}` : ''}`);
-    if (reply.status !== 200) throw new Error(`history of ${sessionId}: HTTP ${reply.status}`);
+    const reply: { status: number; body: Envelope<WireHistoryItem[]> } = await getJson<WireHistoryItem[]>(`${base}?limit=${PAGE}${before ? `&before=${encodeURIComponent(before)}` : ''}`);
+    if (reply.status !== 200 || !Array.isArray(reply.body.data)) throw new Error(`history of ${sessionId}: HTTP ${reply.status}`);
     pages.unshift(reply.body.data.map(pick));
     before = reply.body.meta?.next_cursor ?? null;
     if (before === null) break;
@@ -62,9 +80,9 @@ export async function readHistory(baseUrl: string, sessionId: string): Promise<{
 /** Participant ids a node reports for a session (cluster-wide presence, as that node sees it). */
 export async function readParticipants(nodeUrl: string, sessionId: string): Promise<string[] | null> {
   try {
-    const reply = await getJson(`${nodeUrl}/api/sessions/${sessionId}/participants`);
-    if (reply.status !== 200) return null;
-    return (reply.body.data as Array<{ id: string }>).map((p) => p.id).sort();
+    const reply = await getJson<Array<{ id: string }>>(`${nodeUrl}/api/sessions/${sessionId}/participants`);
+    if (reply.status !== 200 || !Array.isArray(reply.body.data)) return null;
+    return reply.body.data.map((p) => p.id).sort();
   } catch {
     return null;
   }

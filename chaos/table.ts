@@ -40,7 +40,7 @@ export function formatReport(r: ChaosReport, opts: { allClients?: boolean } = {}
         ['unconfirmed (no answer: node died or froze)', m.unconfirmed],
         ['stored, from clients', m.storedFromClients],
         ['stored, of those never acknowledged', m.storedUnacknowledged],
-        ['stored, all (with the spirit\'s)', m.storedAll],
+        ["stored, all (with the spirit's)", m.storedAll],
         ['lost (acknowledged, not stored)', ok(m.lost)],
         ['duplicated (stored twice)', ok(m.duplicated)],
         ['history seq gaps / repeats / without seq', `${ok(m.historyGaps)} / ${ok(m.historyRepeats)} / ${ok(m.historyWithoutSeq)}`],
@@ -54,9 +54,31 @@ export function formatReport(r: ChaosReport, opts: { allClients?: boolean } = {}
   const byTransport = Object.keys(r.transports).map((tr) => {
     const rows = r.perClient.filter((c) => c.transport === tr);
     const sum = (k: keyof ClientRow) => rows.reduce((s, c) => s + (c[k] as number), 0);
-    return [tr, rows.length, sum('joins'), `${sum('resumed')} / ${sum('notResumed')}`, sum('seen'), ok(sum('holes')), ok(sum('repeats')), ok(sum('outOfOrder')), ok(sum('withoutSeq')), ok(sum('notStored'))];
+    return [
+      tr,
+      rows.length,
+      sum('joins'),
+      `${sum('resumed')} / ${sum('notResumed')}`,
+      sum('seen'),
+      ok(sum('holes')),
+      ok(sum('repeats')),
+      ok(sum('outOfOrder')),
+      ok(sum('withoutSeq')),
+      ok(sum('notStored')),
+    ];
   });
-  byTransport.push(['all', r.clients, t.joins, `${t.resumed} / ${t.notResumed}`, r.perClient.reduce((s, c) => s + c.seen, 0), ok(t.holes), ok(t.repeats), ok(t.outOfOrder), ok(t.withoutSeq), ok(t.notStored)]);
+  byTransport.push([
+    'all',
+    r.clients,
+    t.joins,
+    `${t.resumed} / ${t.notResumed}`,
+    r.perClient.reduce((s, c) => s + c.seen, 0),
+    ok(t.holes),
+    ok(t.repeats),
+    ok(t.outOfOrder),
+    ok(t.withoutSeq),
+    ok(t.notStored),
+  ]);
   out.push(table(['clients', 'n', 'joins', 'resumed / not', 'seqs seen', 'holes', 'repeats', 'out of order', 'no seq', 'not in history'], byTransport));
   out.push(`clients not back in their session at the end: ${ok(t.notConnectedAtEnd)}`);
   out.push('');
@@ -66,7 +88,23 @@ export function formatReport(r: ChaosReport, opts: { allClients?: boolean } = {}
     out.push(
       table(
         ['client', 'transport', 'session', 'joins', 'resumed / not', 'sent', 'acked', 'seen', 'holes', 'repeats', 'out of order', 'no seq', 'not in history'],
-        shown.slice(0, opts.allClients ? shown.length : 20).map((c) => [`c${c.index}`, c.transport, c.sessionId.slice(0, 8), c.joins, `${c.resumed} / ${c.notResumed}`, c.sent, c.acked, c.seen, c.holes, c.repeats, c.outOfOrder, c.withoutSeq, c.notStored]),
+        shown
+          .slice(0, opts.allClients ? shown.length : 20)
+          .map((c) => [
+            `c${c.index}`,
+            c.transport,
+            c.sessionId.slice(0, 8),
+            c.joins,
+            `${c.resumed} / ${c.notResumed}`,
+            c.sent,
+            c.acked,
+            c.seen,
+            c.holes,
+            c.repeats,
+            c.outOfOrder,
+            c.withoutSeq,
+            c.notStored,
+          ]),
         [false, false, false, true, true, true, true, true, true, true, true, true, true],
       ),
     );
@@ -75,7 +113,16 @@ export function formatReport(r: ChaosReport, opts: { allClients?: boolean } = {}
   }
 
   const p = r.presence;
-  out.push(table(['presence after the faults (every node asked)', 'count'], [['listed but not connected (ghosts)', ok(p.ghosts)], ['connected but not listed', ok(p.missing)], ['lists not served', ok(p.unanswered)]]));
+  out.push(
+    table(
+      ['presence after the faults (every node asked)', 'count'],
+      [
+        ['listed but not connected (ghosts)', ok(p.ghosts)],
+        ['connected but not listed', ok(p.missing)],
+        ['lists not served', ok(p.unanswered)],
+      ],
+    ),
+  );
   for (const d of p.details.slice(0, 10)) out.push(`  ${d}`);
   out.push('');
 

@@ -19,7 +19,11 @@ describe('chaos (60 s)', function () {
     const lines: string[] = [];
     const { report, table, seed } = await runChaos({ durationMs: 60_000, dir, log: (l) => lines.push(l) });
     const explain = `seed ${seed}, logs in ${dir}\n${lines.join('\n')}\n\n${table}`;
-    for (const kind of FAULT_KINDS) expect(report.faults.some((f) => f.kind === kind), `${kind} ran\n${explain}`).to.equal(true);
+    for (const kind of FAULT_KINDS)
+      expect(
+        report.faults.some((f) => f.kind === kind),
+        `${kind} ran\n${explain}`,
+      ).to.equal(true);
     expect(report.clients).to.be.at.least(60);
     expect(report.sessions).to.be.at.least(10);
     expect(report.messages.acknowledged, explain).to.be.above(100);

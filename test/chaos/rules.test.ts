@@ -30,9 +30,7 @@ const range = (from: number, to: number) => Array.from({ length: Math.max(0, to 
 
 /** Resolves once the connection has received a stored event with seq ≥ `seq`. */
 function waitForSeq(inbox: Inbox, seq: number, timeoutMs: number): Promise<unknown> {
-  return Promise.race(
-    [...STORED].map((event) => inbox.waitFor(event, (d) => d.seq >= seq, timeoutMs)),
-  ).catch(() => {
+  return Promise.race([...STORED].map((event) => inbox.waitFor(event, (d) => d.seq >= seq, timeoutMs))).catch(() => {
     throw new Error(`seq ${seq} never arrived; got ${JSON.stringify(seqStream(inbox))}`);
   });
 }
@@ -73,12 +71,15 @@ describe('order, resume and repair (cluster rules)', function () {
     const acks = await Promise.all([
       ...range(1, PER_WRITER).map((i) => sendWithAck(a, { message: `a ${i}` }, 30_000)),
       ...range(1, PER_WRITER).map((i) => sendWithAck(b, { message: `b ${i}` }, 30_000)),
-      ...range(1, PER_WRITER).map((i) => {
+      ...range(1, PER_WRITER).map(async (i) => {
         c.send({ event: 'send_message', data: { message: `c ${i}` } });
         return { ok: true, seq: null };
       }),
     ]);
-    expect(acks.every((x) => x.ok), JSON.stringify(acks.find((x) => !x.ok))).to.equal(true);
+    expect(
+      acks.every((x) => x.ok),
+      JSON.stringify(acks.find((x) => !x.ok)),
+    ).to.equal(true);
     const ackSeqs = acks.filter((x) => x.seq !== null).map((x) => x.seq);
     expect(new Set(ackSeqs).size, 'acknowledged seqs are distinct').to.equal(ackSeqs.length);
 
@@ -96,7 +97,7 @@ describe('order, resume and repair (cluster rules)', function () {
     expect(ofA).to.deep.equal(range(1, PER_WRITER).map((i) => `a ${i}`));
   });
 
-  it('messages stored while Redis is down reach every node\'s clients, in order, once Redis is back', async () => {
+  it("messages stored while Redis is down reach every node's clients, in order, once Redis is back", async () => {
     const [n1, n2, n3] = cluster.nodes;
     const session = await createSession(n1.url);
     const writer = track(await joinSocket(n1.url, { session_id: session.id, user_id: 'w', name: 'Writer' }));

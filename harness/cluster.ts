@@ -30,8 +30,8 @@ export interface ClusterHandle {
   postgres: PostgresHandle;
   redis: RedisHandle;
   nginx: NginxHandle | null;
-  /** Starts node-(N+1) and, with nginx, reloads it to include the new node. */
-  addNode(env?: Record<string, string>): Promise<NodeHandle>;
+  /** Starts node-(N+1) (from `root`, another build, when given) and, with nginx, reloads it to include the new node. */
+  addNode(env?: Record<string, string>, root?: string): Promise<NodeHandle>;
   /**
    * Starts node `index` (0-based) again, as the same NODE_ID on the same port with the same
    * environment (nginx needs no reload); a process still running is stopped first (SIGTERM,
@@ -73,8 +73,11 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
 
   // Each node's own extra environment, so a restart brings back the same node.
   const nodeEnvs: Array<Record<string, string>> = [];
-  const launch = (index: number, env: Record<string, string> = {}, port?: number) =>
+  // Each node's build (undefined: this checkout), so a restart brings back the same release.
+  const nodeRoots: Array<string | undefined> = [];
+  const launch = (index: number, env: Record<string, string> = {}, port?: number, root?: string) =>
     startNode({
+      root,
       port,
       logFile: opts.logDir ? path.join(opts.logDir, `node-${index}.log`) : undefined,
       env: {
@@ -110,9 +113,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
     postgres,
     redis,
     nginx,
-    addNode: async (env) => {
-      const node = await launch(nodes.length + 1, env);
+    addNode: async (env, root) => {
+      const node = await launch(nodes.length + 1, env, undefined, root);
       nodeEnvs[nodes.length] = env ?? {};
+      nodeRoots[nodes.length] = root;
       nodes.push(node);
       if (nginx) await nginx.reload(nodes.map((n) => `127.0.0.1:${n.port}`));
       return node;
@@ -122,7 +126,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
       if (!old) throw new Error(`restartNode: no node ${index}`);
       // Also removes the old temp log dir (unless logDir keeps the logs).
       await old.stop();
-      const node = await launch(index + 1, nodeEnvs[index] ?? {}, old.port);
+      const node = await launch(index + 1, nodeEnvs[index] ?? {}, old.port, nodeRoots[index]);
       nodes[index] = node;
       return node;
     },

@@ -28,6 +28,7 @@ import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
+import { SessionFeeds, type DeliveryObserver } from './ordering/sessionFeeds';
 import { createRequestPolicy } from './requestPolicy';
 import { MemoryPresence } from './services/presence/memory';
 import { RedisPresence } from './services/presence/redis';
@@ -47,12 +48,16 @@ export interface AppDeps {
   redis: RedisConnections | null;
   /** Replaces the configured spirit provider (tests point it at a fake server through config instead). */
   spiritProvider?: SpiritProvider;
+  /** Receives the gap repair count and delivery timings (metrics); `App.feeds.observe` can set it later. */
+  deliveryObserver?: DeliveryObserver;
 }
 
 export interface App {
   httpServer: HttpServer;
   io: SeanceServer;
   rooms: RoomService;
+  /** Ordering of stored messages on this node (gap repairs, delivery timing). */
+  feeds: SessionFeeds;
   /** Graceful shutdown: stop accepting, finish in-flight work, send clients elsewhere, release presence. */
   close(): Promise<void>;
 }
@@ -100,10 +105,18 @@ export async function createApp(deps: AppDeps): Promise<App> {
   coalesceEngineWrites(io.engine);
 
   const rawHub = new RawHub(adapter.main);
+  // Stored messages reach this node's clients in seq order, holes filled from the database.
+  const feeds = new SessionFeeds(
+    { hold: (room) => adapter.main.hold(room), release: (room) => adapter.main.release(room), deliverHere: (packet, opts) => adapter.main.deliverHere(packet, opts) },
+    messages,
+    logger,
+    deps.deliveryObserver,
+  );
+  adapter.main.setOrdering(feeds);
   const broadcaster = createBroadcaster(io);
-  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster });
-  attachSocketHandlers(io, { rooms, limits, policy, logger });
-  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
+  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster, subscriptions: feeds });
+  attachSocketHandlers(io, { rooms, limits, feeds, policy, logger });
+  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, feeds, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {
     if (rawEdge.handleUpgrade(req, socket, head)) return;
@@ -168,6 +181,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     httpServer,
     io,
     rooms,
+    feeds,
     close: () => (closing ??= shutdown()),
   };
 }

@@ -29,7 +29,7 @@ type MigrationStep = (queryInterface: unknown, sequelize: typeof Sequelize) => P
 const MIGRATION_LOCK_KEY = 746_353_100;
 
 /** Options shared with sequelize-cli (config/sequelize-cli.js). */
-function sequelizeOptions(config: Pick<Config, 'database'>): Options {
+export function sequelizeOptions(config: Pick<Config, 'database'>): Options {
   const db = config.database;
   if (db.dialect === 'sqlite') {
     return {

@@ -120,7 +120,7 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
         const body = frame.event === 'join_session' ? frame.data : frame.event === undefined ? frame : null;
         if (body === null) throw new AppError('VALIDATION_ERROR', 'Identify first: {"name": "...", "user_id": "..."}');
         await connection.join(policy.clientAddress(req), { sessionId, body, token: queryToken });
-        connection.attach();
+        await connection.attachNow();
       } catch (err) {
         const error = err as AppError;
         send('error', { code: error.code, message: error.message });
@@ -128,15 +128,17 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
       }
     };
 
-    ws.on('message', (raw: RawData, isBinary: boolean) => {
-      const frame = parseFrame(raw, isBinary);
-      if (frame instanceof AppError) return connection.reject(frame);
-      if (connection.joined) return void connection.handle(frame.event, frame.data);
-      void connection.enqueue(async () => {
-        if (connection.joined) await connection.handleNow(frame.event, frame.data);
-        else await identify(frame);
-      });
-    });
+    /** One frame, in the connection's queue: frames are handled one at a time, in arrival order. */
+    const receive = async (frame: Record<string, unknown> | AppError) => {
+      if (connection.isClosed) return;
+      if (frame instanceof AppError) return connection.rejectNow(frame);
+      if (!connection.joined) return identify(frame);
+      // What only a raw frame can get wrong: no event name, or a second identification.
+      if (typeof frame.event !== 'string') return connection.rejectNow(new AppError('INVALID_PAYLOAD', 'A frame needs an "event" string'));
+      if (frame.event === 'join_session') return connection.rejectNow(new AppError('INVALID_PAYLOAD', 'Already joined'));
+      await connection.handleNow(frame.event, frame.data);
+    };
+    ws.on('message', (raw: RawData, isBinary: boolean) => void connection.enqueue(() => receive(parseFrame(raw, isBinary))));
 
     ws.on('close', () => {
       clearTimeout(joinTimer);

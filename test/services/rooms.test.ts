@@ -48,7 +48,7 @@ class RecordingBroadcaster implements Broadcaster {
 }
 
 function world(env: Record<string, string> = {}) {
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', MESSAGE_RATE_LIMIT: '5', ...env });
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', MESSAGE_RATE_LIMIT: '5', SPIRIT_ORACLE_DELAY_MS: '0', ...env });
   const logger = createLogger(config);
   const stores: Stores = memoryStores();
   const presence = new MemoryPresence();

@@ -55,6 +55,9 @@ function sourceAddress(index: number): string {
   return `127.77.${Math.floor(index / 250) + 1}.${(index % 250) + 1}`;
 }
 
+/** The oracle's default pause: answers are stored apart from their questions, as with a real model. */
+const ANSWER_DELAY_MS = 1500;
+
 const TRANSPORT_MIX: Transport[] = ['sio', 'raw', 'sio', 'raw', 'sio-polling', 'raw'];
 
 async function createSession(url: string, name: string): Promise<string> {
@@ -90,7 +93,9 @@ async function pollUntil(done: () => Promise<boolean>, timeoutMs: number, interv
 
 export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
   const seed = opts.seed ?? Date.now() % 2 ** 31;
-  const random = seeded(seed);
+  // Separate streams, so the fault schedule and each client's timing replay with the seed
+  // whatever order their timers fire in.
+  const faultRandom = seeded(seed);
   const log = opts.log ?? (() => undefined);
   const sessions = opts.sessions ?? 10;
   const perSession = opts.clientsPerSession ?? 6;
@@ -110,8 +115,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       // The run is about delivery, not about the rate limit: nobody here floods.
       MESSAGE_RATE_LIMIT: '1000',
       CONNECT_RATE_LIMIT: '100000',
-      // The oracle's default pause: answers are stored apart from their questions, as with a real model.
-      SPIRIT_ORACLE_DELAY_MS: '1500',
+      SPIRIT_ORACLE_DELAY_MS: String(ANSWER_DELAY_MS),
     },
   });
   const watch = new ProcessWatch(clock);
@@ -133,6 +137,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
           url: cluster.url,
           localAddress: sourceAddress(index),
         };
+        const random = seeded(seed + 1 + index);
         clients.push(spec.transport === 'raw' ? new RawClient(spec, clock, random) : new SocketIoClient(spec, clock, random));
       }
     }
@@ -143,7 +148,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
 
     const timing = { messageEveryMs: opts.messageEveryMs ?? 4000, dropEveryMs: opts.dropEveryMs ?? 25_000, dropMaxMs: 4000 };
     for (const c of clients) c.startChatting(timing);
-    faults = new FaultInjector(cluster, watch, { presenceTtlMs, random, clock, log: stamp });
+    faults = new FaultInjector(cluster, watch, { presenceTtlMs, random: faultRandom, clock, log: stamp });
     stamp(`chatting; faults for ${(opts.durationMs / 1000).toFixed(0)} s`);
     faults.start();
     await new Promise((resolve) => setTimeout(resolve, opts.durationMs));
@@ -229,7 +234,17 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     // Exits are recorded from the processes' exit events: let the last ones land.
     await new Promise((resolve) => setImmediate(resolve));
 
-    const report = check({ durationMs: faultsEndedMs, clients: outcomes, history, pagedBy, presence, exits: watch.exits, faults: faults.faults });
+    const report = check({
+      durationMs: faultsEndedMs,
+      clients: outcomes,
+      history,
+      pagedBy,
+      presence,
+      exits: watch.exits,
+      faults: faults.faults,
+      startedAt: t0,
+      answerDelayMs: ANSWER_DELAY_MS,
+    });
     const table = formatReport(report);
     fs.writeFileSync(path.join(opts.dir, 'report.md'), `${table}\n\nseed ${seed}\n\n${formatReport(report, { allClients: true })}\n`);
     fs.writeFileSync(path.join(opts.dir, 'report.json'), JSON.stringify({ seed, ...report }, null, 2));

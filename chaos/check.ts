@@ -71,6 +71,12 @@ export interface ChaosReport {
   perClient: ClientRow[];
   totals: { holes: number; repeats: number; outOfOrder: number; withoutSeq: number; notStored: number; notConnectedAtEnd: number; resumed: number; notResumed: number; joins: number };
   presence: { ghosts: number; missing: number; unanswered: number; details: string[] };
+  /**
+   * Questions stored without a stored answer, by the fault whose time they fall in (from the
+   * answer delay before it to its recovery): informational, not a failure, since a crashed
+   * node takes its pending answers with it.
+   */
+  spirit: { questions: number; answers: number; unanswered: number; byFault: Record<string, number> };
   processes: { exits: ProcessExit[]; unexplained: number; uncleanSigterm: number; unrecovered: number };
   pagedBy: string;
   /** Every non-zero count that fails the run, as readable lines; empty means a pass. */
@@ -85,6 +91,10 @@ export interface CheckInput {
   presence: PresenceView[];
   exits: ProcessExit[];
   faults: FaultRecord[];
+  /** Wall-clock ms of the run's t = 0 (client logs and faults count from it). */
+  startedAt: number;
+  /** How long the spirit takes to answer (SPIRIT_ORACLE_DELAY_MS). */
+  answerDelayMs: number;
 }
 
 function analyseClient(c: ClientOutcome, stored: StoredMessage[]): ClientRow {
@@ -296,6 +306,26 @@ export function check(input: CheckInput): ChaosReport {
   if (uncleanSigterm) failures.push(`${uncleanSigterm} SIGTERMed nodes did not exit 0 within 12 s`);
   if (unrecovered) failures.push(`${unrecovered} faults after which the cluster did not become healthy (or the fault itself failed)`);
 
+  // --- the spirit's answers ---
+  const answered = new Set<number>();
+  for (const c of input.clients) {
+    for (const e of c.log) if (e.type === 'message' && e.m.reply_to !== undefined) answered.add(e.m.reply_to);
+  }
+  const spirit = { questions: 0, answers: 0, unanswered: 0, byFault: {} as Record<string, number> };
+  for (const stored of input.history.values()) {
+    const questions = stored.filter((m) => !m.is_spirit);
+    spirit.questions += questions.length;
+    spirit.answers += stored.length - questions.length;
+    for (const q of questions.filter((m) => !answered.has(m.id))) {
+      const t = Date.parse(q.timestamp) - input.startedAt;
+      const fault = input.faults.find((f) => t >= f.at - input.answerDelayMs - 500 && t <= f.at + f.durationMs + (f.recoveredMs ?? 0));
+      const key = fault ? fault.kind : 'no fault';
+      spirit.byFault[key] = (spirit.byFault[key] ?? 0) + 1;
+    }
+  }
+  // Counted from history (an answer nobody saw live has no known question, so the window split may be off by those).
+  spirit.unanswered = spirit.questions - spirit.answers;
+
   const sessions = new Set(input.clients.map((c) => c.spec.sessionId)).size;
   return {
     durationMs: input.durationMs,
@@ -307,6 +337,7 @@ export function check(input: CheckInput): ChaosReport {
     perClient,
     totals,
     presence,
+    spirit,
     processes: { exits: input.exits, unexplained: unexplained.length, uncleanSigterm, unrecovered },
     pagedBy: input.pagedBy,
     failures,

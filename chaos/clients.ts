@@ -29,6 +29,8 @@ export interface SeenMessage {
   spirit: boolean;
   /** The sender's token (`[c12-7]`) for participants' messages, else null. */
   token: string | null;
+  /** A live spirit_response's question (history items do not carry it). */
+  reply_to?: number;
 }
 
 export interface ClientSpec {
@@ -56,6 +58,7 @@ export interface ClientTiming {
 interface WireMessage {
   id?: number;
   seq?: number;
+  in_reply_to?: number;
   message?: string;
   is_spirit?: boolean;
 }
@@ -90,6 +93,7 @@ function seen(data: WireMessage | undefined, spirit: boolean): SeenMessage {
     seq: typeof data?.seq === 'number' && Number.isInteger(data.seq) ? data.seq : null,
     spirit,
     token: spirit ? null : tokenOf(data?.message),
+    ...(spirit && typeof data?.in_reply_to === 'number' ? { reply_to: data.in_reply_to } : {}),
   };
 }
 

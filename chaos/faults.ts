@@ -18,6 +18,8 @@ export interface FaultRecord {
   durationMs: number;
   /** Exit code of a SIGTERMed node (0 expected), undefined for other faults. */
   exitCode?: number | null;
+  /** How long a SIGTERMed node took to exit (its drain). */
+  exitMs?: number;
   /** Time until every node answered /health 200 again, or null when it never did in the bound. */
   recoveredMs: number | null;
   note?: string;
@@ -165,6 +167,7 @@ export class FaultInjector {
           watch.expect(node.pid);
           node.kill('SIGTERM');
           const code = await exitWithin(node, 12_000);
+          record.exitMs = Date.now() - started;
           record.exitCode = code === 'timeout' ? null : code;
           if (code === 'timeout') record.note = 'did not exit within 12 s of SIGTERM';
           await this.restart(index);
@@ -206,7 +209,7 @@ export class FaultInjector {
     this.faults.push(record);
     opts.log(
       `fault ${kind.padEnd(16)} ${record.target.padEnd(8)} ${String(record.durationMs).padStart(5)} ms` +
-        `${record.exitCode !== undefined ? `, exit ${record.exitCode}` : ''}, healthy again after ${record.recoveredMs ?? 'never'} ms${record.note ? ` (${record.note})` : ''}`,
+        `${record.exitCode !== undefined ? `, exit ${record.exitCode} after ${record.exitMs} ms` : ''}, healthy again after ${record.recoveredMs ?? 'never'} ms${record.note ? ` (${record.note})` : ''}`,
     );
   }
 

@@ -6,6 +6,8 @@ export interface StoredMessage {
   user_id: string | null;
   is_spirit: boolean;
   message: string;
+  /** When it was stored (ISO 8601). */
+  timestamp: string;
 }
 
 const PAGE = 100;
@@ -22,6 +24,7 @@ interface WireHistoryItem {
   user_id?: string | null;
   is_spirit?: boolean;
   message?: string;
+  timestamp?: string;
 }
 
 async function getJson<T>(url: string): Promise<{ status: number; body: Envelope<T> }> {
@@ -41,6 +44,7 @@ function pick(m: WireHistoryItem): StoredMessage {
     user_id: m.user_id ?? null,
     is_spirit: m.is_spirit === true,
     message: String(m.message),
+    timestamp: String(m.timestamp),
   };
 }
 

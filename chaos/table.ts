@@ -24,9 +24,10 @@ export function formatReport(r: ChaosReport, opts: { allClients?: boolean } = {}
     const fs = r.faults.filter((f) => f.kind === kind);
     // From the fault to every node answering /health 200 again.
     const outages = fs.filter((f) => f.recoveredMs !== null).map((f) => f.durationMs + f.recoveredMs!);
-    return [kind, fs.length, [...new Set(fs.map((f) => f.target))].sort().join(' ') || '-', outages.length ? `${Math.max(...outages)}` : '-'];
+    const exits = fs.map((f) => f.exitMs).filter((ms): ms is number => ms !== undefined);
+    return [kind, fs.length, [...new Set(fs.map((f) => f.target))].sort().join(' ') || '-', outages.length ? `${Math.max(...outages)}` : '-', exits.length ? `${Math.max(...exits)}` : '-'];
   });
-  out.push(table(['fault', 'times', 'targets', 'longest until all healthy, ms'], faultRows));
+  out.push(table(['fault', 'times', 'targets', 'longest until all healthy, ms', 'slowest exit after SIGTERM, ms'], faultRows));
   out.push('');
 
   const m = r.messages;
@@ -111,6 +112,15 @@ export function formatReport(r: ChaosReport, opts: { allClients?: boolean } = {}
     if (!opts.allClients && shown.length > 20) out.push(`(${shown.length - 20} more clients with anomalies)`);
     out.push('');
   }
+
+  const byFault = Object.entries(r.spirit.byFault)
+    .sort()
+    .map(([k, n]) => `${k} ${n}`)
+    .join(', ');
+  out.push(
+    `spirit: ${r.spirit.questions} questions stored, ${r.spirit.answers} answers stored, ${r.spirit.unanswered} questions without an answer${byFault ? ` (by when they were asked: ${byFault})` : ''}`,
+  );
+  out.push('');
 
   const p = r.presence;
   out.push(

@@ -18,6 +18,7 @@ function stored(count: number): StoredMessage[] {
     user_id: i % 2 === 0 ? 'chaos-0' : null,
     is_spirit: i % 2 === 1,
     message: i % 2 === 0 ? `is anyone there? [c0-${i / 2 + 1}]` : 'YES',
+    timestamp: new Date(i * 10).toISOString(),
   }));
 }
 
@@ -51,6 +52,8 @@ function input(history: StoredMessage[], seqs: number[], extra: Partial<CheckInp
     presence: [{ sessionId: S, connected: ['chaos-0', 'chaos-1'], byNode: { 'node-1': ['chaos-0', 'chaos-1'] } }],
     exits: [],
     faults: [],
+    startedAt: 0,
+    answerDelayMs: 0,
     ...extra,
   };
 }

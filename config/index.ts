@@ -10,6 +10,7 @@ import Joi from 'joi';
 
 export type NodeEnv = 'development' | 'production' | 'test';
 export type SpiritProviderName = 'oracle' | 'gemini' | 'openai';
+export type VoiceProviderName = 'espeak' | 'elevenlabs' | 'openai' | 'none';
 
 export interface Config {
   nodeEnv: NodeEnv;
@@ -44,16 +45,32 @@ export interface Config {
     timeoutMs: number;
     retries: number;
     retryBaseMs: number;
+    /** Consecutive failed attempts that open the breaker: questions then go straight to the oracle. */
+    breakerFailures: number;
+    /** How long the breaker stays open before one probe question is let through. */
+    breakerCooldownMs: number;
     /** How long the built-in oracle "thinks" before it answers; 0 answers at once. */
     oracleDelayMs: number;
     gemini: { apiKey: string | null; model: string; baseUrl: string };
     openai: { apiKey: string | null; model: string; baseUrl: string };
+  };
+  /** The spirit's voice (text to speech). */
+  voice: {
+    provider: VoiceProviderName;
+    timeoutMs: number;
+    /** Generations under way at once on this node (and built-in synthesis threads). */
+    concurrency: number;
+    maxBytes: number;
+    elevenlabs: { apiKey: string | null; voiceId: string; baseUrl: string; modelId: string };
+    openai: { apiKey: string | null; baseUrl: string; model: string; voice: string };
   };
   limits: {
     messagesPerWindow: number;
     messageWindowSeconds: number;
     sessionCreatesPerMinute: number;
     connectionsPerMinute: number;
+    /** POST /api/tts/generate per client address per minute. */
+    speechPerMinute: number;
   };
   realtime: {
     pingIntervalMs: number;
@@ -61,6 +78,22 @@ export interface Config {
     presenceTtlMs: number;
   };
   shutdownTimeoutMs: number;
+  /** True when clients reach the server over HTTPS (TLS ends in front of it): HSTS and upgrade-insecure-requests. */
+  behindTls: boolean;
+  operations: {
+    /** null: /metrics is open (nginx does not publish it). */
+    metricsToken: string | null;
+    /** null: the Socket.IO Admin UI is off. */
+    adminUi: { username: string; password: string } | null;
+  };
+  lifecycle: {
+    /** A session with no join and no message for this long ends by itself. */
+    sessionIdleTimeoutMs: number;
+    /** null: keep messages forever. */
+    messageRetentionMs: number | null;
+    /** How often the maintenance holder looks for idle sessions and expired messages. */
+    sweepIntervalMs: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -108,6 +141,8 @@ const schema = Joi.object({
   SPIRIT_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(10000),
   SPIRIT_RETRIES: Joi.number().integer().min(0).max(10).default(2),
   SPIRIT_RETRY_BASE_MS: Joi.number().integer().min(0).max(60000).default(250),
+  SPIRIT_BREAKER_FAILURES: Joi.number().integer().min(1).max(1000).default(5),
+  SPIRIT_BREAKER_COOLDOWN_MS: Joi.number().integer().min(100).max(3_600_000).default(30_000),
   SPIRIT_ORACLE_DELAY_MS: Joi.number().integer().min(0).max(60000).default(1500),
   GOOGLE_API_KEY: Joi.string(),
   GEMINI_MODEL: Joi.string().default('gemini-2.0-flash'),
@@ -119,6 +154,26 @@ const schema = Joi.object({
   OPENAI_BASE_URL: Joi.string()
     .uri({ scheme: ['http', 'https'] })
     .default('https://api.openai.com/v1'),
+  TTS_PROVIDER: Joi.string().lowercase().valid('espeak', 'elevenlabs', 'openai', 'none').default('espeak'),
+  TTS_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(15000),
+  TTS_CONCURRENCY: Joi.number().integer().min(1).max(64).default(1),
+  TTS_MAX_BYTES: Joi.number()
+    .integer()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(8 * 1024 * 1024),
+  TTS_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(20),
+  ELEVENLABS_API_KEY: Joi.string(),
+  // A premade ElevenLabs voice ("Adam": deep, calm); any voice id of the account works.
+  ELEVENLABS_VOICE_ID: Joi.string()
+    .pattern(/^[A-Za-z0-9_-]{1,100}$/)
+    .default('pNInz6obpgDQGcFmaJgB'),
+  ELEVENLABS_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('https://api.elevenlabs.io'),
+  ELEVENLABS_MODEL_ID: Joi.string().default('eleven_multilingual_v2'),
+  TTS_MODEL: Joi.string().default('tts-1'),
+  TTS_VOICE: Joi.string().default('onyx'),
   MESSAGE_RATE_LIMIT: Joi.number().integer().min(1).max(100000).default(10),
   MESSAGE_RATE_WINDOW_S: Joi.number().integer().min(1).max(3600).default(10),
   SESSION_CREATE_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(120),
@@ -127,7 +182,20 @@ const schema = Joi.object({
   WS_JOIN_TIMEOUT_MS: Joi.number().integer().min(100).max(600000).default(10000),
   PRESENCE_TTL_MS: Joi.number().integer().min(1000).max(600000).default(15000),
   SHUTDOWN_TIMEOUT_MS: Joi.number().integer().min(100).max(60000).default(8000),
+  BEHIND_TLS: Joi.boolean().truthy('1').falsy('0').default(false),
+  METRICS_TOKEN: Joi.string().min(16).message('METRICS_TOKEN must be at least 16 characters'),
+  ADMIN_UI_USERNAME: Joi.string()
+    .pattern(/^[A-Za-z0-9_.-]{1,64}$/)
+    .default('admin'),
+  ADMIN_UI_PASSWORD: Joi.string().min(12).message('ADMIN_UI_PASSWORD must be at least 12 characters'),
+  // Fractions are allowed so tests (and the curious) can watch a session end in seconds.
+  SESSION_IDLE_TIMEOUT_MINUTES: Joi.number().greater(0).max(525_600).default(1440),
+  MESSAGE_RETENTION_DAYS: Joi.number().greater(0).max(36_500),
+  MAINTENANCE_INTERVAL_MS: Joi.number().integer().min(100).max(3_600_000),
 }).unknown(true);
+
+/** Every environment variable the server reads (.env.example must list exactly these). */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(schema.describe().keys as object));
 
 /** Walks up from this file to the folder with package.json: works from source and from dist/. */
 function findRootDir(): string {
@@ -191,7 +259,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   jwtSecret ??= DEVELOPMENT_JWT_SECRET;
 
+  const idleTimeoutMs = Math.round(v.SESSION_IDLE_TIMEOUT_MINUTES * 60_000);
+  if (idleTimeoutMs < 1000) problems.push('SESSION_IDLE_TIMEOUT_MINUTES must be at least one second (0.0167)');
+
   if (v.SPIRIT_PROVIDER === 'gemini' && !v.GOOGLE_API_KEY) problems.push('SPIRIT_PROVIDER=gemini needs GOOGLE_API_KEY');
+  if (v.TTS_PROVIDER === 'elevenlabs' && !v.ELEVENLABS_API_KEY) problems.push('TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY');
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -230,15 +302,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: v.SPIRIT_TIMEOUT_MS,
       retries: v.SPIRIT_RETRIES,
       retryBaseMs: v.SPIRIT_RETRY_BASE_MS,
+      breakerFailures: v.SPIRIT_BREAKER_FAILURES,
+      breakerCooldownMs: v.SPIRIT_BREAKER_COOLDOWN_MS,
       oracleDelayMs: v.SPIRIT_ORACLE_DELAY_MS,
       gemini: { apiKey: v.GOOGLE_API_KEY ?? null, model: v.GEMINI_MODEL, baseUrl: v.GEMINI_BASE_URL.replace(/\/+$/, '') },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, model: v.OPENAI_MODEL, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, '') },
+    },
+    voice: {
+      provider: v.TTS_PROVIDER,
+      timeoutMs: v.TTS_TIMEOUT_MS,
+      concurrency: v.TTS_CONCURRENCY,
+      maxBytes: v.TTS_MAX_BYTES,
+      elevenlabs: { apiKey: v.ELEVENLABS_API_KEY ?? null, voiceId: v.ELEVENLABS_VOICE_ID, baseUrl: v.ELEVENLABS_BASE_URL.replace(/\/+$/, ''), modelId: v.ELEVENLABS_MODEL_ID },
+      openai: { apiKey: v.OPENAI_API_KEY ?? null, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, ''), model: v.TTS_MODEL, voice: v.TTS_VOICE },
     },
     limits: {
       messagesPerWindow: v.MESSAGE_RATE_LIMIT,
       messageWindowSeconds: v.MESSAGE_RATE_WINDOW_S,
       sessionCreatesPerMinute: v.SESSION_CREATE_RATE_LIMIT,
       connectionsPerMinute: v.CONNECT_RATE_LIMIT,
+      speechPerMinute: v.TTS_RATE_LIMIT,
     },
     realtime: {
       pingIntervalMs: v.WS_PING_INTERVAL_MS,
@@ -246,6 +329,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       presenceTtlMs: v.PRESENCE_TTL_MS,
     },
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    behindTls: v.BEHIND_TLS,
+    operations: {
+      metricsToken: v.METRICS_TOKEN ?? null,
+      adminUi: v.ADMIN_UI_PASSWORD ? { username: v.ADMIN_UI_USERNAME, password: v.ADMIN_UI_PASSWORD } : null,
+    },
+    lifecycle: {
+      sessionIdleTimeoutMs: idleTimeoutMs,
+      messageRetentionMs: v.MESSAGE_RETENTION_DAYS === undefined ? null : Math.round(v.MESSAGE_RETENTION_DAYS * 86_400_000),
+      // Often enough that a session ends within a tenth of its timeout late, never more than once a minute apart.
+      sweepIntervalMs: v.MAINTENANCE_INTERVAL_MS ?? Math.min(60_000, Math.max(500, Math.round(idleTimeoutMs / 10))),
+    },
   };
   return deepFreeze(config);
 }

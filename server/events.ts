@@ -40,7 +40,8 @@ export interface SpiritResponseView {
   message: string;
   word_count: number;
   letter_timings: number[];
-  audio_url: null;
+  /** Where the answer is served spoken; null when speech is off (TTS_PROVIDER=none). */
+  audio_url: string | null;
   timestamp: string;
 }
 
@@ -58,7 +59,7 @@ export interface ServerToClientEvents {
   spirit_thinking: (data: { session_id: string; in_reply_to: number }) => void;
   spirit_response: (data: SpiritResponseView) => void;
   user_typing: (data: { id: string; name: string }) => void;
-  session_ended: (data: { session_id: string; ended_at: string }) => void;
+  session_ended: (data: { session_id: string; ended_at: string; reason: 'ended_by_creator' | 'idle' }) => void;
   error: (data: ErrorView) => void;
 }
 

@@ -40,7 +40,10 @@ const definition = {
     description: 'REST side of the Séance realtime backend. Realtime events travel over Socket.IO (`/socket.io`) and the raw WebSocket path `/ws/{session_id}`; see README.md.',
   },
   components: {
-    securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+    securitySchemes: {
+      bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+      metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN, when the server sets one' },
+    },
     parameters: {
       SessionId: { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
     },
@@ -99,6 +102,20 @@ const definition = {
           timestamp: { type: 'string', format: 'date-time' },
         },
       },
+      Live: {
+        type: 'object',
+        properties: { status: { type: 'string', enum: ['alive'] }, node_id: { type: 'string' } },
+      },
+      Ready: {
+        type: 'object',
+        properties: {
+          status: { type: 'string', enum: ['ready', 'not_ready'] },
+          database: { type: 'string', enum: ['connected', 'disconnected'] },
+          redis: { type: 'string', enum: ['connected', 'disconnected', 'disabled'] },
+          draining: { type: 'boolean' },
+          node_id: { type: 'string' },
+        },
+      },
       SessionEnvelope: envelope({ $ref: '#/components/schemas/Session' }),
       CreatedSessionEnvelope: envelope({ allOf: [{ $ref: '#/components/schemas/Session' }, { type: 'object', properties: { creator_token: { type: 'string' } } }] }),
       SessionWithCountEnvelope: envelope({ allOf: [{ $ref: '#/components/schemas/Session' }, { type: 'object', properties: { participant_count: { type: 'integer' } } }] }),
@@ -128,6 +145,7 @@ const definition = {
     '/': { get: { tags: ['Operations'], summary: 'Redirects to /docs', responses: { 302: { description: 'Redirect to /docs' } } } },
     '/openapi.json': { get: { tags: ['Operations'], summary: 'This document', responses: { 200: { description: 'OpenAPI 3 document' } } } },
     '/docs': { get: { tags: ['Operations'], summary: 'Swagger UI', responses: { 200: { description: 'HTML' } } } },
+    '/play': { get: { tags: ['Operations'], summary: 'A page to try a séance in a browser (join by link, chat, hear the spirit)', responses: { 200: { description: 'HTML' } } } },
   },
 };
 

@@ -27,7 +27,7 @@ import type { ChatMessageView, HistoryMessageView, ServerEventData } from '../ev
 import type { Logger } from '../logger';
 import type { Packet } from '../realtime/extensions/clusterAdapter';
 import type { SessionSubscriptions } from '../services/rooms';
-import { eventOf, historyItemOf } from '../services/messageEvents';
+import { eventOf, historyItemOf, type AudioUrl } from '../services/messageEvents';
 import type { MessageStore } from '../storage/ports';
 
 /** How long a hole may stay open before the missing messages are read from the database. */
@@ -43,19 +43,18 @@ const EVENT_PACKET = 2;
 type OrderedEventName = 'message_received' | 'spirit_response';
 type OrderedData = ChatMessageView | ServerEventData<'spirit_response'>;
 
-/** What the feeds report, for metrics (`seance_gap_repairs_total`, `seance_delivery_seconds`). */
+/** What the feeds report, for metrics (`seance_gap_repairs_total`); delivery timing is the adapter's. */
 export interface DeliveryObserver {
-  /** Messages this node read from the database to fill holes. */
-  gapRepaired(messages: number): void;
-  /** From an ordered event's arrival at this node to its delivery to this node's clients. */
-  delivered(seconds: number): void;
+  /** A hole this node filled from the database. */
+  gapRepaired(): void;
 }
 
 /** What the feeds need of the adapter: subscribe this node to a session, and deliver here. */
 export interface FeedTransport {
   hold(room: string): Promise<void>;
   release(room: string): void;
-  deliverHere(packet: Packet, opts: BroadcastOptions): void;
+  /** `arrived`: when the event reached this node, for the delivery timing. */
+  deliverHere(packet: Packet, opts: BroadcastOptions, arrived: number): void;
 }
 
 interface Held {
@@ -87,7 +86,7 @@ interface Feed {
   repairing: Promise<void> | null;
 }
 
-const NO_OBSERVER: DeliveryObserver = { gapRepaired: () => undefined, delivered: () => undefined };
+const NO_OBSERVER: DeliveryObserver = { gapRepaired: () => undefined };
 
 export class SessionFeeds implements SessionSubscriptions {
   private readonly feeds = new Map<string, Feed>();
@@ -98,6 +97,8 @@ export class SessionFeeds implements SessionSubscriptions {
     private readonly messages: MessageStore,
     logger: Logger,
     private observer: DeliveryObserver = NO_OBSERVER,
+    /** Where a repaired answer's audio is served (as its live event says). */
+    private readonly audioUrl: AudioUrl = () => null,
   ) {
     this.log = logger.child({ component: 'ordering' });
   }
@@ -149,7 +150,7 @@ export class SessionFeeds implements SessionSubscriptions {
    * Takes an event the adapter is about to apply here. Returns false for what is not an
    * ordered event of a session with a feed (the adapter delivers it as it is).
    */
-  route(packet: Packet, opts: BroadcastOptions): boolean {
+  route(packet: Packet, opts: BroadcastOptions, arrived: number = performance.now()): boolean {
     if (packet.type !== EVENT_PACKET || !Array.isArray(packet.data)) return false;
     const event = packet.data[0];
     if (event !== 'message_received' && event !== 'spirit_response') return false;
@@ -165,7 +166,7 @@ export class SessionFeeds implements SessionSubscriptions {
       this.scheduleRepair(feed, 0);
       return true;
     }
-    this.accept(feed, { seq, event, data: data!, arrived: performance.now(), packet });
+    this.accept(feed, { seq, event, data: data!, arrived, packet });
     return true;
   }
 
@@ -253,8 +254,7 @@ export class SessionFeeds implements SessionSubscriptions {
       feed.recent[feed.recentStart] = held;
       feed.recentStart = (feed.recentStart + 1) % RECENT;
     }
-    this.transport.deliverHere(held.packet ?? { type: EVENT_PACKET, data: [held.event, held.data], nsp: '/' }, feed.opts);
-    this.observer.delivered((performance.now() - held.arrived) / 1000);
+    this.transport.deliverHere(held.packet ?? { type: EVENT_PACKET, data: [held.event, held.data], nsp: '/' }, feed.opts, held.arrived);
     if (feed.waiters.length > 0) {
       const due = feed.waiters.filter((w) => w.seq <= held.seq);
       if (due.length > 0) {
@@ -318,12 +318,12 @@ export class SessionFeeds implements SessionSubscriptions {
           if (row.seq !== delivered + 1) break; // not committed yet: the next round reads it
           const live = feed.ahead.get(row.seq);
           feed.ahead.delete(row.seq);
-          const { event, data } = eventOf(row);
+          const { event, data } = eventOf(row, this.audioUrl);
           this.deliver(feed, live ?? { seq: row.seq, event, data, arrived: performance.now(), packet: null });
           if (!live) filled += 1;
         }
         if (filled > 0) {
-          this.observer.gapRepaired(filled);
+          this.observer.gapRepaired();
           this.log.debug({ session_id: feed.sessionId, from, filled }, 'filled a hole from the database');
         }
         this.drain(feed);

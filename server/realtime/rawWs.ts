@@ -57,7 +57,7 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = RAW_PATH.exec(url.pathname);
     if (!match) return false;
-    if (!policy.isOriginAllowed(req.headers.origin)) {
+    if (!policy.isOriginAllowed(req.headers.origin, req.headers.host)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return true;
     }

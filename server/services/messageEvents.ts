@@ -12,7 +12,10 @@ export interface AnswerShape {
   letter_timings: number[];
 }
 
-export function spiritResponse(stored: HistoryMessageView, inReplyTo: number, shape: AnswerShape): ServerEventData<'spirit_response'> {
+/** Where an answer's audio is served, or null when speech is off. */
+export type AudioUrl = (sessionId: string, messageId: number) => string | null;
+
+export function spiritResponse(stored: HistoryMessageView, inReplyTo: number, shape: AnswerShape, audioUrl: string | null): ServerEventData<'spirit_response'> {
   return {
     id: stored.id,
     seq: stored.seq,
@@ -21,7 +24,7 @@ export function spiritResponse(stored: HistoryMessageView, inReplyTo: number, sh
     message: stored.message,
     word_count: shape.word_count,
     letter_timings: shape.letter_timings,
-    audio_url: null,
+    audio_url: audioUrl,
     timestamp: stored.timestamp,
   };
 }
@@ -31,10 +34,10 @@ export function messageReceived(stored: HistoryMessageView): ChatMessageView {
 }
 
 /** The live event of a message read back from the database (its letter timings drawn again). */
-export function eventOf(stored: StoredMessage): { event: 'message_received'; data: ChatMessageView } | { event: 'spirit_response'; data: ServerEventData<'spirit_response'> } {
+export function eventOf(stored: StoredMessage, audioUrl: AudioUrl): { event: 'message_received'; data: ChatMessageView } | { event: 'spirit_response'; data: ServerEventData<'spirit_response'> } {
   if (!stored.is_spirit) return { event: 'message_received', data: messageReceived(stored) };
   const shape = { word_count: stored.message.split(/\s+/).filter(Boolean).length, letter_timings: letterTimings(stored.message) };
-  return { event: 'spirit_response', data: spiritResponse(stored, stored.in_reply_to ?? 0, shape) };
+  return { event: 'spirit_response', data: spiritResponse(stored, stored.in_reply_to ?? 0, shape, audioUrl(stored.session_id, stored.id)) };
 }
 
 /** A delivered event as a history item (what `session_joined.messages` holds). */

@@ -9,6 +9,7 @@ import type { TokenService } from '../auth/tokens';
 import { AppError } from '../errors';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, ServerEventData, ServerEventName, SessionView } from '../events';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
 import type { Broadcaster } from '../realtime/broadcaster';
 import type { MessageStore, UserStore } from '../storage/ports';
 import { schemas, validate, validateChatMessage } from '../validation/schemas';
@@ -70,6 +71,9 @@ export interface RoomDeps {
   broadcaster: Broadcaster;
   /** Absent in unit tests, where every event reaches everyone at once. */
   subscriptions?: SessionSubscriptions;
+  metrics?: Metrics;
+  /** Where an answer's audio is served, or null when speech is off. */
+  audioUrl: (sessionId: string, messageId: number) => string | null;
 }
 
 export class RoomService {
@@ -165,6 +169,17 @@ export class RoomService {
 
   /** Validates, rate-limits, stores, then broadcasts; a provider other than the oracle answers in the background. */
   async sendMessage(p: Participation, data: unknown): Promise<ChatMessageView> {
+    try {
+      const message = await this.storeAndBroadcast(p, data);
+      this.deps.metrics?.messageAccepted();
+      return message;
+    } catch (err) {
+      this.deps.metrics?.messageRejected();
+      throw err;
+    }
+  }
+
+  private async storeAndBroadcast(p: Participation, data: unknown): Promise<ChatMessageView> {
     const text = validateChatMessage(data);
     await this.deps.limits.consume('message', messageLimitKey(p.sessionId, p.participant.id));
     const { messages, spirit, broadcaster } = this.deps;
@@ -175,7 +190,7 @@ export class RoomService {
     const { message } = stored;
     broadcaster.toSession(p.sessionId, 'message_received', message);
     broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: message.id });
-    if (instant && stored.answer) broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, message.id, instant));
+    if (instant && stored.answer) broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, message.id, instant, this.deps.audioUrl(p.sessionId, stored.answer.id)));
     else this.track(this.answer(p, message));
     return message;
   }
@@ -192,7 +207,7 @@ export class RoomService {
     }
     const { session, endedAt } = await this.deps.sessions.end(sessionId);
     await this.deps.presence.clear(sessionId);
-    this.deps.broadcaster.endSession(sessionId, { session_id: sessionId, ended_at: endedAt.toISOString() });
+    this.deps.broadcaster.endSession(sessionId, { session_id: sessionId, ended_at: endedAt.toISOString(), reason: 'ended_by_creator' });
     this.log.info({ session_id: sessionId }, 'session ended');
     return session;
   }
@@ -224,7 +239,7 @@ export class RoomService {
         history: history.map((m) => ({ user_name: m.user_name, message: m.message, is_spirit: m.is_spirit })),
       });
       const stored = await messages.storeSpirit(p.sessionId, question.id, reply.message);
-      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply));
+      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply, this.deps.audioUrl(p.sessionId, stored.id)));
     } catch (err) {
       this.log.error({ err, session_id: p.sessionId, in_reply_to: question.id }, 'spirit answer failed');
       p.send('error', { code: 'SPIRIT_ERROR', message: 'The spirit could not answer this time' });

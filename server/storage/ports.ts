@@ -37,6 +37,8 @@ export interface MessageStore {
   after(sessionId: string, afterSeq: number, limit: number): Promise<StoredMessage[]>;
   /** The seq of the session's latest message (0 when it has none). */
   latestSeq(sessionId: string): Promise<number>;
+  /** The text of one of the spirit's answers in this session, or null when there is no such answer. */
+  spiritText(sessionId: string, id: number): Promise<string | null>;
 }
 
 export interface UserStore {
@@ -44,8 +46,39 @@ export interface UserStore {
   recordJoin(participant: ParticipantView): Promise<void>;
 }
 
+export type AudioContentType = 'audio/wav' | 'audio/mpeg';
+
+export interface StoredAudio {
+  bytes: Buffer;
+  contentType: AudioContentType;
+  /** A hash of `bytes`: the ETag. */
+  digest: string;
+  /** Who actually spoke: the configured provider, or the built-in voice after a failure. */
+  provider: string;
+  fallback: boolean;
+}
+
+export type AudioLookup = { state: 'ready'; audio: StoredAudio } | { state: 'pending'; claim: string; claimedAt: Date } | { state: 'absent' };
+
+/**
+ * Spoken audio, content-addressed and shared by every node. A node about to make audio first
+ * claims its key; exactly one claim wins, cluster-wide. The others wait for the audio, or take
+ * a claim over once it is stale (its node died mid-way).
+ */
+export interface AudioStore {
+  lookup(key: string): Promise<AudioLookup>;
+  /** The claim's token when this node now owns the key; null when another claim exists. */
+  claim(key: string, voice: string): Promise<string | null>;
+  /** Replaces a stale claim (`seen`) with this node's; null when someone else got there first. */
+  takeOver(key: string, seen: string): Promise<string | null>;
+  complete(key: string, claim: string, audio: StoredAudio): Promise<void>;
+  /** Gives a claim up (nothing could be made): the next request tries again. */
+  abandon(key: string, claim: string): Promise<void>;
+}
+
 export interface Stores {
   sessions: SessionStore;
   messages: MessageStore;
   users: UserStore;
+  audio: AudioStore;
 }

@@ -61,6 +61,15 @@ export const schemas = {
     after_seq: Joi.number().integer().min(0).max(Number.MAX_SAFE_INTEGER),
   }).oxor('before', 'after_seq'),
 
+  /** POST /api/tts/generate: the existing frontend's call. */
+  speak: Joi.object({
+    text: plainText(LIMITS.message).required(),
+    voice_id: Joi.string()
+      .trim()
+      .pattern(/^[A-Za-z0-9_.-]{1,100}$/)
+      .message('"voice_id" must be 1-100 characters of A-Z a-z 0-9 _ . -'),
+  }).required(),
+
   /** A join on either transport; name may be absent when a token carries the identity. */
   join: Joi.object({
     session_id: Joi.string(),

@@ -23,6 +23,11 @@ describe('TokenService', () => {
     expect(decoded.payload.exp! - decoded.payload.iat!).to.equal(300);
   });
 
+  it('issues creator tokens that last as long as their session (no expiry), guest tokens that expire', () => {
+    expect(jwt.decode(tokens.createCreatorToken('abc'))).not.to.have.property('exp');
+    expect((jwt.decode(tokens.createAccessToken({ id: 'u', name: 'U' })) as { exp?: number }).exp).to.be.a('number');
+  });
+
   it('issues creator tokens scoped to one session', () => {
     expect(tokens.verify(tokens.createCreatorToken('abc'))).to.deep.include({ typ: 'creator', sid: 'abc' });
   });

@@ -14,6 +14,7 @@ import { buildRelease, hasGitHistory, type ReleaseBuild } from '../../harness/re
 import { joinSocket, RawClient, sendWithAck, type TestSocket } from '../support/clients';
 import { createSession, wholeHistory } from '../support/factories';
 import { sharedPostgres } from '../support/hooks';
+import { scrape, valueOf } from '../support/metrics';
 
 const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 /** The release before seq (main when this work started): nodes exchange unversioned messages and number nothing. */
@@ -98,6 +99,7 @@ describe('cluster: order, resume and repair', function () {
     const watchers = await listeners(session.id);
     const speaker = track(await joinSocket(cluster.nodes[1].url, { session_id: session.id, user_id: 'speaker', name: 'Speaker' }));
     await sendWithAck(speaker, { message: 'first' });
+    const repairsBefore = await Promise.all(cluster.nodes.map(async (node) => valueOf(await scrape(node.url), 'seance_gap_repairs_total') ?? 0));
     expect(await storeSilently(cluster, session.id, 'lost between nodes')).to.equal(3);
     const ack = await sendWithAck(speaker, { message: 'after the loss' });
     expect(ack.seq).to.equal(4);
@@ -106,6 +108,8 @@ describe('cluster: order, resume and repair', function () {
       expect(seqsSeen(client.inbox)).to.deep.equal([1, 2, 3, 4, 5]);
       expect(client.inbox.of('message_received').map((m) => m.message)).to.deep.equal(['first', 'lost between nodes', 'after the loss']);
     }
+    // Each node filled the hole itself, and says so.
+    for (const [i, node] of cluster.nodes.entries()) expect((valueOf(await scrape(node.url), 'seance_gap_repairs_total') ?? 0) - repairsBefore[i], node.nodeId).to.equal(1);
   });
 
   it('fills in a lost last message once the session is quiet, with nothing after it to show the hole', async () => {

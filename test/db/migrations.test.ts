@@ -76,7 +76,7 @@ describe('migrations', () => {
     );
     await withDatabase(pg.url.replace(/\/seance$/, '/migrations_roundtrip'), async (db) => {
       expect(await db.migrate()).to.have.length.above(0);
-      expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+      expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
       expect(await indexNames(db, 'sessions')).to.include.members(['sessions_created_at_idx', 'sessions_is_active_idx']);
       expect(await indexNames(db, 'messages')).to.include.members(['messages_session_id_idx', 'messages_session_id_timestamp_idx']);
       expect(await indexNames(db, 'users')).to.include('users_name_idx');
@@ -84,9 +84,11 @@ describe('migrations', () => {
       await backfillsSeq(db);
       await db.undoLast();
       await db.undoLast();
+      expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+      await db.undoLast();
       expect(await tables(db)).to.deep.equal([]);
       await db.migrate();
-      expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+      expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
       expect(await db.migrate()).to.deep.equal([]);
     });
   });
@@ -110,15 +112,17 @@ describe('migrations', () => {
     try {
       await withDatabase(`sqlite:${path.join(dir, 'm.sqlite')}`, async (db) => {
         await db.migrate();
-        expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+        expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
         expect(await indexNames(db, 'messages')).to.include('messages_session_id_timestamp_idx');
         expect(await indexNames(db, 'messages')).to.include('messages_session_id_seq_idx');
         await backfillsSeq(db);
         await db.undoLast();
         await db.undoLast();
+        expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+        await db.undoLast();
         expect(await tables(db)).to.deep.equal([]);
         await db.migrate();
-        expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
+        expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
       });
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });

@@ -186,6 +186,8 @@ describe('REST surface', () => {
       '/api/sessions/{id}/history': ['get'],
       '/api/sessions/{id}/participants': ['get'],
       '/api/auth/token': ['post'],
+      '/api/sessions/{id}/messages/{message_id}/audio': ['get'],
+      '/api/tts/generate': ['post'],
       '/health': ['get'],
       '/': ['get'],
       '/docs': ['get'],
@@ -196,6 +198,8 @@ describe('REST surface', () => {
     }
     expect(Object.keys(doc.paths['/api/sessions'].post.responses)).to.include.members(['201', '400', '413', '429']);
     expect(Object.keys(doc.paths['/api/sessions/{id}'].delete.responses)).to.include.members(['200', '401', '403', '404']);
+    expect(Object.keys(doc.paths['/api/tts/generate'].post.responses['200'].content)).to.have.members(['audio/wav', 'audio/mpeg']);
+    expect(Object.keys(doc.paths['/api/tts/generate'].post.responses)).to.include.members(['200', '400', '429']);
     expect(doc.components.schemas.Session.properties).to.have.all.keys('id', 'name', 'created_at', 'max_users', 'is_active');
   });
 

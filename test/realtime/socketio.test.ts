@@ -57,7 +57,7 @@ describe('Socket.IO sessions', () => {
       expect(received.timestamp).to.match(/Z$/);
       expect(await socket.inbox.waitFor('spirit_thinking')).to.deep.equal({ session_id: session.id, in_reply_to: ack.id });
       const answer = await socket.inbox.waitFor('spirit_response');
-      expect(answer).to.include({ seq: 2, session_id: session.id, in_reply_to: ack.id, audio_url: null });
+      expect(answer).to.include({ seq: 2, session_id: session.id, in_reply_to: ack.id, audio_url: `/api/sessions/${session.id}/messages/${answer.id}/audio` });
       expect(answer.message).to.be.a('string').and.not.empty;
       expect(answer.letter_timings).to.have.length(answer.message.length);
       expect(answer.word_count).to.be.within(1, 30);

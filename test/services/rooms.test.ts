@@ -66,6 +66,7 @@ function world(env: Record<string, string> = {}) {
     tokens,
     limits: new RateLimits(config.limits, null, config.nodeId, logger),
     broadcaster,
+    audioUrl: (sessionId, messageId) => `/audio/${sessionId}/${messageId}`,
   });
   const direct: Array<{ connectionId: string; event: string; data: unknown }> = [];
   let connections = 0;
@@ -183,6 +184,7 @@ describe('RoomService (in memory)', () => {
       expect(received).to.include({ session_id: session.id, user_id: 'a', user_name: 'Ada', message: 'Is anyone there?' });
       expect(thinking).to.deep.equal({ session_id: session.id, in_reply_to: stored.id });
       expect(answer.in_reply_to).to.equal(stored.id);
+      expect(answer.audio_url).to.equal(`/audio/${session.id}/${answer.id}`);
       expect(answer.letter_timings).to.have.length(answer.message.length);
       expect(answer.word_count).to.be.at.most(30);
       const history = await w.stores.messages.recent(session.id, 10);

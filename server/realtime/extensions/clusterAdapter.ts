@@ -23,6 +23,7 @@
  * `#onResponse`, `#publish` and the in-memory `Adapter#broadcast`, which this class calls
  * directly to apply a broadcast to local sockets without publishing it again.
  */
+import { performance } from 'node:perf_hooks';
 import type { Namespace } from 'socket.io';
 import { Adapter, ClusterAdapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse } from 'socket.io-adapter';
 import type Redis from 'ioredis';
@@ -38,6 +39,8 @@ export interface Packet {
 
 export type AppliedListener = (packet: Packet, opts: BroadcastOptions) => void;
 export type DisconnectListener = (opts: BroadcastOptions) => void;
+/** Seconds from a broadcast's arrival at this node (emitted here, or read from Redis) to its send to this node's listeners. */
+export type DeliveryTimer = (seconds: number) => void;
 
 /** The Redis connections the adapter publishes and subscribes on (null: a single node, no cluster). */
 export interface AdapterRedis {
@@ -52,8 +55,8 @@ const FEED_MEMBER = 'seance:feed';
 
 /** Where ordered events go before they are applied here (ordering/sessionFeeds.ts). */
 export interface OrderingRouter {
-  /** True when the router took the broadcast (it delivers it with `deliverHere` when its turn comes). */
-  route(packet: Packet, opts: BroadcastOptions): boolean;
+  /** True when the router took the broadcast (it delivers it with `deliverHere` when its turn comes); `arrived` is for its timing. */
+  route(packet: Packet, opts: BroadcastOptions, arrived: number): boolean;
   /** A message for this session could not be read. */
   unreadable(sessionId: string): void;
   /** The subscription came back after an outage: anything may have been missed. */
@@ -83,6 +86,9 @@ export class SeanceAdapter extends ClusterAdapter {
   /** Subscriptions under way or done, by channel: `hold` waits for its room's. */
   private readonly subscribed = new Map<string, Promise<unknown>>();
   private ordering: OrderingRouter | null = null;
+  private deliveryTimer: DeliveryTimer | null = null;
+  /** When the Redis message being unpacked reached this node (its broadcasts' arrival). */
+  private receivedAt: number | null = null;
 
   constructor(
     nsp: Namespace,
@@ -129,6 +135,11 @@ export class SeanceAdapter extends ClusterAdapter {
     this.appliedListeners.push(listener);
   }
 
+  /** Times every broadcast applied here (seance_delivery_seconds). */
+  onDelivered(timer: DeliveryTimer): void {
+    this.deliveryTimer = timer;
+  }
+
   /** Called when the sockets of some rooms are disconnected, here or on another node (a session's end). */
   onDisconnect(listener: DisconnectListener): void {
     this.disconnectListeners.push(listener);
@@ -141,8 +152,9 @@ export class SeanceAdapter extends ClusterAdapter {
 
   /** Applied here at once (the base class first waits for the publish to be confirmed). */
   override broadcast(packet: Packet, opts: BroadcastOptions): Promise<void> {
+    const arrived = performance.now();
     if (!opts.flags?.local) this.publish({ type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
-    this.applyHere(packet, opts);
+    this.applyHere(packet, opts, arrived);
     return Promise.resolve();
   }
 
@@ -154,7 +166,7 @@ export class SeanceAdapter extends ClusterAdapter {
       return;
     }
     if (message.type !== MessageType.BROADCAST || message.data.requestId !== undefined) return super.onMessage(message, offset);
-    this.applyHere(message.data.packet as Packet, decodeOptions(message.data.opts));
+    this.applyHere(message.data.packet as Packet, decodeOptions(message.data.opts), this.receivedAt ?? performance.now());
   }
 
   override async serverCount(): Promise<number> {
@@ -189,15 +201,17 @@ export class SeanceAdapter extends ClusterAdapter {
     return this.redis.pub.spublish(`${this.channel}${requesterUid}#`, JSON.stringify({ ...response, v: PROTOCOL })).then(() => undefined);
   }
 
-  private applyHere(packet: Packet, opts: BroadcastOptions): void {
-    if (this.ordering?.route(packet, opts)) return;
-    this.deliverHere(packet, opts);
+  /** `arrived`: when the broadcast reached this node (emitted here, or read from Redis). */
+  private applyHere(packet: Packet, opts: BroadcastOptions, arrived: number): void {
+    if (this.ordering?.route(packet, opts, arrived)) return;
+    this.deliverHere(packet, opts, arrived);
   }
 
-  /** Applies a broadcast to this node's own listeners: sockets, then raw clients. */
-  deliverHere(packet: Packet, opts: BroadcastOptions): void {
+  /** Applies a broadcast to this node's own listeners: sockets, then raw clients; and times it. */
+  deliverHere(packet: Packet, opts: BroadcastOptions, arrived: number = performance.now()): void {
     Adapter.prototype.broadcast.call(this, packet, opts);
     for (const listener of this.appliedListeners) listener(packet, opts);
+    this.deliveryTimer?.((performance.now() - arrived) / 1000);
   }
 
   private flush(): void {
@@ -241,14 +255,19 @@ export class SeanceAdapter extends ClusterAdapter {
       }
     }
     if (parsed === null || typeof parsed !== 'object') return this.cannotRead(room);
-    for (const message of Array.isArray(parsed) ? (parsed as unknown[]) : [parsed]) {
-      const version = (message as { v?: unknown } | null)?.v;
-      if (version !== undefined && (typeof version !== 'number' || version > PROTOCOL)) {
-        this.cannotRead(room);
-        continue;
+    this.receivedAt = performance.now();
+    try {
+      for (const message of Array.isArray(parsed) ? (parsed as unknown[]) : [parsed]) {
+        const version = (message as { v?: unknown } | null)?.v;
+        if (version !== undefined && (typeof version !== 'number' || version > PROTOCOL)) {
+          this.cannotRead(room);
+          continue;
+        }
+        if (isResponse) this.onResponse(message as ClusterResponse);
+        else this.onMessage(message as ClusterMessage);
       }
-      if (isResponse) this.onResponse(message as ClusterResponse);
-      else this.onMessage(message as ClusterMessage);
+    } finally {
+      this.receivedAt = null;
     }
   }
 

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, SessionView } from '../../events';
-import type { HistoryPage, MessageStore, SessionStore, StoredMessage, Stores, UserStore } from '../ports';
+import type { AudioLookup, AudioStore, HistoryPage, MessageStore, SessionStore, StoredAudio, StoredMessage, Stores, UserStore } from '../ports';
 
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, { view: SessionView; endedAt: Date | null }>();
@@ -61,6 +61,10 @@ export class MemoryMessageStore implements MessageStore {
     return { messages: page.map(historyItem), nextCursor: older.length > opts.limit && page.length > 0 ? String(page[0].seq) : null };
   }
 
+  async spiritText(sessionId: string, id: number): Promise<string | null> {
+    return this.bySession.get(sessionId)?.find((m) => m.id === id && m.is_spirit)?.message ?? null;
+  }
+
   async after(sessionId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
     return (this.bySession.get(sessionId) ?? [])
       .filter((m) => m.seq > afterSeq)
@@ -103,6 +107,43 @@ export class MemoryUserStore implements UserStore {
   }
 }
 
+/** One process's audio: claims and audio by key, as the Sequelize store keeps them in a table. */
+export class MemoryAudioStore implements AudioStore {
+  private readonly rows = new Map<string, { claim: string; claimedAt: Date; audio: StoredAudio | null }>();
+  private claims = 0;
+
+  async lookup(key: string): Promise<AudioLookup> {
+    const row = this.rows.get(key);
+    if (!row) return { state: 'absent' };
+    return row.audio ? { state: 'ready', audio: { ...row.audio } } : { state: 'pending', claim: row.claim, claimedAt: row.claimedAt };
+  }
+
+  async claim(key: string): Promise<string | null> {
+    if (this.rows.has(key)) return null;
+    const claim = `memory#${++this.claims}`;
+    this.rows.set(key, { claim, claimedAt: new Date(), audio: null });
+    return claim;
+  }
+
+  async takeOver(key: string, seen: string): Promise<string | null> {
+    const row = this.rows.get(key);
+    if (!row || row.audio || row.claim !== seen) return null;
+    row.claim = `memory#${++this.claims}`;
+    row.claimedAt = new Date();
+    return row.claim;
+  }
+
+  async complete(key: string, claim: string, audio: StoredAudio): Promise<void> {
+    const row = this.rows.get(key);
+    if (row && row.claim === claim && !row.audio) row.audio = { ...audio };
+  }
+
+  async abandon(key: string, claim: string): Promise<void> {
+    const row = this.rows.get(key);
+    if (row && row.claim === claim && !row.audio) this.rows.delete(key);
+  }
+}
+
 export function memoryStores(): Stores {
-  return { sessions: new MemorySessionStore(), messages: new MemoryMessageStore(), users: new MemoryUserStore() };
+  return { sessions: new MemorySessionStore(), messages: new MemoryMessageStore(), users: new MemoryUserStore(), audio: new MemoryAudioStore() };
 }

@@ -3,12 +3,15 @@ import type { Database } from '../../db';
 import type { Stores } from '../ports';
 import { SequelizeMessageStore } from './messages';
 import { SequelizeSessionStore } from './sessions';
+import { SequelizeAudioStore } from './spokenAudio';
 import { SequelizeUserStore } from './users';
 
-export function sequelizeStores(db: Database): Stores {
+/** `nodeId` names this node in the claims it takes on spoken audio. */
+export function sequelizeStores(db: Database, nodeId: string): Stores {
   return {
     sessions: new SequelizeSessionStore(db.models),
     messages: new SequelizeMessageStore(db.models, db.sequelize),
     users: new SequelizeUserStore(db.models),
+    audio: new SequelizeAudioStore(db.models.SpokenAudio, nodeId),
   };
 }

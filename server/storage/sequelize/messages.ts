@@ -40,6 +40,12 @@ export class SequelizeMessageStore implements MessageStore {
     return { message: chatView(asked, sessionId, author, question, timestamp), answer: spiritView(answered, sessionId, answer, timestamp) };
   }
 
+  /** The text of one of the spirit's answers in this session, or null when there is no such answer. */
+  async spiritText(sessionId: string, id: number): Promise<string | null> {
+    const row = await this.models.Message.findOne({ where: { id, session_id: sessionId, is_spirit: true }, attributes: ['text'] });
+    return row?.text ?? null;
+  }
+
   async recent(sessionId: string, limit: number): Promise<HistoryMessageView[]> {
     return (await this.page(sessionId, { limit })).messages;
   }

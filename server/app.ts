@@ -28,6 +28,7 @@ import { createBroadcaster } from './realtime/broadcaster';
 import { seanceAdapter } from './realtime/extensions/clusterAdapter';
 import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
 import { checkLibraryInternals } from './realtime/extensions/internals';
+import { attachAdminUi } from './realtime/adminUi';
 import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
@@ -151,6 +152,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     subscriptions: feeds,
   });
   attachSocketHandlers(io, { rooms, limits, feeds, policy, logger });
+  const adminUiPage = attachAdminUi(io, config.operations.adminUi, config.nodeId, redis?.command ?? null);
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
     db,
@@ -229,6 +231,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use(voiceRoutes({ voice, messages, limits }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
   app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
+  if (adminUiPage) app.use('/admin', adminUiPage);
   app.use(notFound);
   app.use(errorHandler);
 

@@ -146,6 +146,13 @@ const definition = {
     '/openapi.json': { get: { tags: ['Operations'], summary: 'This document', responses: { 200: { description: 'OpenAPI 3 document' } } } },
     '/docs': { get: { tags: ['Operations'], summary: 'Swagger UI', responses: { 200: { description: 'HTML' } } } },
     '/play': { get: { tags: ['Operations'], summary: 'A page to try a séance in a browser (join by link, chat, hear the spirit)', responses: { 200: { description: 'HTML' } } } },
+    '/admin/': {
+      get: {
+        tags: ['Operations'],
+        summary: 'Socket.IO Admin UI page (only when ADMIN_UI_PASSWORD is set; its Socket.IO namespace is /admin)',
+        responses: { 200: { description: 'HTML' }, 404: { description: 'The Admin UI is off' } },
+      },
+    },
   },
 };
 

@@ -12,19 +12,23 @@
   var storage = window.localStorage;
   var state = { socket: null, sessionId: null, me: null, lastSeq: null, people: new Map(), shown: new Set(), thinking: new Set() };
 
-  // Who served this page: the node's id from /health (the reply's X-Seance-Node says the same).
-  fetch('/health', { cache: 'no-store' })
-    .then(function (res) {
-      return res.json().then(function (body) {
-        return body.node_id || res.headers.get('X-Seance-Node');
+  // Which node serves us: the node's id from /health (the reply's X-Seance-Node says the same).
+  // Asked again on every (re)connect: after a node goes away, the load balancer picks another.
+  function showNode() {
+    fetch('/health', { cache: 'no-store' })
+      .then(function (res) {
+        return res.json().then(function (body) {
+          return body.node_id || res.headers.get('X-Seance-Node');
+        });
+      })
+      .then(function (node) {
+        $('node').textContent = node || 'unknown';
+      })
+      .catch(function () {
+        $('node').textContent = 'unknown';
       });
-    })
-    .then(function (node) {
-      $('node').textContent = node || 'unknown';
-    })
-    .catch(function () {
-      $('node').textContent = 'unknown';
-    });
+  }
+  showNode();
 
   function sessionFromInput(value) {
     var text = (value || '').trim();
@@ -130,6 +134,7 @@
 
     socket.on('connect', function () {
       setStatus('connected', 'connected');
+      showNode();
     });
     socket.on('disconnect', function (reason) {
       setStatus('reconnecting', 'reconnecting…');

@@ -123,4 +123,33 @@ describe('/play in headless Chromium, 3 nodes behind nginx', function () {
     expect(res.status).to.equal(302);
     expect(res.headers.get('location')).to.equal('/docs');
   });
+
+  // Last: it kills the node that serves the browsers.
+  it('rejoins by itself, as the same person, when the node serving the page dies', async () => {
+    const cleo = await person('cleo');
+    const reply = await cleo.goto(`${cluster.url}/play`);
+    const servedBy = reply?.headers()['x-seance-node'];
+    await cleo.fill('#name', 'Cleo');
+    await cleo.click('#create');
+    await cleo.locator('#room').waitFor({ state: 'visible' });
+    await cleo.locator('#status[data-state="connected"]').waitFor();
+    await cleo.locator('#node').filter({ hasText: servedBy! }).waitFor();
+
+    const node = cluster.nodes.find((n) => n.nodeId === servedBy)!;
+    node.kill('SIGKILL');
+    await node.exited;
+    // auth is a function: the reconnect (through nginx, to another node) joins again by itself.
+    await cleo.locator('#status[data-state="reconnecting"]').waitFor({ timeout: 10_000 });
+    await cleo.locator('#status[data-state="connected"]').waitFor({ timeout: 30_000 });
+    await cleo
+      .locator('#node')
+      .filter({ hasNotText: servedBy! })
+      .filter({ hasText: /^node-\d$/ })
+      .waitFor({ timeout: 10_000 });
+    expect(await cleo.locator('#people li').allInnerTexts()).to.deep.equal(['Cleo']);
+    await cleo.fill('#question', 'Are you still there?');
+    await cleo.click('#ask');
+    await cleo.locator('#messages li.spirit').first().waitFor({ timeout: 15_000 });
+    expect(await cleo.locator('#messages li.chat').count()).to.equal(1);
+  });
 });

@@ -76,6 +76,9 @@ describe('the spirit in a live session', () => {
       expect(answer.in_reply_to).to.equal(ack.id);
       expect(answer.message).to.be.a('string').and.not.empty;
       expect(fake.received).to.have.length(2);
+      // Made after two failed attempts: its timestamp is when it was made, after the question's.
+      const question = socket.inbox.of('message_received').find((m) => m.id === ack.id);
+      expect(Date.parse(answer.timestamp)).to.be.above(Date.parse(question.timestamp));
     });
   });
 

@@ -156,6 +156,8 @@ export class BuiltinVoice implements VoiceProvider {
     }
     if (slot.proc.exitCode === null && slot.proc.signalCode === null) {
       const exited = new Promise((resolve) => slot.proc.once('exit', resolve));
+      // Held until it is gone: an idle (unreferenced) child would let the process end before 'exit'.
+      slot.proc.ref();
       slot.proc.kill('SIGKILL');
       await exited;
     }

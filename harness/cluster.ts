@@ -1,12 +1,16 @@
 /**
- * A whole Séance cluster on loopback: PostgreSQL, redis-server, N node processes and
- * nginx in front, rendered from the shipped nginx.conf. Shared by the cluster tests, the
- * benchmark and `npm run cluster`.
+ * A whole Séance cluster on loopback: PostgreSQL, Redis (one redis-server, a Redis Cluster or a
+ * Sentinel set), N node processes and nginx in front, rendered from the shipped nginx.conf.
+ * Shared by the cluster tests, the benchmark and `npm run cluster`.
  */
 import { startNginx, type NginxHandle } from './nginx';
 import { startNode, type NodeHandle } from './node';
 import { startPostgres, type PostgresHandle } from './postgres';
 import { startRedis, type RedisHandle } from './redis';
+import { startRedisCluster, type RedisClusterHandle } from './redisCluster';
+import { startRedisSentinel, type RedisSentinelHandle } from './redisSentinel';
+
+export type RedisMode = 'single' | 'cluster' | 'sentinel';
 
 export interface ClusterOptions {
   /** Default 3. */
@@ -17,7 +21,11 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Reused, not stopped by stop(). Started (and destroyed on stop) when absent. */
   postgres?: PostgresHandle;
+  /** Which Redis the nodes join (default 'single'); a given handle decides it. */
+  redisMode?: RedisMode;
   redis?: RedisHandle;
+  redisCluster?: RedisClusterHandle;
+  redisSentinel?: RedisSentinelHandle;
 }
 
 export interface ClusterHandle {
@@ -25,7 +33,13 @@ export interface ClusterHandle {
   url: string;
   nodes: NodeHandle[];
   postgres: PostgresHandle;
-  redis: RedisHandle;
+  redisMode: RedisMode;
+  /** The one redis-server (mode 'single'), else null. */
+  redis: RedisHandle | null;
+  redisCluster: RedisClusterHandle | null;
+  redisSentinel: RedisSentinelHandle | null;
+  /** The variables that point a node at this Redis. */
+  redisEnv: Record<string, string>;
   nginx: NginxHandle | null;
   /** Starts node-(N+1) and, with nginx, reloads it to include the new node. */
   addNode(env?: Record<string, string>): Promise<NodeHandle>;
@@ -45,7 +59,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
   if (count < 1) throw new Error('startCluster: at least one node');
   const nodes: NodeHandle[] = [];
   let postgres = opts.postgres;
-  let redis = opts.redis;
+  const mode: RedisMode = opts.redisCluster ? 'cluster' : opts.redisSentinel ? 'sentinel' : opts.redis ? 'single' : (opts.redisMode ?? 'single');
+  let redis = opts.redis ?? null;
+  let redisCluster = opts.redisCluster ?? null;
+  let redisSentinel = opts.redisSentinel ?? null;
   let nginx: NginxHandle | null = null;
 
   const stop = async () => {
@@ -59,15 +76,22 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
       async () => {
         if (redis && !opts.redis) await redis.destroy();
       },
+      async () => {
+        if (redisCluster && !opts.redisCluster) await redisCluster.destroy();
+      },
+      async () => {
+        if (redisSentinel && !opts.redisSentinel) await redisSentinel.destroy();
+      },
     ]);
   };
 
+  let redisEnv: Record<string, string> = {};
   const launch = (index: number, env: Record<string, string> = {}) =>
     startNode({
       env: {
         NODE_ID: `node-${index}`,
         DATABASE_URL: postgres!.url,
-        REDIS_URL: redis!.url,
+        ...redisEnv,
         NODE_ENV: 'test',
         LOG_LEVEL: 'warn',
         ...opts.env,
@@ -76,7 +100,18 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
     });
 
   try {
-    [postgres, redis] = await Promise.all([postgres ?? startPostgres(), redis ?? startRedis()]);
+    const startRedisOfMode = async () => {
+      if (mode === 'single') redis ??= await startRedis();
+      if (mode === 'cluster') redisCluster ??= await startRedisCluster();
+      if (mode === 'sentinel') redisSentinel ??= await startRedisSentinel();
+    };
+    [postgres] = await Promise.all([postgres ?? startPostgres(), startRedisOfMode()]);
+    redisEnv =
+      mode === 'cluster'
+        ? { REDIS_CLUSTER_NODES: redisCluster!.nodesEnv }
+        : mode === 'sentinel'
+          ? { REDIS_SENTINELS: redisSentinel!.sentinelsEnv, REDIS_SENTINEL_NAME: redisSentinel!.name }
+          : { REDIS_URL: redis!.url };
     // node-1 applies the migrations (under an advisory lock) before the others race for it.
     nodes.push(await launch(1));
     const rest = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => launch(i + 2)));
@@ -93,7 +128,11 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
     url: nginx ? nginx.url : nodes[0].url,
     nodes,
     postgres,
+    redisMode: mode,
     redis,
+    redisCluster,
+    redisSentinel,
+    redisEnv,
     nginx,
     addNode: async (env) => {
       const node = await launch(nodes.length + 1, env);

@@ -199,7 +199,7 @@ describe('cluster: 3 nodes behind nginx', function () {
     const listener = track(await joinSocket(b.url, { session_id: session.id, name: 'Listener' }));
     const sender = track(await joinSocket(a.url, { session_id: session.id, name: 'Sender' }));
     const channel = `seance#/#session:${session.id}#`;
-    const spy = new Redis(cluster.redis.url);
+    const spy = new Redis(cluster.redis!.url);
     const published: string[] = [];
     spy.on('smessageBuffer', (ch: Buffer, payload: Buffer) => ch.toString() === channel && published.push(payload.toString()));
     try {
@@ -207,7 +207,7 @@ describe('cluster: 3 nodes behind nginx', function () {
       expect((await sendWithAck(sender, { message: 'Is anyone there?' })).ok).to.equal(true);
       await listener.inbox.waitFor('spirit_response');
       // A marker after it on the same channel: once it arrives, everything before it has.
-      const marker = new Redis(cluster.redis.url);
+      const marker = new Redis(cluster.redis!.url);
       await marker.spublish(channel, 'marker');
       marker.disconnect();
       await waitUntil('marker', async () => published.includes('marker'), { timeoutMs: 5_000, intervalMs: 10 });
@@ -226,7 +226,7 @@ describe('cluster: 3 nodes behind nginx', function () {
     const neighbour = track(await joinSocket(a.url, { session_id: session.id, name: 'Neighbour' }));
     const sender = track(await joinSocket(a.url, { session_id: session.id, name: 'Sender' }));
     expect((await sendWithAck(sender, { message: 'first' })).ok).to.equal(true);
-    const admin = new Redis(cluster.redis.url);
+    const admin = new Redis(cluster.redis!.url);
     try {
       // Every write to Redis stalls, publishes included.
       await admin.client('PAUSE', 10_000, 'WRITE');

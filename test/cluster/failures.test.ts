@@ -101,7 +101,7 @@ describe('cluster failures', function () {
 
     const traffic = new Traffic(a, { label: 'redis' });
     await traffic.acceptedMore(3);
-    await cluster.redis.stop();
+    await cluster.redis!.stop();
     const down = await waitForHealth(n1.url, (_b, status) => status === 503, 10_000);
     expect(down).to.include({ status: 'unhealthy', redis: 'disconnected', database: 'connected' });
     // Local clients keep talking: the node's own raw client sees what its socket.io client sends.
@@ -110,7 +110,7 @@ describe('cluster failures', function () {
     await b.inbox.waitFor('message_received', (m) => m.id === duringOutage);
     await b.inbox.waitFor('spirit_response', (r) => r.in_reply_to === duringOutage);
 
-    await cluster.redis.start();
+    await cluster.redis!.start();
     for (const node of cluster.nodes) expect((await waitForHealth(node.url, (_b, status) => status === 200, 15_000)).redis).to.equal('connected');
     // No process died along the way (signal 0 only checks the PID is alive).
     for (const node of cluster.nodes) expect(() => process.kill(node.pid, 0), node.nodeId).not.to.throw();

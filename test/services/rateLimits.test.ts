@@ -81,7 +81,7 @@ describe('rate limits across a cluster (Redis)', function () {
     const session = (await createFrom(a.url, '127.0.0.77')).body.data;
     const socket = await joinSocket(a.url, { session_id: session.id, user_id: 'steady', name: 'Steady' }, { localAddress: '127.0.0.78' } as any);
     expect((await sendWithAck(socket, { message: 'first' })).ok).to.equal(true);
-    const admin = new Redis(cluster.redis.url);
+    const admin = new Redis(cluster.redis!.url);
     try {
       // Every write to Redis stalls: a limit that consulted Redis first could not answer now.
       await admin.client('PAUSE', 10_000, 'WRITE');

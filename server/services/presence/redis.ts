@@ -5,11 +5,17 @@
  * which releases its connections and reports the participants that left.
  *
  * Keys (one session `S`, one user `U`, one node `N`):
- *   seance:p:S:users      HASH  U -> participant JSON
- *   seance:p:S:conns:U    SET   "N/connectionId"
- *   seance:node:N:conns   SET   "S/U/connectionId"   (what to release if N dies)
- *   seance:node:N:alive   STRING with a TTL           (N's heartbeat)
- *   seance:nodes          SET   of node ids
+ *   seance:p:{S}:users      HASH  U -> participant JSON
+ *   seance:p:{S}:conns:U    SET   "N/connectionId"
+ *   seance:node:N:conns     SET   "S/U/connectionId"   (what to release if N dies)
+ *   seance:node:N:alive     STRING with a TTL           (N's heartbeat)
+ *   seance:nodes            SET   of node ids
+ *
+ * On a Redis Cluster a script may only touch keys of one hash slot: a session's keys share the
+ * hash tag `{S}`, so its scripts run on the shard that owns it, and the node's own record of its
+ * connections is written beside the script, not in it. That record is written before admission
+ * and cleared after release, so a node that dies in between leaves nothing a reaper would miss
+ * (releasing a connection twice is harmless: the script only acts on a connection it holds).
  */
 import type Redis from 'ioredis';
 import type { ParticipantView } from '../../events';
@@ -23,13 +29,11 @@ if not existing then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 end
 redis.call('SADD', KEYS[2], ARGV[3])
-redis.call('SADD', KEYS[3], ARGV[5])
 if existing then return {0, existing} end
 return {1, ARGV[2]}`;
 
 const RELEASE = `
-redis.call('SREM', KEYS[2], ARGV[2])
-redis.call('SREM', KEYS[3], ARGV[3])
+if redis.call('SREM', KEYS[2], ARGV[2]) == 0 then return false end
 if redis.call('SCARD', KEYS[2]) == 0 then
   local participant = redis.call('HGET', KEYS[1], ARGV[1])
   if participant then
@@ -45,8 +49,17 @@ interface LocalConnection {
 }
 
 type ScriptedRedis = Redis & {
-  seanceAdmit(k1: string, k2: string, k3: string, uid: string, json: string, conn: string, max: number, nodeMember: string): Promise<[number, string]>;
-  seanceRelease(k1: string, k2: string, k3: string, uid: string, conn: string, nodeMember: string): Promise<string | null>;
+  seanceAdmit(users: string, conns: string, uid: string, json: string, conn: string, max: number): Promise<[number, string]>;
+  seanceRelease(users: string, conns: string, uid: string, conn: string): Promise<string | null>;
+};
+
+/** Key names (the session's keys share one hash slot; see above). */
+export const presenceKeys = {
+  users: (s: string) => `seance:p:{${s}}:users`,
+  conns: (s: string, u: string) => `seance:p:{${s}}:conns:${u}`,
+  nodeConns: (n: string) => `seance:node:${n}:conns`,
+  alive: (n: string) => `seance:node:${n}:alive`,
+  nodes: 'seance:nodes',
 };
 
 const NO_LIMIT = 1_000_000;
@@ -66,15 +79,15 @@ export class RedisPresence implements Presence {
     private readonly logger: Logger,
   ) {
     this.redis = redis as ScriptedRedis;
-    this.redis.defineCommand('seanceAdmit', { numberOfKeys: 3, lua: ADMIT });
-    this.redis.defineCommand('seanceRelease', { numberOfKeys: 3, lua: RELEASE });
+    this.redis.defineCommand('seanceAdmit', { numberOfKeys: 2, lua: ADMIT });
+    this.redis.defineCommand('seanceRelease', { numberOfKeys: 2, lua: RELEASE });
   }
 
-  private static usersKey = (s: string) => `seance:p:${s}:users`;
-  private static connsKey = (s: string, u: string) => `seance:p:${s}:conns:${u}`;
-  private static nodeConnsKey = (n: string) => `seance:node:${n}:conns`;
-  private static aliveKey = (n: string) => `seance:node:${n}:alive`;
-  private static readonly nodesKey = 'seance:nodes';
+  private static usersKey = presenceKeys.users;
+  private static connsKey = presenceKeys.conns;
+  private static nodeConnsKey = presenceKeys.nodeConns;
+  private static aliveKey = presenceKeys.alive;
+  private static readonly nodesKey = presenceKeys.nodes;
 
   async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
     const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers);
@@ -118,7 +131,8 @@ export class RedisPresence implements Presence {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     try {
-      await this.redis.multi().srem(RedisPresence.nodesKey, this.nodeId).del(RedisPresence.aliveKey(this.nodeId)).exec();
+      // Two keys of two slots: two commands (a MULTI must stay in one slot on a Redis Cluster).
+      await Promise.all([this.redis.srem(RedisPresence.nodesKey, this.nodeId), this.redis.del(RedisPresence.aliveKey(this.nodeId))]);
     } catch (err) {
       this.logger.warn({ err }, 'presence: could not deregister node');
     }
@@ -174,29 +188,28 @@ export class RedisPresence implements Presence {
   }
 
   private async runAdmit(node: string, sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
+    const nodeMember = `${sessionId}/${candidate.id}/${connectionId}`;
+    // The node's record first: if this node dies before admission, a reaper finds nothing to undo.
+    await this.redis.sadd(RedisPresence.nodeConnsKey(node), nodeMember);
     const [status, json] = await this.redis.seanceAdmit(
       RedisPresence.usersKey(sessionId),
       RedisPresence.connsKey(sessionId, candidate.id),
-      RedisPresence.nodeConnsKey(node),
       candidate.id,
       JSON.stringify(candidate),
       `${node}/${connectionId}`,
       maxUsers,
-      `${sessionId}/${candidate.id}/${connectionId}`,
     );
-    if (status === -1) return { admitted: false, reason: 'SESSION_FULL' };
+    if (status === -1) {
+      await this.redis.srem(RedisPresence.nodeConnsKey(node), nodeMember);
+      return { admitted: false, reason: 'SESSION_FULL' };
+    }
     return { admitted: true, participant: JSON.parse(json) as ParticipantView, isNew: status === 1 };
   }
 
   private async runRelease(node: string, sessionId: string, userId: string, connectionId: string): Promise<ParticipantView | null> {
-    const json = await this.redis.seanceRelease(
-      RedisPresence.usersKey(sessionId),
-      RedisPresence.connsKey(sessionId, userId),
-      RedisPresence.nodeConnsKey(node),
-      userId,
-      `${node}/${connectionId}`,
-      `${sessionId}/${userId}/${connectionId}`,
-    );
+    const json = await this.redis.seanceRelease(RedisPresence.usersKey(sessionId), RedisPresence.connsKey(sessionId, userId), userId, `${node}/${connectionId}`);
+    // The node's record last: a node that dies before this is reaped, and the release repeats harmlessly.
+    await this.redis.srem(RedisPresence.nodeConnsKey(node), `${sessionId}/${userId}/${connectionId}`);
     return json ? (JSON.parse(json) as ParticipantView) : null;
   }
 

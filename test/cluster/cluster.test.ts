@@ -1,7 +1,9 @@
 /**
- * Three real node processes on one Redis and PostgreSQL, behind nginx rendered from the
- * shipped nginx.conf. Clients talk to chosen nodes directly, or through nginx from distinct
- * loopback source addresses so that nginx spreads them.
+ * Three real node processes on PostgreSQL and Redis, behind nginx rendered from the shipped
+ * nginx.conf. Clients talk to chosen nodes directly, or through nginx from distinct loopback
+ * source addresses so that nginx spreads them. The cross-node cases run twice: on one Redis,
+ * and on a real 3-shard Redis Cluster with sessions whose room channels live on each shard
+ * (checked against the cluster's own slot map and subscription counts).
  */
 import http from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -14,27 +16,67 @@ import { http as request, joinSocket, RawClient, sendWithAck, type TestSocket } 
 import { createSession } from '../support/factories';
 import { nodeServing } from '../support/health';
 import { sharedPostgres } from '../support/hooks';
+import { redisView, sessionChannel, type RedisView } from '../support/redisView';
 
 const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 let nextAddress = 10;
 /** A fresh 127.0.0.x source address: nginx hashes on it. */
 const sourceAddress = () => `127.0.0.${nextAddress++ % 250 + 2}`;
 
-describe('cluster: 3 nodes behind nginx', function () {
+const MODES = [
+  { mode: 'single', label: 'one Redis' },
+  { mode: 'cluster', label: 'a Redis Cluster of 3 shards' },
+] as const;
+
+for (const { mode, label } of MODES) describe(`cluster: 3 nodes behind nginx, on ${label}`, function () {
   this.timeout(60_000);
   let cluster: ClusterHandle;
+  let redis: RedisView;
   const open: Array<TestSocket | RawClient> = [];
   const track = <T extends TestSocket | RawClient>(c: T) => (open.push(c), c);
+  const shards = () => Array.from({ length: redis.shardCount }, (_, i) => i);
 
-  before(async () => {
-    cluster = await startCluster({ nodes: 3, postgres: await sharedPostgres(), env: { MESSAGE_RATE_LIMIT: '1000' } });
+  before(async function () {
+    this.timeout(90_000);
+    cluster = await startCluster({ nodes: 3, postgres: await sharedPostgres(), redisMode: mode, env: { MESSAGE_RATE_LIMIT: '1000' } });
+    redis = redisView(cluster);
   });
   afterEach(() => {
     while (open.length) open.pop()!.close();
   });
-  after(async () => cluster?.stop());
+  after(async () => {
+    redis?.close();
+    await cluster?.stop();
+  });
 
-  it('serves each node under its own id, and nginx spreads distinct client addresses', async () => {
+  /** A new session whose room channel lives on `shard` of the Redis Cluster (any session on one Redis). */
+  async function sessionOnShard(baseUrl: string, shard: number, overrides: Record<string, unknown> = {}): Promise<any> {
+    for (let attempt = 0; attempt < 60; attempt++) {
+      const session = await createSession(baseUrl, overrides);
+      if ((await redis.shardOf(sessionChannel(session.id))) === shard) return session;
+    }
+    throw new Error(`no session landed on shard ${shard} in 60 tries`);
+  }
+
+  /** The session's channel has `nodes` subscribers on the server that owns it, and none elsewhere. */
+  async function expectSubscribers(sessionId: string, nodes: number): Promise<void> {
+    const channel = sessionChannel(sessionId);
+    const owner = await redis.serverFor(channel);
+    const count = async (server: Redis) => Number(((await server.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1]);
+    await waitUntil(`${nodes} subscribers of ${channel}`, async () => (await count(owner)) === nodes, { timeoutMs: 5_000, intervalMs: 20 });
+    if (cluster.redisCluster) {
+      for (const shard of cluster.redisCluster.shards) {
+        const server = new Redis({ host: '127.0.0.1', port: shard.port });
+        try {
+          if (server.options.port !== owner.options.port) expect(await count(server), `shard on port ${shard.port}`).to.equal(0);
+        } finally {
+          server.disconnect();
+        }
+      }
+    }
+  }
+
+  if (mode === 'single') it('serves each node under its own id, and nginx spreads distinct client addresses', async () => {
     const ids = await Promise.all(cluster.nodes.map(async (n) => (await request(n.url, 'GET', '/health')).body.node_id));
     expect(ids).to.deep.equal(['node-1', 'node-2', 'node-3']);
     const seen = new Set<string>();
@@ -45,14 +87,19 @@ describe('cluster: 3 nodes behind nginx', function () {
     expect([...seen].sort()).to.deep.equal(['node-1', 'node-2', 'node-3']);
   });
 
-  it('fans every event out across nodes, socket.io on one node and raw ws on another', async () => {
+  it('fans every event out across nodes, socket.io on one node and raw ws on another (a session on each shard)', async () => {
+    for (const shard of shards()) await fanOut(shard);
+  });
+
+  async function fanOut(shard: number): Promise<void> {
     const [n1, n2, n3] = cluster.nodes;
-    const session = await createSession(n1.url);
+    const session = await sessionOnShard(n1.url, shard);
     const sio = track(await joinSocket(n1.url, { session_id: session.id, user_id: 'sio', name: 'Sio' }));
     const raw = track(await RawClient.join(wsUrl(n2.url), session.id, { user_id: 'raw', name: 'Raw' }));
     expect((await sio.inbox.waitFor('user_joined')).id).to.equal('raw');
     const third = track(await joinSocket(n3.url, { session_id: session.id, user_id: 'third', name: 'Third' }));
     for (const inbox of [sio.inbox, raw.inbox]) expect((await inbox.waitFor('user_joined', (u) => u.id === 'third')).name).to.equal('Third');
+    await expectSubscribers(session.id, 3);
 
     const ack = await sendWithAck(sio, { message: 'from node 1' });
     raw.send({ event: 'send_message', data: { message: 'from node 2' } });
@@ -76,11 +123,11 @@ describe('cluster: 3 nodes behind nginx', function () {
     expect((await raw.inbox.waitFor('session_ended')).session_id).to.equal(session.id);
     expect(await sio.inbox.waitFor('disconnect')).to.equal('io server disconnect');
     expect((await raw.closed).code).to.equal(1000);
-  });
+  }
 
   it("keeps one sender's 50 messages in order on every node", async () => {
     const [n1, n2, n3] = cluster.nodes;
-    const session = await createSession(n1.url);
+    const session = await sessionOnShard(n1.url, 1 % redis.shardCount);
     const sender = track(await RawClient.join(wsUrl(n1.url), session.id, { user_id: 'sender', name: 'Sender' }));
     const onTwo = track(await joinSocket(n2.url, { session_id: session.id, name: 'Two' }));
     const onThree = track(await RawClient.join(wsUrl(n3.url), session.id, { name: 'Three' }));
@@ -99,7 +146,7 @@ describe('cluster: 3 nodes behind nginx', function () {
 
   it('counts participants across nodes; one user on two nodes is one participant', async () => {
     const [n1, n2, n3] = cluster.nodes;
-    const session = await createSession(n1.url, { max_users: 3 });
+    const session = await sessionOnShard(n1.url, 2 % redis.shardCount, { max_users: 3 });
     const a = track(await joinSocket(n1.url, { session_id: session.id, user_id: 'a', name: 'A' }));
     const aAgain = track(await RawClient.join(wsUrl(n2.url), session.id, { user_id: 'a', name: 'A' }));
     const b = track(await joinSocket(n3.url, { session_id: session.id, user_id: 'b', name: 'B' }));
@@ -120,9 +167,9 @@ describe('cluster: 3 nodes behind nginx', function () {
     expect((await request(n2.url, 'GET', `/api/sessions/${session.id}`)).body.data.participant_count).to.equal(1);
   });
 
-  it('admits exactly max_users when 6 users race for 3 seats on 3 nodes (10 rounds)', async () => {
+  it('admits exactly max_users when 6 users race for 3 seats on 3 nodes (10 rounds, sessions on every shard)', async () => {
     for (let round = 0; round < 10; round++) {
-      const session = await createSession(cluster.nodes[0].url, { max_users: 3 });
+      const session = await sessionOnShard(cluster.nodes[0].url, round % redis.shardCount, { max_users: 3 });
       const attempts = Array.from({ length: 6 }, (_, i) => {
         const node = cluster.nodes[i % 3];
         return i % 2 === 0
@@ -139,7 +186,7 @@ describe('cluster: 3 nodes behind nginx', function () {
     }
   });
 
-  it('keeps socket.io long-polling on one node through nginx while it chats with a websocket client', async () => {
+  if (mode === 'single') it('keeps socket.io long-polling on one node through nginx while it chats with a websocket client', async () => {
     const session = await createSession(cluster.url);
     const pollingAddress = sourceAddress();
     const poller = track(
@@ -164,14 +211,14 @@ describe('cluster: 3 nodes behind nginx', function () {
     expect(poller.inbox.of('disconnect')).to.deep.equal([]);
   });
 
-  it('carries raw ws through nginx between clients of different addresses', async () => {
+  if (mode === 'single') it('carries raw ws through nginx between clients of different addresses', async () => {
     const session = await createSession(cluster.url);
     const a = track(await RawClient.join(wsUrl(cluster.url), session.id, { user_id: 'a', name: 'A' }, { localAddress: sourceAddress() }));
     const b = track(await RawClient.join(wsUrl(cluster.url), session.id, { user_id: 'b', name: 'B' }, { localAddress: sourceAddress() }));
     a.send({ event: 'send_message', data: { message: 'through nginx' } });
     expect((await b.inbox.waitFor('message_received')).message).to.equal('through nginx');
   });
-  it("puts a session's raw ws clients on one node through nginx, whatever their addresses; sessions spread", async () => {
+  if (mode === 'single') it("puts a session's raw ws clients on one node through nginx, whatever their addresses; sessions spread", async () => {
     /** The node that answers a raw ws upgrade for `sessionId` from `localAddress` (X-Seance-Node of the 101). */
     const rawNode = (sessionId: string, localAddress: string) =>
       new Promise<string>((resolve, reject) => {
@@ -193,13 +240,14 @@ describe('cluster: 3 nodes behind nginx', function () {
     for (const node of used) expect(['node-1', 'node-2', 'node-3']).to.include(node);
   });
 
-  it('carries the three events of a message to the other nodes in one Redis message', async () => {
+  it('carries the three events of a message to the other nodes in one Redis message, on the shard of its session', async () => {
     const [a, b] = cluster.nodes;
-    const session = await createSession(a.url);
+    const session = await sessionOnShard(a.url, redis.shardCount - 1);
     const listener = track(await joinSocket(b.url, { session_id: session.id, name: 'Listener' }));
     const sender = track(await joinSocket(a.url, { session_id: session.id, name: 'Sender' }));
-    const channel = `seance#/#session:${session.id}#`;
-    const spy = new Redis(cluster.redis!.url);
+    const channel = sessionChannel(session.id);
+    const owner = await redis.serverFor(channel);
+    const spy = new Redis({ host: '127.0.0.1', port: owner.options.port });
     const published: string[] = [];
     spy.on('smessageBuffer', (ch: Buffer, payload: Buffer) => ch.toString() === channel && published.push(payload.toString()));
     try {
@@ -207,7 +255,7 @@ describe('cluster: 3 nodes behind nginx', function () {
       expect((await sendWithAck(sender, { message: 'Is anyone there?' })).ok).to.equal(true);
       await listener.inbox.waitFor('spirit_response');
       // A marker after it on the same channel: once it arrives, everything before it has.
-      const marker = new Redis(cluster.redis!.url);
+      const marker = new Redis({ host: '127.0.0.1', port: owner.options.port });
       await marker.spublish(channel, 'marker');
       marker.disconnect();
       await waitUntil('marker', async () => published.includes('marker'), { timeoutMs: 5_000, intervalMs: 10 });
@@ -226,7 +274,7 @@ describe('cluster: 3 nodes behind nginx', function () {
     const neighbour = track(await joinSocket(a.url, { session_id: session.id, name: 'Neighbour' }));
     const sender = track(await joinSocket(a.url, { session_id: session.id, name: 'Sender' }));
     expect((await sendWithAck(sender, { message: 'first' })).ok).to.equal(true);
-    const admin = new Redis(cluster.redis!.url);
+    const admin = new Redis({ host: '127.0.0.1', port: (await redis.serverFor(sessionChannel(session.id))).options.port });
     try {
       // Every write to Redis stalls, publishes included.
       await admin.client('PAUSE', 10_000, 'WRITE');

@@ -118,8 +118,12 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
     throw err;
   }
 
+  /** Asked of the first shard that answers (one may be down). */
   const shardOf = async (key: string): Promise<number> => {
-    const admin = new Redis({ port: shards[0].port, host: '127.0.0.1' });
+    const live = [];
+    for (const s of shards) if (await redisPing(s.port)) live.push(s);
+    if (live.length === 0) throw new Error('no shard answers');
+    const admin = new Redis({ port: live[0].port, host: '127.0.0.1' });
     try {
       const slot = Number(await admin.cluster('KEYSLOT', key));
       const ranges = await admin.cluster('SLOTS');

@@ -36,6 +36,8 @@ export interface RedisSentinelHandle {
   master(): Promise<RedisDataNode>;
   /** Resolves once the sentinels name a master other than `port` and it answers as a master. */
   waitForPromotion(oldPort: number, timeoutMs?: number): Promise<number>;
+  /** Resolves once the server on `port` is a replica in sync with its master (the sentinels reconfigure a returning master so). */
+  waitReplicating(port: number, timeoutMs?: number): Promise<void>;
   destroy(): Promise<void>;
 }
 
@@ -57,12 +59,14 @@ async function sentinelMaster(port: number): Promise<number | null> {
   }
 }
 
+/** The server's ROLE ('master', 'slave'; '' when it does not answer), and for a replica whether its link is up. */
 async function role(port: number): Promise<string> {
   const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1_000 });
   client.on('error', () => undefined);
   try {
     await client.connect();
-    return String(((await client.call('ROLE')) as unknown[])[0]);
+    const reply = (await client.call('ROLE')) as unknown[];
+    return reply[0] === 'slave' && reply[3] !== 'connected' ? 'slave-syncing' : String(reply[0]);
   } catch {
     return '';
   } finally {
@@ -199,6 +203,9 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
         { timeoutMs, intervalMs: 50 },
       );
       return promoted;
+    },
+    waitReplicating: async (port, timeoutMs = 30_000) => {
+      await waitUntil(`replica on port ${port} in sync`, async () => (await role(port)) === 'slave', { timeoutMs, intervalMs: 100 });
     },
     destroy,
   };

@@ -10,6 +10,12 @@
  * local listeners get the event at once, and a failed publish is logged.
  *
  * Both ends must run this code: a node without it would drop the batches it cannot parse.
+ *
+ * When the publishing connection comes back after losing Redis (a restart, a Sentinel failover
+ * to the promoted replica), the other nodes' subscriptions are being restored at the same
+ * moment; Pub/Sub delivers only to subscriptions that exist. So what was published meanwhile,
+ * and what is published in the first RESUBSCRIBE_GRACE_MS after, leaves once that time is up:
+ * late rather than to nobody.
  */
 import type { ClusterMessage } from 'socket.io-adapter';
 import type Redis from 'ioredis';
@@ -25,30 +31,64 @@ interface ShardedAdapterInternals {
 }
 
 const JSON_ARRAY = 0x5b; // '['
+/** How long publishes wait after the connection is back for the other nodes to resubscribe. */
+export const RESUBSCRIBE_GRACE_MS = 1_000;
+/** The most publishes one Redis message carries (a backlog after an outage leaves in several). */
+const MAX_BATCH = 200;
 
 export function batchRoomPublishes(adapter: unknown, pub: Redis, logger: Logger): void {
   const target = adapter as ShardedAdapterInternals;
-  const pending = new Map<string, string[]>();
+  /** Per channel, in order; MessagePack (binary) payloads cannot join a JSON array and leave alone. */
+  const pending = new Map<string, Array<string | Buffer>>();
   let scheduled = false;
+  let timer: NodeJS.Timeout | null = null;
+  let heldUntil = 0;
+  let lost = false;
 
   const send = (channel: string, payload: string | Buffer) => {
     pub.spublish(channel, payload).catch((err: Error) => logger.warn({ err: { message: err.message }, channel }, 'could not publish to the cluster'));
   };
+  const sendBatch = (channel: string, batch: string[]) => {
+    if (batch.length > 0) send(channel, batch.length === 1 ? batch[0] : `[${batch.join(',')}]`);
+  };
   const flush = () => {
     scheduled = false;
-    for (const [channel, payloads] of pending) send(channel, payloads.length === 1 ? payloads[0] : `[${payloads.join(',')}]`);
+    // Redis is away: everything waits for it (the 'ready' handler flushes).
+    if (pub.status !== 'ready') return;
+    const wait = heldUntil - Date.now();
+    if (wait > 0) {
+      timer ??= setTimeout(() => {
+        timer = null;
+        flush();
+      }, wait);
+      return;
+    }
+    for (const [channel, payloads] of pending) {
+      let batch: string[] = [];
+      for (const payload of payloads) {
+        if (typeof payload !== 'string' || batch.length === MAX_BATCH) {
+          sendBatch(channel, batch);
+          batch = [];
+        }
+        if (typeof payload === 'string') batch.push(payload);
+        else send(channel, payload);
+      }
+      sendBatch(channel, batch);
+    }
     pending.clear();
   };
+
+  pub.on('close', () => (lost = true));
+  pub.on('ready', () => {
+    if (!lost) return;
+    lost = false;
+    heldUntil = Date.now() + RESUBSCRIBE_GRACE_MS;
+    flush();
+  });
 
   target.doPublish = (message) => {
     const channel = target.computeChannel(message);
     const payload = target.encode(message);
-    if (typeof payload !== 'string') {
-      // MessagePack (binary data) cannot join a JSON array: what is queued goes first, in order.
-      flush();
-      send(channel, payload);
-      return Promise.resolve('');
-    }
     const queued = pending.get(channel);
     if (queued) queued.push(payload);
     else pending.set(channel, [payload]);

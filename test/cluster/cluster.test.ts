@@ -16,7 +16,7 @@ import { http as request, joinSocket, RawClient, sendWithAck, type TestSocket } 
 import { createSession } from '../support/factories';
 import { nodeServing } from '../support/health';
 import { sharedPostgres } from '../support/hooks';
-import { redisView, sessionChannel, type RedisView } from '../support/redisView';
+import { redisView, sessionChannel, sessionOnShard as onShard, type RedisView } from '../support/redisView';
 
 const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 let nextAddress = 10;
@@ -49,14 +49,7 @@ for (const { mode, label } of MODES) describe(`cluster: 3 nodes behind nginx, on
     await cluster?.stop();
   });
 
-  /** A new session whose room channel lives on `shard` of the Redis Cluster (any session on one Redis). */
-  async function sessionOnShard(baseUrl: string, shard: number, overrides: Record<string, unknown> = {}): Promise<any> {
-    for (let attempt = 0; attempt < 60; attempt++) {
-      const session = await createSession(baseUrl, overrides);
-      if ((await redis.shardOf(sessionChannel(session.id))) === shard) return session;
-    }
-    throw new Error(`no session landed on shard ${shard} in 60 tries`);
-  }
+  const sessionOnShard = (baseUrl: string, shard: number, overrides: Record<string, unknown> = {}) => onShard(redis, baseUrl, shard, overrides);
 
   /** The session's channel has `nodes` subscribers on the server that owns it, and none elsewhere. */
   async function expectSubscribers(sessionId: string, nodes: number): Promise<void> {

@@ -5,6 +5,7 @@
  */
 import Redis from 'ioredis';
 import type { ClusterHandle } from '../../harness/cluster';
+import { createSession } from './factories';
 
 /** The sharded Pub/Sub channel of a session's room (the adapter's prefix, namespace and room). */
 export const sessionChannel = (sessionId: string) => `seance#/#session:${sessionId}#`;
@@ -42,4 +43,13 @@ export function redisView(cluster: ClusterHandle): RedisView {
       open.clear();
     },
   };
+}
+
+/** A new session whose room channel lives on `shard` of the Redis Cluster (any session on one Redis). */
+export async function sessionOnShard(view: RedisView, baseUrl: string, shard: number, overrides: Record<string, unknown> = {}): Promise<any> {
+  for (let attempt = 0; attempt < 60; attempt++) {
+    const session = await createSession(baseUrl, overrides);
+    if ((await view.shardOf(sessionChannel(session.id))) === shard) return session;
+  }
+  throw new Error(`no session landed on shard ${shard} in 60 tries`);
 }

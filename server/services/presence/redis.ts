@@ -145,8 +145,10 @@ export class RedisPresence implements Presence {
     try {
       const previous = await this.redis.set(RedisPresence.aliveKey(this.nodeId), '1', 'PX', this.ttlMs, 'GET');
       await this.redis.sadd(RedisPresence.nodesKey, this.nodeId);
-      // Our key vanished: Redis restarted, or another node took us for dead. Put our truth back.
-      if (previous === null && this.timer) await this.resync();
+      // Our key vanished (Redis restarted, or another node took us for dead), or a session we
+      // serve lost its participants (its Redis Cluster shard restarted): put our truth back.
+      const lost = await this.lostSessions();
+      if (this.timer && (previous === null || lost.size > 0)) await this.resync(lost);
       const nodes = await this.redis.smembers(RedisPresence.nodesKey);
       for (const node of nodes) {
         if (node === this.nodeId || (await this.redis.exists(RedisPresence.aliveKey(node)))) continue;
@@ -160,6 +162,13 @@ export class RedisPresence implements Presence {
     }
   }
 
+  /** Sessions this node has connections in whose participants are gone from Redis. */
+  private async lostSessions(): Promise<Set<string>> {
+    const sessions = [...new Set([...this.local.values()].map((c) => c.sessionId))];
+    const present = await Promise.all(sessions.map((s) => this.redis.exists(RedisPresence.usersKey(s))));
+    return new Set(sessions.filter((_, i) => present[i] === 0));
+  }
+
   private async reap(deadNode: string): Promise<void> {
     const members = await this.redis.smembers(RedisPresence.nodeConnsKey(deadNode));
     this.logger.warn({ dead_node: deadNode, connections: members.length }, 'presence: reaping a dead node');
@@ -171,8 +180,8 @@ export class RedisPresence implements Presence {
     await this.redis.del(RedisPresence.nodeConnsKey(deadNode));
   }
 
-  /** Makes Redis agree with this node's own connections: drops stale ones, restores missing ones. */
-  private async resync(): Promise<void> {
+  /** Makes Redis agree with this node's own connections: drops stale ones, restores missing ones (all of those in `lost` sessions). */
+  private async resync(lost: ReadonlySet<string> = new Set()): Promise<void> {
     const recorded = new Set(await this.redis.smembers(RedisPresence.nodeConnsKey(this.nodeId)));
     for (const member of recorded) {
       const [sessionId, userId, connectionId] = member.split('/');
@@ -181,7 +190,7 @@ export class RedisPresence implements Presence {
       if (left) this.emit({ sessionId, participant: left, kind: 'left' });
     }
     for (const [connectionId, conn] of this.local) {
-      if (recorded.has(`${conn.sessionId}/${conn.participant.id}/${connectionId}`)) continue;
+      if (recorded.has(`${conn.sessionId}/${conn.participant.id}/${connectionId}`) && !lost.has(conn.sessionId)) continue;
       const result = await this.runAdmit(this.nodeId, conn.sessionId, conn.participant, connectionId, NO_LIMIT);
       if (result.admitted && result.isNew) this.emit({ sessionId: conn.sessionId, participant: result.participant, kind: 'joined' });
     }

@@ -1,0 +1,254 @@
+/**
+ * Redis failing under real traffic, with real processes: the Sentinel master killed while
+ * clients chat across 3 nodes (nodes follow the promoted replica by themselves), and one shard
+ * of a Redis Cluster restarted (sessions on the other shards carry on, the ones on it recover).
+ * The failover test prints what it measured: when the sentinels promoted the replica, and when
+ * fan-out across nodes worked again, counted from the kill.
+ */
+import http from 'node:http';
+import { expect } from 'chai';
+import { startCluster, type ClusterHandle } from '../../harness/cluster';
+import { waitUntil } from '../../harness/processes';
+import { http as request, joinSocket, RawClient, type TestSocket } from '../support/clients';
+import { createSession } from '../support/factories';
+import { waitForHealth } from '../support/health';
+import { sharedPostgres } from '../support/hooks';
+import { redisView, sessionOnShard } from '../support/redisView';
+import { Traffic } from '../support/traffic';
+
+const wsUrl = (url: string) => url.replace(/^http/, 'ws');
+/** How soon after the promotion every node must be healthy again (reconnect, ready check). */
+const RECONNECT_BOUND_MS = 3_000;
+const ENV = { MESSAGE_RATE_LIMIT: '1000', SESSION_CREATE_RATE_LIMIT: '5', PRESENCE_TTL_MS: '3000' };
+
+/** POST /api/sessions from a chosen loopback source address; answers the HTTP status. */
+function createFrom(baseUrl: string, localAddress: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(`${baseUrl}/api/sessions`, { method: 'POST', localAddress, headers: { 'content-type': 'application/json' } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode!));
+    });
+    req.on('error', reject);
+    req.end(JSON.stringify({ name: 'limited' }));
+  });
+}
+
+/** Every node's /health, polled until stopped. */
+class HealthWatch {
+  readonly samples: Array<{ node: string; at: number; status: number }> = [];
+  private running = true;
+  private readonly done: Promise<unknown>;
+
+  constructor(cluster: ClusterHandle) {
+    this.done = Promise.all(
+      cluster.nodes.map(async (node) => {
+        while (this.running) {
+          const status = await request(node.url, 'GET', '/health').then((r) => r.status, () => 0);
+          this.samples.push({ node: node.nodeId, at: Date.now(), status });
+          await new Promise((resolve) => setTimeout(resolve, 50));
+        }
+      }),
+    );
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.done;
+  }
+}
+
+/** One session's chat across the 3 nodes: a socket.io sender on each, and a raw ws listener. */
+class Chat {
+  private constructor(
+    readonly sessionId: string,
+    readonly senders: TestSocket[],
+    readonly raw: RawClient,
+    readonly traffic: Traffic[],
+  ) {}
+
+  static async start(cluster: ClusterHandle, sessionId: string, label: string): Promise<Chat> {
+    const senders = await Promise.all(cluster.nodes.map((node, i) => joinSocket(node.url, { session_id: sessionId, user_id: `${label}-${i + 1}`, name: `${label} ${i + 1}` })));
+    const raw = await RawClient.join(wsUrl(cluster.nodes[1].url), sessionId, { user_id: `${label}-raw`, name: `${label} raw` });
+    const traffic = senders.map((s, i) => new Traffic(s, { label: `${label} ${i + 1}`, intervalMs: 100, maxMessages: 600 }));
+    return new Chat(sessionId, senders, raw, traffic);
+  }
+
+  get inboxes() {
+    return [...this.senders.map((s) => s.inbox), this.raw.inbox];
+  }
+
+  /** The newest message id any sender has been acknowledged so far. */
+  lastAccepted(): number {
+    return Math.max(0, ...this.traffic.flatMap((t) => t.result.accepted));
+  }
+
+  /** Resolves once every sender got one more message accepted. */
+  async flowing(count = 3): Promise<void> {
+    await Promise.all(this.traffic.map((t) => t.acceptedMore(count)));
+  }
+
+  /** Resolves once a message newer than `id` from every sender reached every listener on the other nodes. */
+  async crossNodeAfter(id: number, timeoutMs: number): Promise<void> {
+    await waitUntil(
+      'fan-out across nodes',
+      async () =>
+        this.senders.every((sender, i) =>
+          this.inboxes.every((inbox, j) => j === i || inbox.of('message_received').some((m) => m.user_id === (sender.auth as any).user_id && m.id > id)),
+        ),
+      { timeoutMs, intervalMs: 10 },
+    );
+  }
+
+  /** Stops the traffic; every acknowledged message reaches every listener, in each sender's order. */
+  async expectEveryoneGotEverything(): Promise<void> {
+    const results = await Promise.all(this.traffic.map((t) => t.stop()));
+    for (const [i, result] of results.entries()) {
+      expect(result.refused, `refused from sender ${i + 1}`).to.deep.equal([]);
+      const userId = (this.senders[i].auth as any).user_id;
+      for (const [j, inbox] of this.inboxes.entries()) {
+        const received = () => inbox.of('message_received').filter((m) => m.user_id === userId).map((m) => m.id);
+        await waitUntil(`listener ${j + 1} has sender ${i + 1}'s messages`, async () => received().length >= result.accepted.length, { timeoutMs: 10_000, intervalMs: 20 }).catch(
+          () => undefined,
+        );
+        expect(received(), `listener ${j + 1}, sender ${i + 1}`).to.deep.equal(result.accepted);
+      }
+    }
+  }
+
+  close(): void {
+    for (const s of this.senders) s.close();
+    this.raw.close();
+  }
+}
+
+describe('Redis failover under traffic', function () {
+  this.timeout(180_000);
+
+  describe('Sentinel (1 master, 1 replica, 3 sentinels)', () => {
+    let cluster: ClusterHandle;
+    before(async function () {
+      this.timeout(90_000);
+      cluster = await startCluster({ nodes: 3, nginx: false, redisMode: 'sentinel', postgres: await sharedPostgres(), env: ENV });
+    });
+    after(async () => cluster?.stop());
+
+    it('follows the promoted replica twice: health is 503 only without a master, and fan-out, presence and rate limits resume, with every acknowledged message delivered', async () => {
+      const sentinel = cluster.redisSentinel!;
+      const [n1, n2, n3] = cluster.nodes;
+      const session = await createSession(n1.url);
+      const chat = await Chat.start(cluster, session.id, 'chat');
+      try {
+        await chat.flowing();
+        const measured: Array<{ promotedMs: number; fanOutMs: number; unhealthyMs: number }> = [];
+        for (let round = 0; round < 2; round++) {
+          const oldMaster = await sentinel.master();
+          const watch = new HealthWatch(cluster);
+          const lastBefore = chat.lastAccepted();
+          const killedAt = Date.now();
+          await oldMaster.stop({ kill: true });
+          await sentinel.waitForPromotion(oldMaster.port);
+          const promotedAt = Date.now();
+          await chat.crossNodeAfter(lastBefore, 30_000);
+          const fanOutAt = Date.now();
+          for (const node of cluster.nodes) await waitForHealth(node.url, (_b, status) => status === 200, 15_000);
+          await watch.stop();
+
+          const unhealthy = watch.samples.filter((s) => s.status !== 200);
+          expect(unhealthy.length, 'health reported Redis down during the failover').to.be.greaterThan(0);
+          // Down only while there was no master: from the kill until the nodes reached the promoted one.
+          for (const sample of unhealthy) expect(sample.at - killedAt, `${sample.node} unhealthy`).to.be.within(0, promotedAt - killedAt + RECONNECT_BOUND_MS);
+          measured.push({ promotedMs: promotedAt - killedAt, fanOutMs: fanOutAt - killedAt, unhealthyMs: Math.max(...unhealthy.map((s) => s.at)) - killedAt });
+          await chat.flowing();
+
+          // The old master returns; the sentinels make it a replica of the new one (next round's spare).
+          await oldMaster.start();
+          await sentinel.waitReplicating(oldMaster.port);
+        }
+        process.stdout.write(
+          `      measured: ${measured.map((m, i) => `failover ${i + 1}: promoted after ${m.promotedMs} ms, last 503 at ${m.unhealthyMs} ms, fan-out back after ${m.fanOutMs} ms`).join('; ')}\n`,
+        );
+
+        // Presence: a newcomer is seen by everyone, the list is whole, cluster-wide.
+        const late = await joinSocket(n3.url, { session_id: session.id, user_id: 'late', name: 'Late' });
+        try {
+          for (const inbox of chat.inboxes) expect((await inbox.waitFor('user_joined', (u) => u.id === 'late')).name).to.equal('Late');
+          const participants = (await request(n2.url, 'GET', `/api/sessions/${session.id}/participants`)).body.data.map((p: any) => p.id).sort();
+          expect(participants).to.deep.equal(['chat-1', 'chat-2', 'chat-3', 'chat-raw', 'late']);
+        } finally {
+          late.close();
+        }
+        // Rate limits count in Redis again: one address's session creations across nodes (limit 5).
+        const statuses = [];
+        for (const node of [n1, n2, n3, n1, n2, n3]) statuses.push(await createFrom(node.url, '127.0.9.1'));
+        expect(statuses).to.deep.equal([201, 201, 201, 201, 201, 429]);
+
+        await chat.expectEveryoneGotEverything();
+      } finally {
+        chat.close();
+      }
+    });
+  });
+
+  describe('Redis Cluster (3 shards): one shard restarts', () => {
+    let cluster: ClusterHandle;
+    before(async function () {
+      this.timeout(90_000);
+      cluster = await startCluster({ nodes: 3, nginx: false, redisMode: 'cluster', postgres: await sharedPostgres(), env: { ...ENV, SESSION_CREATE_RATE_LIMIT: '1000' } });
+    });
+    after(async () => cluster?.stop());
+
+    it('leaves the sessions on the other shards undisturbed, and the sessions on it recover fan-out and presence', async () => {
+      const view = redisView(cluster);
+      const shards = cluster.redisCluster!.shards;
+      const chats: Chat[] = [];
+      try {
+        for (const shard of [0, 1, 2]) {
+          const session = await sessionOnShard(view, cluster.nodes[0].url, shard);
+          chats.push(await Chat.start(cluster, session.id, `shard${shard}`));
+        }
+        await Promise.all(chats.map((c) => c.flowing()));
+        const [victim, ...others] = chats;
+
+        const lastBefore = victim.lastAccepted();
+        const stoppedAt = Date.now();
+        await shards[0].stop({ kill: true });
+        // While the shard is down, the other sessions talk across nodes as before.
+        const othersBefore = others.map((c) => c.lastAccepted());
+        await Promise.all(others.map((c) => c.flowing(10)));
+        await Promise.all(others.map((c, i) => c.crossNodeAfter(othersBefore[i], 2_000)));
+        expect(Date.now() - stoppedAt).to.be.below(20_000);
+
+        await shards[0].start();
+        const restartedAt = Date.now();
+        const victimBefore = Math.max(lastBefore, victim.lastAccepted());
+        await victim.crossNodeAfter(victimBefore, 30_000);
+        const recoveredMs = Date.now() - restartedAt;
+        // Presence of the restarted shard's session is rebuilt from the nodes' own connections.
+        await waitUntil(
+          'presence rebuilt',
+          async () => (await request(cluster.nodes[2].url, 'GET', `/api/sessions/${victim.sessionId}/participants`)).body.data.length === 4,
+          { timeoutMs: 15_000, intervalMs: 100 },
+        );
+        process.stdout.write(`      measured: shard down ${restartedAt - stoppedAt} ms; its sessions' fan-out back ${recoveredMs} ms after it restarted\n`);
+
+        // The undisturbed sessions lost nothing; the restarted shard's session delivers everything sent since it recovered.
+        for (const chat of others) await chat.expectEveryoneGotEverything();
+        const afterRecovery = victim.lastAccepted();
+        await victim.flowing(5);
+        const results = await Promise.all(victim.traffic.map((t) => t.stop()));
+        for (const [i, result] of results.entries()) {
+          const userId = (victim.senders[i].auth as any).user_id;
+          const expected = result.accepted.filter((id) => id > afterRecovery);
+          for (const inbox of victim.inboxes) {
+            await waitUntil('recovered messages', async () => expected.every((id) => inbox.of('message_received').some((m) => m.id === id)), { timeoutMs: 10_000, intervalMs: 20 });
+            const got = inbox.of('message_received').filter((m) => m.user_id === userId && m.id > afterRecovery).map((m) => m.id);
+            expect(got).to.deep.equal(expected);
+          }
+        }
+      } finally {
+        view.close();
+        for (const chat of chats) chat.close();
+      }
+    });
+  });
+});

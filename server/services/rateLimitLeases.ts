@@ -46,6 +46,11 @@ const FLUSH_MS = 1_000;
 const IDLE_MS = 30_000;
 /** How often a requester looks at a fenced lease while it waits for the holder. */
 const POLL_MS = 100;
+/**
+ * A count in Redis whose window ends this much before the holder's is an earlier window's (the
+ * two end within a round trip of each other otherwise): the holder's new window replaces it.
+ */
+const STALE_WINDOW_MS = 500;
 /** Acquisition rounds before a node gives up on a lease and simply consumes in Redis. */
 const MAX_ACQUIRE_ROUNDS = 3;
 
@@ -74,8 +79,15 @@ const SETTLE = `
 local n
 local delta = tonumber(ARGV[2])
 if delta > 0 then
-  n = redis.call('INCRBY', KEYS[2], delta)
-  if redis.call('PTTL', KEYS[2]) < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+  local left = redis.call('PTTL', KEYS[2])
+  if left >= 0 and left < tonumber(ARGV[3]) - ${STALE_WINDOW_MS} then
+    -- What is there is an earlier window's count, about to expire: this window starts from ours.
+    redis.call('SET', KEYS[2], delta, 'PX', ARGV[3])
+    n = delta
+  else
+    n = redis.call('INCRBY', KEYS[2], delta)
+    if left < 0 then redis.call('PEXPIRE', KEYS[2], ARGV[3]) end
+  end
 else
   n = tonumber(redis.call('GET', KEYS[2]) or '0')
 end

@@ -211,6 +211,21 @@ for (const kind of ['Redis', 'Redis Cluster'] as const) describe(`message limits
     }
   });
 
+  it('starts a new window from its own count, not from an earlier window\'s count that is about to expire', async () => {
+    const a = await startNode('node-a');
+    const key = newKey();
+    a.limits.prepareMessages(key);
+    await waitUntil('lease taken', async () => (await holderOf(key)) === 'node-a', { timeoutMs: 5_000, intervalMs: 10 });
+    // An earlier window's count, ending long before the window a opens now.
+    await admin.set(`seance:rl:msg:${key}`, 3, 'PX', 1_500);
+    expect(await attempt(a, key)).to.equal(true);
+    await waitUntil('a wrote its window', async () => Number(await admin.get(`seance:rl:msg:${key}`)) === 1 && (await admin.pttl(`seance:rl:msg:${key}`)) > 10_000, {
+      timeoutMs: 3_000,
+      intervalMs: 10,
+    });
+    expect([await attempt(a, key), await attempt(a, key), await attempt(a, key)]).to.deep.equal([true, true, false]);
+  });
+
   it('writes its counts and hands its leases back when it stops', async () => {
     const a = await startNode('node-a');
     const b = await startNode('node-b');

@@ -69,6 +69,8 @@ export class RedisPresence implements Presence {
   private readonly listeners: Array<(change: PresenceChange) => void> = [];
   /** This node's own connections: what it re-registers after a Redis restart or a false reap. */
   private readonly local = new Map<string, LocalConnection>();
+  /** Connections being admitted right now. */
+  private readonly admitting = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private beating = false;
 
@@ -90,9 +92,15 @@ export class RedisPresence implements Presence {
   private static readonly nodesKey = presenceKeys.nodes;
 
   async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
-    const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers);
-    if (result.admitted) this.local.set(connectionId, { sessionId, participant: result.participant });
-    return result;
+    // Recorded for this node before it is admitted: a resync meanwhile must not take it for stale.
+    this.admitting.add(connectionId);
+    try {
+      const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers);
+      if (result.admitted) this.local.set(connectionId, { sessionId, participant: result.participant });
+      return result;
+    } finally {
+      this.admitting.delete(connectionId);
+    }
   }
 
   async release(sessionId: string, userId: string, connectionId: string): Promise<ParticipantView | null> {
@@ -185,7 +193,7 @@ export class RedisPresence implements Presence {
     const recorded = new Set(await this.redis.smembers(RedisPresence.nodeConnsKey(this.nodeId)));
     for (const member of recorded) {
       const [sessionId, userId, connectionId] = member.split('/');
-      if (this.local.has(connectionId)) continue;
+      if (this.local.has(connectionId) || this.admitting.has(connectionId)) continue;
       const left = await this.runRelease(this.nodeId, sessionId, userId, connectionId);
       if (left) this.emit({ sessionId, participant: left, kind: 'left' });
     }

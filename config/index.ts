@@ -44,6 +44,8 @@ export interface Config {
     timeoutMs: number;
     retries: number;
     retryBaseMs: number;
+    /** How long the built-in oracle "thinks" before it answers; 0 answers at once. */
+    oracleDelayMs: number;
     gemini: { apiKey: string | null; model: string; baseUrl: string };
     openai: { apiKey: string | null; model: string; baseUrl: string };
   };
@@ -119,6 +121,7 @@ const schema = Joi.object({
   SPIRIT_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(10000),
   SPIRIT_RETRIES: Joi.number().integer().min(0).max(10).default(2),
   SPIRIT_RETRY_BASE_MS: Joi.number().integer().min(0).max(60000).default(250),
+  SPIRIT_ORACLE_DELAY_MS: Joi.number().integer().min(0).max(60000).default(1500),
   GOOGLE_API_KEY: Joi.string(),
   GEMINI_MODEL: Joi.string().default('gemini-2.0-flash'),
   GEMINI_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('https://generativelanguage.googleapis.com/v1beta'),
@@ -233,6 +236,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: v.SPIRIT_TIMEOUT_MS,
       retries: v.SPIRIT_RETRIES,
       retryBaseMs: v.SPIRIT_RETRY_BASE_MS,
+      oracleDelayMs: v.SPIRIT_ORACLE_DELAY_MS,
       gemini: { apiKey: v.GOOGLE_API_KEY ?? null, model: v.GEMINI_MODEL, baseUrl: v.GEMINI_BASE_URL.replace(/\/+$/, '') },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, model: v.OPENAI_MODEL, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, '') },
     },

@@ -33,7 +33,8 @@ async function main(): Promise<void> {
     nodes,
     nginx: !values['no-nginx'],
     redisMode,
-    env: { NODE_ENV: process.env.NODE_ENV ?? 'development', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info' },
+    // The oracle takes its product-default time here (an empty value counts as unset), unless the shell says otherwise.
+    env: { NODE_ENV: process.env.NODE_ENV ?? 'development', LOG_LEVEL: process.env.LOG_LEVEL ?? 'info', SPIRIT_ORACLE_DELAY_MS: process.env.SPIRIT_ORACLE_DELAY_MS ?? '' },
   });
 
   const lines = [

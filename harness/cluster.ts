@@ -94,6 +94,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
         ...redisEnv,
         NODE_ENV: 'test',
         LOG_LEVEL: 'warn',
+        // Tests and the benchmark want the answer at once; `npm run cluster` passes the product default.
+        SPIRIT_ORACLE_DELAY_MS: '0',
         ...opts.env,
         ...env,
       },

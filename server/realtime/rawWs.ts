@@ -124,6 +124,7 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
       Object.assign(client, { userId: participation.participant.id });
       hub.add(sessionId, client);
       send('session_joined', outcome.welcome);
+      replayRoster(send, outcome.welcome);
       roomService.announceJoin(outcome);
     };
 
@@ -193,6 +194,16 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
       wss.close();
     },
   };
+}
+
+/**
+ * Raw transport only: the existing frontend builds its list of people from `user_joined`
+ * alone, so after `session_joined` a raw client gets one `user_joined` per participant
+ * present, itself included. Socket.IO clients read `session_joined.users` instead.
+ */
+function replayRoster(send: <E extends ServerEventName>(event: E, data: ServerEventData<E>) => void, welcome: ServerEventData<'session_joined'>): void {
+  const present = welcome.users.some((u) => u.id === welcome.you.id) ? welcome.users : [...welcome.users, welcome.you];
+  for (const participant of present) send('user_joined', participant);
 }
 
 /** A JSON object, or the INVALID_PAYLOAD error to send back. */

@@ -65,6 +65,7 @@ describe('fuzz: hostile input against a live node', function () {
         LOG_LEVEL: 'error',
         JWT_SECRET,
         SPIRIT_PROVIDER: 'oracle',
+        SPIRIT_ORACLE_DELAY_MS: '0',
         MESSAGE_RATE_LIMIT: '100000',
         CONNECT_RATE_LIMIT: '1000000',
         SESSION_CREATE_RATE_LIMIT: '1000000',

@@ -28,7 +28,7 @@ describe('raw WebSocket /ws/{id}', () => {
     frontend.send({ user_id: 'front-1', name: 'Madame Z' });
     frontend.send({ event: 'send_message', data: { user_name: 'Madame Z', message: 'Are you with us?' } });
 
-    expect((await observer.inbox.waitFor('user_joined')).id).to.equal('front-1');
+    expect((await observer.inbox.waitFor('user_joined', (u) => u.id !== 'observer')).id).to.equal('front-1');
     const received = await frontend.inbox.waitFor('message_received');
     expect(received).to.include({ user_name: 'Madame Z', message: 'Are you with us?' });
     expect(received.timestamp).to.match(/Z$/);
@@ -179,7 +179,7 @@ describe('mixed transports in one session', () => {
     const session = await createSession(server.url);
     const raw = await RawClient.join(server.wsUrl, session.id, { user_id: 'raw', name: 'Raw' });
     const sio = await joinSocket(server.url, { session_id: session.id, user_id: 'sio', name: 'Sio' });
-    expect(await raw.inbox.waitFor('user_joined')).to.deep.equal(sio.inbox.of('session_joined')[0].you);
+    expect(await raw.inbox.waitFor('user_joined', (u) => u.id === 'sio')).to.deep.equal(sio.inbox.of('session_joined')[0].you);
 
     const ack = await sendWithAck(sio, { message: 'from socket.io' });
     raw.send({ event: 'send_message', data: { message: 'from raw' } });

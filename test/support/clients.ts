@@ -39,6 +39,8 @@ export async function http(
 export interface Received {
   event: string;
   data: any;
+  /** Date.now() when it arrived. */
+  at: number;
 }
 
 /** Everything one connection received, in order, with waits that fail loudly on timeout. */
@@ -47,13 +49,20 @@ export class Inbox {
   private waiters: Array<{ match: (r: Received) => boolean; resolve: (r: Received) => void }> = [];
 
   push(event: string, data: unknown): void {
-    const received = { event, data };
+    const received = { event, data, at: Date.now() };
     this.events.push(received);
     this.waiters = this.waiters.filter((w) => {
       if (!w.match(received)) return true;
       w.resolve(received);
       return false;
     });
+  }
+
+  /** When the first `event` whose data satisfies `predicate` arrived (it must have). */
+  arrivalOf(event: string, predicate: (data: any) => boolean = () => true): number {
+    const found = this.events.find((r) => r.event === event && predicate(r.data));
+    if (!found) throw new Error(`no "${event}" received`);
+    return found.at;
   }
 
   of(event: string): any[] {

@@ -45,6 +45,8 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     HOST: '127.0.0.1',
     PORT: '0',
     DATABASE_URL: databaseUrl,
+    // Tests that watch the oracle take its time set this themselves.
+    SPIRIT_ORACLE_DELAY_MS: '0',
     ...(opts.redisUrl ? { REDIS_URL: opts.redisUrl } : {}),
     ...opts.env,
   });

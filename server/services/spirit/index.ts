@@ -46,18 +46,21 @@ export class SpiritService {
   }
 
   /**
-   * The answer right away when the provider is the built-in oracle, which answers in-process
-   * and cannot fail; null when the answer has to be asked for (`reply`).
+   * The answer right away when the provider is the built-in oracle with no delay configured
+   * (it answers in-process and cannot fail); null when the answer has to be asked for (`reply`).
    */
   instantReply(question: string): SpiritReply | null {
-    if (!(this.provider instanceof OracleProvider)) return null;
-    return { ...shapeReply(oracleAnswer(question)), provider: 'oracle', fallback: false };
+    if (!(this.provider instanceof OracleProvider) || this.config.oracleDelayMs > 0) return null;
+    return this.oracle(question);
   }
 
   async reply(req: SpiritRequest): Promise<SpiritReply> {
-    // No timer, no retry loop for the oracle.
-    const instant = this.instantReply(req.question);
-    if (instant) return instant;
+    // No timer, no retry loop for the oracle: it only takes its time, so that clients see
+    // `spirit_thinking` before the answer.
+    if (this.provider instanceof OracleProvider) {
+      if (this.config.oracleDelayMs > 0) await delay(this.config.oracleDelayMs);
+      return this.oracle(req.question);
+    }
     const attempts = 1 + Math.max(0, this.config.retries);
     for (let attempt = 1; attempt <= attempts; attempt += 1) {
       try {
@@ -71,6 +74,10 @@ export class SpiritService {
     }
     this.logger.warn({ provider: this.provider.name, attempts, session_id: req.sessionId }, 'spirit answered from the oracle');
     return { ...shapeReply(oracleAnswer(req.question)), provider: 'oracle', fallback: true };
+  }
+
+  private oracle(question: string): SpiritReply {
+    return { ...shapeReply(oracleAnswer(question)), provider: 'oracle', fallback: false };
   }
 
   /** One call bounded by `timeoutMs`, even for a provider that ignores its signal. */

@@ -34,6 +34,17 @@ describe('spirit service', () => {
     expect(reply.letter_timings).to.have.length(reply.message.length);
   });
 
+  it('takes SPIRIT_ORACLE_DELAY_MS before the oracle answers, and is instant only with 0', async () => {
+    const slow = createSpiritService(spiritConfig({ oracleDelayMs: 120 }), quietLogger());
+    expect(slow.instantReply('Is anyone there?')).to.equal(null);
+    const started = Date.now();
+    const reply = await slow.reply(request('Is anyone there?'));
+    expect(Date.now() - started).to.be.at.least(115);
+    expect(reply).to.include({ message: oracleAnswer('Is anyone there?'), provider: 'oracle', fallback: false });
+    const instant = createSpiritService(spiritConfig({ oracleDelayMs: 0 }), quietLogger()).instantReply('Is anyone there?');
+    expect(instant?.message).to.equal(oracleAnswer('Is anyone there?'));
+  });
+
   it('picks the provider named in the config', () => {
     expect(createSpiritService(spiritConfig({ provider: 'gemini' }), quietLogger()).providerName).to.equal('gemini');
     expect(createSpiritService(spiritConfig({ provider: 'openai' }), quietLogger()).providerName).to.equal('openai');

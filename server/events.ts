@@ -85,10 +85,15 @@ export interface JoinRequest {
   token?: string;
 }
 
-/** The one place room names are made: every transport and node agrees on them. */
+/**
+ * The one place room names are made: every transport and node agrees on them. The session id
+ * is a Redis hash tag: a session room's sharded channel (`seance#/#session:{S}#`) lives in the
+ * same Redis Cluster slot as the session's presence and rate limit keys, so a shard that is
+ * down affects only its own sessions, wholly.
+ */
 export const rooms = {
-  session: (sessionId: string) => `session:${sessionId}`,
-  participant: (sessionId: string, userId: string) => `session:${sessionId}:user:${userId}`,
+  session: (sessionId: string) => `session:{${sessionId}}`,
+  participant: (sessionId: string, userId: string) => `session:{${sessionId}}:user:${userId}`,
   /** The session id of a session room (not of a participant room), or null. */
-  sessionOf: (room: string): string | null => (room.startsWith('session:') && room.indexOf(':', 8) === -1 ? room.slice(8) : null),
+  sessionOf: (room: string): string | null => /^session:\{([^{}]*)\}$/.exec(room)?.[1] ?? null,
 };

@@ -63,9 +63,9 @@ function connect(target: RedisTarget, role: ConnectionRole): Redis {
         name: target.name,
         sentinelPassword: target.sentinelPassword ?? undefined,
         password: target.password ?? undefined,
-        // Sentinels announce a promotion (+switch-master): reconnect to the new master at once
-        // rather than when the old one's connection times out.
-        failoverDetector: true,
+        // A dead or demoted master closes our connections, and each reconnection asks the
+        // sentinels for the master anew. (ioredis's failoverDetector is left off: when its
+        // +switch-master arrives during such a reconnection it ends the connection for good.)
         sentinelRetryStrategy: retry,
       });
     case 'cluster': {

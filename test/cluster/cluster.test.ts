@@ -93,6 +93,8 @@ for (const { mode, label } of MODES) describe(`cluster: 3 nodes behind nginx, on
     const third = track(await joinSocket(n3.url, { session_id: session.id, user_id: 'third', name: 'Third' }));
     for (const inbox of [sio.inbox, raw.inbox]) expect((await inbox.waitFor('user_joined', (u) => u.id === 'third')).name).to.equal('Third');
     await expectSubscribers(session.id, 3);
+    // Its presence and rate limit keys live on the same shard as its channel (one hash tag).
+    for (const key of [`seance:p:{${session.id}}:users`, `seance:rl:lease:{${session.id}}:sio`]) expect(await redis.shardOf(key), key).to.equal(shard);
 
     const ack = await sendWithAck(sio, { message: 'from node 1' });
     raw.send({ event: 'send_message', data: { message: 'from node 2' } });

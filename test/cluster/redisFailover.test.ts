@@ -19,6 +19,7 @@ import { Traffic } from '../support/traffic';
 const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 /** How soon after the promotion every node must be healthy again (reconnect, ready check). */
 const RECONNECT_BOUND_MS = 3_000;
+/** A presence TTL shorter than a failover: a node must still not take the others for dead. */
 const ENV = { MESSAGE_RATE_LIMIT: '1000', SESSION_CREATE_RATE_LIMIT: '5', PRESENCE_TTL_MS: '3000' };
 
 /** POST /api/sessions from a chosen loopback source address; answers the HTTP status. */
@@ -164,6 +165,8 @@ describe('Redis failover under traffic', function () {
           await oldMaster.start();
           await sentinel.waitReplicating(oldMaster.port);
         }
+        // Nobody was taken for gone along the way.
+        for (const inbox of chat.inboxes) expect(inbox.of('user_left')).to.deep.equal([]);
         process.stdout.write(
           `      measured: ${measured.map((m, i) => `failover ${i + 1}: promoted after ${m.promotedMs} ms, last 503 at ${m.unhealthyMs} ms, fan-out back after ${m.fanOutMs} ms`).join('; ')}\n`,
         );
@@ -224,15 +227,25 @@ describe('Redis failover under traffic', function () {
         await victim.crossNodeAfter(victimBefore, 30_000);
         const recoveredMs = Date.now() - restartedAt;
         // Presence of the restarted shard's session is rebuilt from the nodes' own connections.
+        let participants: string[] = [];
         await waitUntil(
           'presence rebuilt',
-          async () => (await request(cluster.nodes[2].url, 'GET', `/api/sessions/${victim.sessionId}/participants`)).body.data.length === 4,
+          async () => {
+            participants = (await request(cluster.nodes[2].url, 'GET', `/api/sessions/${victim.sessionId}/participants`)).body.data.map((p: any) => p.id).sort();
+            return participants.length === 4;
+          },
           { timeoutMs: 15_000, intervalMs: 100 },
-        );
+        ).catch((err: Error) => {
+          throw new Error(`${err.message}; participants: ${participants.join(', ')}`);
+        });
         process.stdout.write(`      measured: shard down ${restartedAt - stoppedAt} ms; its sessions' fan-out back ${recoveredMs} ms after it restarted\n`);
 
-        // The undisturbed sessions lost nothing; the restarted shard's session delivers everything sent since it recovered.
-        for (const chat of others) await chat.expectEveryoneGotEverything();
+        // The undisturbed sessions lost nothing, nobody there was taken for gone; the restarted
+        // shard's session delivers everything sent since it recovered.
+        for (const chat of others) {
+          for (const inbox of chat.inboxes) expect(inbox.of('user_left')).to.deep.equal([]);
+          await chat.expectEveryoneGotEverything();
+        }
         const afterRecovery = victim.lastAccepted();
         await victim.flowing(5);
         const results = await Promise.all(victim.traffic.map((t) => t.stop()));

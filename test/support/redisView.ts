@@ -5,10 +5,11 @@
  */
 import Redis from 'ioredis';
 import type { ClusterHandle } from '../../harness/cluster';
+import { rooms } from '../../server/events';
 import { createSession } from './factories';
 
 /** The sharded Pub/Sub channel of a session's room (the adapter's prefix, namespace and room). */
-export const sessionChannel = (sessionId: string) => `seance#/#session:${sessionId}#`;
+export const sessionChannel = (sessionId: string) => `seance#/#${rooms.session(sessionId)}#`;
 
 export interface RedisView {
   /** A plain connection to the Redis server that holds `key` (opened once, closed by close()). */

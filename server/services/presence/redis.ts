@@ -5,17 +5,20 @@
  * which releases its connections and reports the participants that left.
  *
  * Keys (one session `S`, one user `U`, one node `N`):
- *   seance:p:{S}:users      HASH  U -> participant JSON
- *   seance:p:{S}:conns:U    SET   "N/connectionId"
- *   seance:node:N:conns     SET   "S/U/connectionId"   (what to release if N dies)
- *   seance:node:N:alive     STRING with a TTL           (N's heartbeat)
- *   seance:nodes            SET   of node ids
+ *   seance:p:{S}:users        HASH  U -> participant JSON
+ *   seance:p:{S}:conns:U      SET   "N/connectionId"
+ *   seance:p:{S}:node:N       SET   "N/connectionId"      (N's connections in S: N notices when S's shard lost them)
+ *   seance:{nodes}:conns:N    SET   "S/U/connectionId"   (what to release if N dies)
+ *   seance:{nodes}:alive:N    STRING with a TTL           (N's heartbeat)
+ *   seance:{nodes}            SET   of node ids
  *
  * On a Redis Cluster a script may only touch keys of one hash slot: a session's keys share the
  * hash tag `{S}`, so its scripts run on the shard that owns it, and the node's own record of its
  * connections is written beside the script, not in it. That record is written before admission
  * and cleared after release, so a node that dies in between leaves nothing a reaper would miss
  * (releasing a connection twice is harmless: the script only acts on a connection it holds).
+ * The nodes' own keys share the tag `{nodes}`: a shard that restarts empty loses all of them or
+ * none, so no node is ever taken for dead because its heartbeat alone was lost.
  */
 import type Redis from 'ioredis';
 import type { ParticipantView } from '../../events';
@@ -29,10 +32,12 @@ if not existing then
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 end
 redis.call('SADD', KEYS[2], ARGV[3])
+redis.call('SADD', KEYS[3], ARGV[3])
 if existing then return {0, existing} end
 return {1, ARGV[2]}`;
 
 const RELEASE = `
+redis.call('SREM', KEYS[3], ARGV[2])
 if redis.call('SREM', KEYS[2], ARGV[2]) == 0 then return false end
 if redis.call('SCARD', KEYS[2]) == 0 then
   local participant = redis.call('HGET', KEYS[1], ARGV[1])
@@ -49,20 +54,28 @@ interface LocalConnection {
 }
 
 type ScriptedRedis = Redis & {
-  seanceAdmit(users: string, conns: string, uid: string, json: string, conn: string, max: number): Promise<[number, string]>;
-  seanceRelease(users: string, conns: string, uid: string, conn: string): Promise<string | null>;
+  seanceAdmit(users: string, conns: string, nodeInSession: string, uid: string, json: string, conn: string, max: number): Promise<[number, string]>;
+  seanceRelease(users: string, conns: string, nodeInSession: string, uid: string, conn: string): Promise<string | null>;
 };
 
 /** Key names (the session's keys share one hash slot; see above). */
 export const presenceKeys = {
   users: (s: string) => `seance:p:{${s}}:users`,
   conns: (s: string, u: string) => `seance:p:{${s}}:conns:${u}`,
-  nodeConns: (n: string) => `seance:node:${n}:conns`,
-  alive: (n: string) => `seance:node:${n}:alive`,
-  nodes: 'seance:nodes',
+  nodeInSession: (s: string, n: string) => `seance:p:{${s}}:node:${n}`,
+  nodeConns: (n: string) => `seance:{nodes}:conns:${n}`,
+  alive: (n: string) => `seance:{nodes}:alive:${n}`,
+  nodes: 'seance:{nodes}',
 };
 
 const NO_LIMIT = 1_000_000;
+
+/** `work`, or a rejection once `ms` have passed (the command itself goes on). */
+function within<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer from Redis within ${ms} ms`)), ms)));
+  return Promise.race([work, late]).finally(() => clearTimeout(timer));
+}
 
 export class RedisPresence implements Presence {
   private readonly redis: ScriptedRedis;
@@ -73,6 +86,9 @@ export class RedisPresence implements Presence {
   private readonly admitting = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private beating = false;
+  private beatStarted = 0;
+  /** No node is reaped before this: after Redis trouble (a restart, a failover) others need a beat to renew. */
+  private reapNotBefore = 0;
 
   constructor(
     redis: Redis,
@@ -81,8 +97,15 @@ export class RedisPresence implements Presence {
     private readonly logger: Logger,
   ) {
     this.redis = redis as ScriptedRedis;
-    this.redis.defineCommand('seanceAdmit', { numberOfKeys: 2, lua: ADMIT });
-    this.redis.defineCommand('seanceRelease', { numberOfKeys: 2, lua: RELEASE });
+    this.redis.defineCommand('seanceAdmit', { numberOfKeys: 3, lua: ADMIT });
+    this.redis.defineCommand('seanceRelease', { numberOfKeys: 3, lua: RELEASE });
+    // Every node lost Redis too, and their heartbeats may have expired meanwhile: give them a TTL.
+    this.redis.on('ready', () => this.holdReaping());
+  }
+
+  /** No node is taken for dead for one TTL from now: the others get the time to beat again. */
+  private holdReaping(): void {
+    this.reapNotBefore = Date.now() + this.ttlMs;
   }
 
   private static usersKey = presenceKeys.users;
@@ -119,8 +142,12 @@ export class RedisPresence implements Presence {
 
   async clear(sessionId: string): Promise<void> {
     for (const [connectionId, conn] of this.local) if (conn.sessionId === sessionId) this.local.delete(connectionId);
-    const users = await this.redis.hkeys(RedisPresence.usersKey(sessionId));
-    await this.redis.del(RedisPresence.usersKey(sessionId), ...users.map((u) => RedisPresence.connsKey(sessionId, u)));
+    const [users, nodes] = await Promise.all([this.redis.hkeys(RedisPresence.usersKey(sessionId)), this.redis.smembers(RedisPresence.nodesKey)]);
+    await this.redis.del(
+      RedisPresence.usersKey(sessionId),
+      ...users.map((u) => RedisPresence.connsKey(sessionId, u)),
+      ...nodes.map((n) => presenceKeys.nodeInSession(sessionId, n)),
+    );
   }
 
   onChange(listener: (change: PresenceChange) => void): void {
@@ -131,7 +158,7 @@ export class RedisPresence implements Presence {
     // A node restarted under the same NODE_ID first releases what its previous life left behind.
     await this.resync();
     await this.heartbeat();
-    this.timer = setInterval(() => void this.heartbeat(), Math.max(200, Math.floor(this.ttlMs / 3)));
+    this.timer = setInterval(() => void this.heartbeat(), this.beatIntervalMs());
     this.timer.unref();
   }
 
@@ -139,41 +166,57 @@ export class RedisPresence implements Presence {
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     try {
-      // Two keys of two slots: two commands (a MULTI must stay in one slot on a Redis Cluster).
-      await Promise.all([this.redis.srem(RedisPresence.nodesKey, this.nodeId), this.redis.del(RedisPresence.aliveKey(this.nodeId))]);
+      await this.redis.multi().srem(RedisPresence.nodesKey, this.nodeId).del(RedisPresence.aliveKey(this.nodeId)).exec();
     } catch (err) {
       this.logger.warn({ err }, 'presence: could not deregister node');
     }
   }
 
-  /** Refreshes this node's heartbeat and reaps nodes whose heartbeat expired. */
+  /**
+   * Refreshes this node's heartbeat and reaps nodes whose heartbeat expired. A beat is bounded
+   * by its interval: a command stuck on an unreachable shard must not stop this node's own
+   * heartbeat, nor let it reap others from a view that went stale meanwhile.
+   */
   private async heartbeat(): Promise<void> {
-    if (this.beating || this.redis.status !== 'ready') return;
+    // A beat stuck for a TTL (a command that never came back) no longer holds the next ones up.
+    if ((this.beating && Date.now() - this.beatStarted < this.ttlMs) || this.redis.status !== 'ready') return;
     this.beating = true;
+    const started = (this.beatStarted = Date.now());
+    const budget = this.beatIntervalMs();
+    const bounded = <T>(work: Promise<T>) => within(work, Math.max(0, started + budget - Date.now()));
     try {
-      const previous = await this.redis.set(RedisPresence.aliveKey(this.nodeId), '1', 'PX', this.ttlMs, 'GET');
-      await this.redis.sadd(RedisPresence.nodesKey, this.nodeId);
+      const previous = await bounded(this.redis.set(RedisPresence.aliveKey(this.nodeId), '1', 'PX', this.ttlMs, 'GET'));
+      await bounded(this.redis.sadd(RedisPresence.nodesKey, this.nodeId));
       // Our key vanished (Redis restarted, or another node took us for dead), or a session we
       // serve lost its participants (its Redis Cluster shard restarted): put our truth back.
-      const lost = await this.lostSessions();
+      const lost = await bounded(this.lostSessions());
       if (this.timer && (previous === null || lost.size > 0)) await this.resync(lost);
-      const nodes = await this.redis.smembers(RedisPresence.nodesKey);
+      // Whatever lost our heartbeat (a restarted Redis or shard, a failover) may have lost the others'.
+      if (previous === null || Date.now() - started > budget) this.holdReaping();
+      if (Date.now() < this.reapNotBefore) return;
+      const nodes = await bounded(this.redis.smembers(RedisPresence.nodesKey));
       for (const node of nodes) {
-        if (node === this.nodeId || (await this.redis.exists(RedisPresence.aliveKey(node)))) continue;
+        if (node === this.nodeId || (await bounded(this.redis.exists(RedisPresence.aliveKey(node))))) continue;
         // SREM answers 1 to exactly one claimer: only that node reaps.
-        if ((await this.redis.srem(RedisPresence.nodesKey, node)) === 1) await this.reap(node);
+        if ((await bounded(this.redis.srem(RedisPresence.nodesKey, node))) === 1) await this.reap(node);
       }
     } catch (err) {
-      this.logger.warn({ err }, 'presence heartbeat failed');
+      // If we could not beat, the other nodes may not have either: none is reaped for a TTL.
+      this.holdReaping();
+      this.logger.warn({ err: { message: (err as Error).message } }, 'presence heartbeat failed');
     } finally {
-      this.beating = false;
+      if (this.beatStarted === started) this.beating = false;
     }
   }
 
-  /** Sessions this node has connections in whose participants are gone from Redis. */
+  private beatIntervalMs(): number {
+    return Math.max(200, Math.floor(this.ttlMs / 3));
+  }
+
+  /** Sessions this node has connections in that Redis no longer knows it has (their shard restarted empty). */
   private async lostSessions(): Promise<Set<string>> {
     const sessions = [...new Set([...this.local.values()].map((c) => c.sessionId))];
-    const present = await Promise.all(sessions.map((s) => this.redis.exists(RedisPresence.usersKey(s))));
+    const present = await Promise.all(sessions.map((s) => this.redis.exists(presenceKeys.nodeInSession(s, this.nodeId))));
     return new Set(sessions.filter((_, i) => present[i] === 0));
   }
 
@@ -211,6 +254,7 @@ export class RedisPresence implements Presence {
     const [status, json] = await this.redis.seanceAdmit(
       RedisPresence.usersKey(sessionId),
       RedisPresence.connsKey(sessionId, candidate.id),
+      presenceKeys.nodeInSession(sessionId, node),
       candidate.id,
       JSON.stringify(candidate),
       `${node}/${connectionId}`,
@@ -224,7 +268,13 @@ export class RedisPresence implements Presence {
   }
 
   private async runRelease(node: string, sessionId: string, userId: string, connectionId: string): Promise<ParticipantView | null> {
-    const json = await this.redis.seanceRelease(RedisPresence.usersKey(sessionId), RedisPresence.connsKey(sessionId, userId), userId, `${node}/${connectionId}`);
+    const json = await this.redis.seanceRelease(
+      RedisPresence.usersKey(sessionId),
+      RedisPresence.connsKey(sessionId, userId),
+      presenceKeys.nodeInSession(sessionId, node),
+      userId,
+      `${node}/${connectionId}`,
+    );
     // The node's record last: a node that dies before this is reaped, and the release repeats harmlessly.
     await this.redis.srem(RedisPresence.nodeConnsKey(node), `${sessionId}/${userId}/${connectionId}`);
     return json ? (JSON.parse(json) as ParticipantView) : null;

@@ -2,7 +2,7 @@
 # Séance app image: build with the dev toolchain, ship only what runs.
 
 # --- build: compile TypeScript, then drop dev dependencies -------------------------
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 # sqlite3 (the embedded default database) falls back to compiling from source when no
 # prebuilt binary fits; these tools stay in this stage only.
@@ -18,7 +18,7 @@ COPY . .
 RUN npm run build && npm prune --omit=dev
 
 # --- runtime ------------------------------------------------------------------------
-FROM node:20-bookworm-slim AS runtime
+FROM node:24-bookworm-slim AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8000
@@ -28,6 +28,8 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 # dist holds the server, the models and the config loader (compiled from TypeScript).
 COPY --from=build /app/dist ./dist
+# The /play page (static HTML, CSS and script).
+COPY --from=build /app/public ./public
 # sequelize-cli (the `migrate` service, the Procfile release phase) and the server's own
 # umzug runner both read the migrations from here.
 COPY --from=build /app/migrations ./migrations

@@ -34,12 +34,7 @@ export interface IdleResult {
 const USERS_PER_SESSION = 10;
 const SETTLE_MS = 3_000;
 
-export async function runIdle(
-  system: SystemHandle,
-  transport: Transport,
-  levels: number[],
-  opts: { workers: number; log: (line: string) => void },
-): Promise<IdleResult> {
+export async function runIdle(system: SystemHandle, transport: Transport, levels: number[], opts: { workers: number; log: (line: string) => void }): Promise<IdleResult> {
   const node = system.nodes[0];
   const top = Math.max(...levels);
   const sessions = await createSessions(node.url, Math.ceil(top / USERS_PER_SESSION), 12);

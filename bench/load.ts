@@ -91,9 +91,7 @@ export interface WorkerResult {
 
 type ToWorker = { type: 'plan'; plan: WorkerPlan } | { type: 'go'; t0: number; senders: Record<string, number> } | { type: 'close' };
 type FromWorker =
-  | { type: 'joined'; joined: number; failed: number; errors: string[]; ms: number; sessions: Record<string, number> }
-  | { type: 'done'; result: WorkerResult }
-  | { type: 'fatal'; message: string };
+  { type: 'joined'; joined: number; failed: number; errors: string[]; ms: number; sessions: Record<string, number> } | { type: 'done'; result: WorkerResult } | { type: 'fatal'; message: string };
 
 /** Monotonic milliseconds, comparable across processes on one Linux machine. */
 export function nowMs(): number {
@@ -447,7 +445,7 @@ function connectWs(st: WorkerState, user: PlannedUser): Promise<Client> {
     }, st.plan.joinTimeoutMs);
     ws.once('open', () => ws.send(JSON.stringify({ user_id: user.userId, name: user.name })));
     ws.on('message', (raw) => {
-      const frame = JSON.parse(raw.toString()) as { event: string; data: any };
+      const frame = JSON.parse((raw as Buffer).toString()) as { event: string; data: { id: number; message: string; in_reply_to: number } };
       switch (frame.event) {
         case 'message_received':
           return onMessageReceived(st, client, frame.data);
@@ -535,7 +533,7 @@ function runTraffic(st: WorkerState, t0: number, senders: Record<string, number>
     if (sendsLeft === 0) return maybeDrain();
     st.clients.forEach((c, i) => {
       // Users start spread evenly over one interval, so sends do not come in bursts.
-      const phase = (intervalMs * ((i * 0.618034) % 1));
+      const phase = intervalMs * ((i * 0.618034) % 1);
       let seq = 0;
       const tick = () => {
         const due = t0 + phase + seq * intervalMs;
@@ -573,10 +571,30 @@ function workerMain(): void {
             cpuStart: process.cpuUsage(),
             onProgress: null,
             r: {
-              joined: 0, joinFailed: 0, joinErrors: [], joinMs: 0, sent: 0, expected: 0, received: 0, duplicated: 0, outOfOrder: 0,
-              spiritExpected: 0, spiritReceived: 0, spiritDuplicated: 0, spiritBeforeQuestion: 0, thinkingReceived: 0, errors: 0,
-              disconnects: 0, latencies: [], spiritLatencies: [], sendLagMs: [], firstSendAt: 0, lastReceiveAt: 0, cpuUserS: 0,
-              cpuSystemS: 0, wallS: 0,
+              joined: 0,
+              joinFailed: 0,
+              joinErrors: [],
+              joinMs: 0,
+              sent: 0,
+              expected: 0,
+              received: 0,
+              duplicated: 0,
+              outOfOrder: 0,
+              spiritExpected: 0,
+              spiritReceived: 0,
+              spiritDuplicated: 0,
+              spiritBeforeQuestion: 0,
+              thinkingReceived: 0,
+              errors: 0,
+              disconnects: 0,
+              latencies: [],
+              spiritLatencies: [],
+              sendLagMs: [],
+              firstSendAt: 0,
+              lastReceiveAt: 0,
+              cpuUserS: 0,
+              cpuSystemS: 0,
+              wallS: 0,
             },
           };
           const { failed, errors } = await joinAll(st);
@@ -597,7 +615,7 @@ function workerMain(): void {
           setTimeout(() => process.exit(0), 300);
         }
       } catch (err) {
-        reply({ type: 'fatal', message: err instanceof Error ? err.stack ?? err.message : String(err) });
+        reply({ type: 'fatal', message: err instanceof Error ? (err.stack ?? err.message) : String(err) });
       }
     })();
   });
@@ -610,7 +628,7 @@ function workerMain(): void {
 
 /** Creates sessions over REST (project and floor answer the same envelope). */
 export async function createSessions(baseUrl: string, count: number, maxUsers: number, concurrency = 16): Promise<string[]> {
-  const ids: string[] = new Array(count);
+  const ids = new Array<string>(count);
   let next = 0;
   const lane = async () => {
     while (next < count) {

@@ -109,7 +109,7 @@ export function summarise(system: SystemKind, files: string[], windowS: number, 
     // last, typically a writev syscall; sample counts approximate CPU shares, which are then
     // scaled to the CPU seconds /proc measured.
     for (let i = 0; i < profile.samples.length; i++) {
-            const node = byId.get(profile.samples[i])!;
+      const node = byId.get(profile.samples[i])!;
       const { functionName, url, lineNumber } = node.callFrame;
       const area = areaOf(url, functionName);
       sampled += 1;
@@ -224,7 +224,10 @@ async function profileSystem(
 }
 
 function profiles(dir: string): string[] {
-  return fs.readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).map((f) => path.join(dir, f));
+  return fs
+    .readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .map((f) => path.join(dir, f));
 }
 
 /** Each node writes its profile when told to stop; wait for all of them. */

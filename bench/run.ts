@@ -111,8 +111,7 @@ function parseOptions(): Options {
     if (!Number.isFinite(v) || v < min || v > max) throw new Error(`--${name} must be a number in ${min}..${max}, got ${raw}`);
     return v;
   };
-  const list = (name: string, raw: string | undefined, fallback: number[], min: number, max: number) =>
-    raw === undefined ? fallback : raw.split(',').map((x) => num(name, x.trim(), NaN, min, max));
+  const list = (name: string, raw: string | undefined, fallback: number[], min: number, max: number) => (raw === undefined ? fallback : raw.split(',').map((x) => num(name, x.trim(), NaN, min, max)));
   const scenarios = (values.scenarios?.split(',').map((s) => s.trim()) ?? DEFAULT_SCENARIOS) as ScenarioName[];
   for (const s of scenarios) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; known: ${SCENARIOS.join(', ')}`);
   return {
@@ -262,7 +261,13 @@ async function measureQuiet(system: SystemHandle, backing: Backing, spec: LoadSp
 function brief(r: Measured): string {
   const l = r.load;
   const cpu = r.resources.nodeCpuS.reduce((a, b) => a + b, 0);
-  const flags = [l.lost && `lost ${l.lost}`, l.duplicated && `dup ${l.duplicated}`, l.outOfOrder && `ooo ${l.outOfOrder}`, l.joinFailed && `join-failed ${l.joinFailed}`, l.spiritLost && `spirit-lost ${l.spiritLost}`]
+  const flags = [
+    l.lost && `lost ${l.lost}`,
+    l.duplicated && `dup ${l.duplicated}`,
+    l.outOfOrder && `ooo ${l.outOfOrder}`,
+    l.joinFailed && `join-failed ${l.joinFailed}`,
+    l.spiritLost && `spirit-lost ${l.spiritLost}`,
+  ]
     .filter(Boolean)
     .join(' ');
   return (
@@ -565,7 +570,11 @@ function targets(summaries: ScenarioSummary[], sweep: SweepSummary | null, idle:
     const clean = (a: SystemAggregate) => a.lost + a.duplicated + a.outOfOrder + a.spiritLost + a.spiritDuplicated + a.spiritBeforeQuestion;
     out.push({ target: 'headline: zero lost/duplicated/out-of-order', measured: `project ${clean(head.project)}, floor ${clean(head.floor)}`, ok: clean(head.project) === 0 });
     out.push({ target: 'headline: p99 message_received <= 1.2x floor', measured: `${fmt(head.ratios.p99, 2)}x (${fmt(head.project.p99)} vs ${fmt(head.floor.p99)} ms)`, ok: head.ratios.p99 <= 1.2 });
-    out.push({ target: 'headline: node CPU per delivery <= 1.3x floor', measured: `${fmt(head.ratios.cpuPerDelivery, 2)}x (all processes incl. PostgreSQL: ${fmt(head.ratios.totalCpuPerDelivery, 2)}x)`, ok: head.ratios.cpuPerDelivery <= 1.3 });
+    out.push({
+      target: 'headline: node CPU per delivery <= 1.3x floor',
+      measured: `${fmt(head.ratios.cpuPerDelivery, 2)}x (all processes incl. PostgreSQL: ${fmt(head.ratios.totalCpuPerDelivery, 2)}x)`,
+      ok: head.ratios.cpuPerDelivery <= 1.3,
+    });
   }
   if (sweep) {
     const ok = sweep.floor.bound === 'above' ? null : sweep.ratio >= 0.85;
@@ -831,13 +840,17 @@ async function main(): Promise<void> {
   };
   const report = printReport(summaries, sweep, idle) + (redisCluster ? `\n\n${printRedisCluster(redisCluster)}` : '');
   const goals = targets(summaries, sweep, idle);
-  const describe = (c: { commit: string; changed: string[] }) =>
-    `${c.commit}${c.changed.length ? ` + uncommitted changes in ${c.changed.map((l) => l.slice(3)).join(', ')}` : ''}`;
+  const describe = (c: { commit: string; changed: string[] }) => `${c.commit}${c.changed.length ? ` + uncommitted changes in ${c.changed.map((l) => l.slice(3)).join(', ')}` : ''}`;
   log(`\n=== Séance vs floor (${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB, ${machine.node}; ${elapsed()}) ===`);
   log(`    code: ${describe(codeAtStart)}${codeChanges.length ? `; WARNING: ${codeChanges.join('; ')} (now ${describe(gitState())})` : ''}\n`);
   log(report);
   log('\nTargets (issue 6)\n');
-  log(table(['target', 'measured', 'met'], goals.map((g) => [g.target, g.measured, g.ok === null ? 'n/a' : g.ok ? 'yes' : 'NO'])));
+  log(
+    table(
+      ['target', 'measured', 'met'],
+      goals.map((g) => [g.target, g.measured, g.ok === null ? 'n/a' : g.ok ? 'yes' : 'NO']),
+    ),
+  );
 
   const json = {
     generatedAt: new Date().toISOString(),
@@ -855,7 +868,14 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
   fs.writeFileSync(opts.out, `${JSON.stringify(json, null, 2)}\n`);
   log(`\nJSON written to ${path.relative(process.cwd(), opts.out)}`);
-  log(JSON.stringify({ scenarios: json.scenarios.map((s) => ({ scenario: s.scenario, ratios: s.ratios })), redisCluster: redisCluster && round(redisCluster.ratios.p99, 3), sweep: sweep && { project: sweep.project, floor: sweep.floor, ratio: round(sweep.ratio) }, targets: goals }));
+  log(
+    JSON.stringify({
+      scenarios: json.scenarios.map((s) => ({ scenario: s.scenario, ratios: s.ratios })),
+      redisCluster: redisCluster && round(redisCluster.ratios.p99, 3),
+      sweep: sweep && { project: sweep.project, floor: sweep.floor, ratio: round(sweep.ratio) },
+      targets: goals,
+    }),
+  );
 }
 
 /** Names, sizes and times of the compiled server files: changes when anyone rebuilds. */
@@ -894,7 +914,7 @@ async function machineBusyShare(ms: number): Promise<number> {
 }
 
 function roundDeep<T>(value: T): T {
-  return JSON.parse(JSON.stringify(value, (_k, v) => (typeof v === 'number' ? round(v, 3) : v))) as T;
+  return JSON.parse(JSON.stringify(value, (_k, v: unknown) => (typeof v === 'number' ? round(v, 3) : v))) as T;
 }
 
 /** The soft open-files limit the node processes inherit. */

@@ -60,10 +60,7 @@ export function projectEnv(extra: Record<string, string> = {}): Record<string, s
   };
 }
 
-export async function startProject(
-  backing: Backing,
-  opts: { nodes: number; nginx: boolean; env?: Record<string, string> },
-): Promise<SystemHandle> {
+export async function startProject(backing: Backing, opts: { nodes: number; nginx: boolean; env?: Record<string, string> }): Promise<SystemHandle> {
   const cluster = await startCluster({
     nodes: opts.nodes,
     nginx: opts.nginx,
@@ -141,10 +138,7 @@ async function startFloorNode(index: number, redisUrl: string, env: Record<strin
   return { url: `http://127.0.0.1:${port}`, port, pid: proc.pid, nodeId, stop };
 }
 
-export async function startFloor(
-  backing: Backing,
-  opts: { nodes: number; nginx: boolean; env?: Record<string, string> },
-): Promise<SystemHandle> {
+export async function startFloor(backing: Backing, opts: { nodes: number; nginx: boolean; env?: Record<string, string> }): Promise<SystemHandle> {
   if (!fs.existsSync(FLOOR_BUILD)) buildFloor();
   const nodes: Array<BenchNode & { stop(): Promise<void> }> = [];
   let nginx: NginxHandle | null = null;

@@ -10,6 +10,7 @@ import Joi from 'joi';
 
 export type NodeEnv = 'development' | 'production' | 'test';
 export type SpiritProviderName = 'oracle' | 'gemini' | 'openai';
+export type VoiceProviderName = 'espeak' | 'elevenlabs' | 'openai' | 'none';
 
 export interface Config {
   nodeEnv: NodeEnv;
@@ -44,16 +45,32 @@ export interface Config {
     timeoutMs: number;
     retries: number;
     retryBaseMs: number;
+    /** Consecutive failed attempts that open the breaker: questions then go straight to the oracle. */
+    breakerFailures: number;
+    /** How long the breaker stays open before one probe question is let through. */
+    breakerCooldownMs: number;
     /** How long the built-in oracle "thinks" before it answers; 0 answers at once. */
     oracleDelayMs: number;
     gemini: { apiKey: string | null; model: string; baseUrl: string };
     openai: { apiKey: string | null; model: string; baseUrl: string };
+  };
+  /** The spirit's voice (text to speech). */
+  voice: {
+    provider: VoiceProviderName;
+    timeoutMs: number;
+    /** Generations under way at once on this node (and built-in synthesis threads). */
+    concurrency: number;
+    maxBytes: number;
+    elevenlabs: { apiKey: string | null; voiceId: string; baseUrl: string; modelId: string };
+    openai: { apiKey: string | null; baseUrl: string; model: string; voice: string };
   };
   limits: {
     messagesPerWindow: number;
     messageWindowSeconds: number;
     sessionCreatesPerMinute: number;
     connectionsPerMinute: number;
+    /** POST /api/tts/generate per client address per minute. */
+    speechPerMinute: number;
   };
   realtime: {
     pingIntervalMs: number;
@@ -61,6 +78,22 @@ export interface Config {
     presenceTtlMs: number;
   };
   shutdownTimeoutMs: number;
+  /** True when clients reach the server over HTTPS (TLS ends in front of it): HSTS and upgrade-insecure-requests. */
+  behindTls: boolean;
+  operations: {
+    /** null: /metrics is open (nginx does not publish it). */
+    metricsToken: string | null;
+    /** null: the Socket.IO Admin UI is off. */
+    adminUi: { username: string; password: string } | null;
+  };
+  lifecycle: {
+    /** A session with no join and no message for this long ends by itself. */
+    sessionIdleTimeoutMs: number;
+    /** null: keep messages forever. */
+    messageRetentionMs: number | null;
+    /** How often the maintenance holder looks for idle sessions and expired messages. */
+    sweepIntervalMs: number;
+  };
 }
 
 export interface RedisAddress {
@@ -92,7 +125,9 @@ const schema = Joi.object({
   NODE_ENV: Joi.string().valid('development', 'production', 'test').default('development'),
   HOST: Joi.string().default('0.0.0.0'),
   PORT: Joi.number().integer().min(0).max(65535).default(8000),
-  NODE_ID: Joi.string().pattern(/^[A-Za-z0-9_.:-]{1,64}$/).message('NODE_ID must be 1-64 of [A-Za-z0-9_.:-]'),
+  NODE_ID: Joi.string()
+    .pattern(/^[A-Za-z0-9_.:-]{1,64}$/)
+    .message('NODE_ID must be 1-64 of [A-Za-z0-9_.:-]'),
   LOG_LEVEL: Joi.string().lowercase().valid('trace', 'debug', 'info', 'warn', 'error', 'fatal').default('info'),
   DATABASE_URL: Joi.string()
     .pattern(/^(postgres|postgresql|sqlite):/)
@@ -101,33 +136,65 @@ const schema = Joi.object({
   DB_POOL_OVERFLOW: Joi.number().integer().min(0).max(500).default(10),
   MIGRATE_ON_START: Joi.boolean().truthy('1').falsy('0').default(true),
   REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }),
-  REDIS_SENTINELS: Joi.string()
-    .pattern(ADDRESS_LIST)
-    .message('REDIS_SENTINELS must be a comma-separated list of host:port'),
-  REDIS_SENTINEL_NAME: Joi.string().pattern(/^[A-Za-z0-9_.-]{1,64}$/).message('REDIS_SENTINEL_NAME must be 1-64 of [A-Za-z0-9_.-]'),
+  REDIS_SENTINELS: Joi.string().pattern(ADDRESS_LIST).message('REDIS_SENTINELS must be a comma-separated list of host:port'),
+  REDIS_SENTINEL_NAME: Joi.string()
+    .pattern(/^[A-Za-z0-9_.-]{1,64}$/)
+    .message('REDIS_SENTINEL_NAME must be 1-64 of [A-Za-z0-9_.-]'),
   REDIS_SENTINEL_PASSWORD: Joi.string(),
   REDIS_PASSWORD: Joi.string(),
-  REDIS_CLUSTER_NODES: Joi.string()
-    .pattern(ADDRESS_LIST)
-    .message('REDIS_CLUSTER_NODES must be a comma-separated list of host:port'),
+  REDIS_CLUSTER_NODES: Joi.string().pattern(ADDRESS_LIST).message('REDIS_CLUSTER_NODES must be a comma-separated list of host:port'),
   CORS_ORIGINS: Joi.string().default('http://localhost:3000,http://127.0.0.1:3000,http://localhost:8000,http://127.0.0.1:8000'),
   TRUST_PROXY: Joi.string().default('loopback, linklocal, uniquelocal'),
-  BODY_LIMIT_BYTES: Joi.number().integer().min(256).max(10 * 1024 * 1024).default(16 * 1024),
+  BODY_LIMIT_BYTES: Joi.number()
+    .integer()
+    .min(256)
+    .max(10 * 1024 * 1024)
+    .default(16 * 1024),
   JWT_SECRET: Joi.string(),
   JWT_ALGORITHM: Joi.string().valid('HS256', 'HS384', 'HS512').default('HS256'),
-  ACCESS_TOKEN_EXPIRE_MINUTES: Joi.number().integer().min(1).max(60 * 24 * 30).default(30),
+  ACCESS_TOKEN_EXPIRE_MINUTES: Joi.number()
+    .integer()
+    .min(1)
+    .max(60 * 24 * 30)
+    .default(30),
   REQUIRE_AUTH: Joi.boolean().truthy('1').falsy('0').default(false),
   SPIRIT_PROVIDER: Joi.string().lowercase().valid('oracle', 'gemini', 'openai').default('oracle'),
   SPIRIT_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(10000),
   SPIRIT_RETRIES: Joi.number().integer().min(0).max(10).default(2),
   SPIRIT_RETRY_BASE_MS: Joi.number().integer().min(0).max(60000).default(250),
+  SPIRIT_BREAKER_FAILURES: Joi.number().integer().min(1).max(1000).default(5),
+  SPIRIT_BREAKER_COOLDOWN_MS: Joi.number().integer().min(100).max(3_600_000).default(30_000),
   SPIRIT_ORACLE_DELAY_MS: Joi.number().integer().min(0).max(60000).default(1500),
   GOOGLE_API_KEY: Joi.string(),
   GEMINI_MODEL: Joi.string().default('gemini-2.0-flash'),
-  GEMINI_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('https://generativelanguage.googleapis.com/v1beta'),
+  GEMINI_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('https://generativelanguage.googleapis.com/v1beta'),
   OPENAI_API_KEY: Joi.string(),
   OPENAI_MODEL: Joi.string().default('gpt-4o-mini'),
-  OPENAI_BASE_URL: Joi.string().uri({ scheme: ['http', 'https'] }).default('https://api.openai.com/v1'),
+  OPENAI_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('https://api.openai.com/v1'),
+  TTS_PROVIDER: Joi.string().lowercase().valid('espeak', 'elevenlabs', 'openai', 'none').default('espeak'),
+  TTS_TIMEOUT_MS: Joi.number().integer().min(50).max(120000).default(15000),
+  TTS_CONCURRENCY: Joi.number().integer().min(1).max(64).default(1),
+  TTS_MAX_BYTES: Joi.number()
+    .integer()
+    .min(1024)
+    .max(64 * 1024 * 1024)
+    .default(8 * 1024 * 1024),
+  TTS_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(20),
+  ELEVENLABS_API_KEY: Joi.string(),
+  // A premade ElevenLabs voice ("Adam": deep, calm); any voice id of the account works.
+  ELEVENLABS_VOICE_ID: Joi.string()
+    .pattern(/^[A-Za-z0-9_-]{1,100}$/)
+    .default('pNInz6obpgDQGcFmaJgB'),
+  ELEVENLABS_BASE_URL: Joi.string()
+    .uri({ scheme: ['http', 'https'] })
+    .default('https://api.elevenlabs.io'),
+  ELEVENLABS_MODEL_ID: Joi.string().default('eleven_multilingual_v2'),
+  TTS_MODEL: Joi.string().default('tts-1'),
+  TTS_VOICE: Joi.string().default('onyx'),
   MESSAGE_RATE_LIMIT: Joi.number().integer().min(1).max(100000).default(10),
   MESSAGE_RATE_WINDOW_S: Joi.number().integer().min(1).max(3600).default(10),
   SESSION_CREATE_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(120),
@@ -136,7 +203,20 @@ const schema = Joi.object({
   WS_JOIN_TIMEOUT_MS: Joi.number().integer().min(100).max(600000).default(10000),
   PRESENCE_TTL_MS: Joi.number().integer().min(1000).max(600000).default(15000),
   SHUTDOWN_TIMEOUT_MS: Joi.number().integer().min(100).max(60000).default(8000),
+  BEHIND_TLS: Joi.boolean().truthy('1').falsy('0').default(false),
+  METRICS_TOKEN: Joi.string().min(16).message('METRICS_TOKEN must be at least 16 characters'),
+  ADMIN_UI_USERNAME: Joi.string()
+    .pattern(/^[A-Za-z0-9_.-]{1,64}$/)
+    .default('admin'),
+  ADMIN_UI_PASSWORD: Joi.string().min(12).message('ADMIN_UI_PASSWORD must be at least 12 characters'),
+  // Fractions are allowed so tests (and the curious) can watch a session end in seconds.
+  SESSION_IDLE_TIMEOUT_MINUTES: Joi.number().greater(0).max(525_600).default(1440),
+  MESSAGE_RETENTION_DAYS: Joi.number().greater(0).max(36_500),
+  MAINTENANCE_INTERVAL_MS: Joi.number().integer().min(100).max(3_600_000),
 }).unknown(true);
+
+/** Every environment variable the server reads (.env.example must list exactly these). */
+export const CONFIG_VARIABLES: readonly string[] = Object.freeze(Object.keys(schema.describe().keys as object));
 
 /** Walks up from this file to the folder with package.json: works from source and from dist/. */
 function findRootDir(): string {
@@ -149,7 +229,8 @@ function findRootDir(): string {
   return dir;
 }
 
-function parseOrigins(raw: string): readonly string[] | '*' | string {
+/** The list, or '*', or a message saying what is wrong with the value. */
+function parseOrigins(raw: string): readonly string[] | string {
   const text = raw.trim();
   if (text === '*') return '*';
   let list: unknown;
@@ -160,7 +241,10 @@ function parseOrigins(raw: string): readonly string[] | '*' | string {
       return 'CORS_ORIGINS is not a valid JSON array';
     }
   } else {
-    list = text.split(',').map((o) => o.trim()).filter(Boolean);
+    list = text
+      .split(',')
+      .map((o) => o.trim())
+      .filter(Boolean);
   }
   if (!Array.isArray(list) || !list.every((o) => typeof o === 'string' && /^https?:\/\/[^/\s]+$/.test(o))) {
     return 'CORS_ORIGINS must be "*" or a list of origins like http://localhost:3000 (comma separated or a JSON array)';
@@ -196,7 +280,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   jwtSecret ??= DEVELOPMENT_JWT_SECRET;
 
+  const idleTimeoutMs = Math.round(v.SESSION_IDLE_TIMEOUT_MINUTES * 60_000);
+  if (idleTimeoutMs < 1000) problems.push('SESSION_IDLE_TIMEOUT_MINUTES must be at least one second (0.0167)');
+
   if (v.SPIRIT_PROVIDER === 'gemini' && !v.GOOGLE_API_KEY) problems.push('SPIRIT_PROVIDER=gemini needs GOOGLE_API_KEY');
+  if (v.TTS_PROVIDER === 'elevenlabs' && !v.ELEVENLABS_API_KEY) problems.push('TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY');
   const redis = redisTarget(v, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
@@ -236,15 +324,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: v.SPIRIT_TIMEOUT_MS,
       retries: v.SPIRIT_RETRIES,
       retryBaseMs: v.SPIRIT_RETRY_BASE_MS,
+      breakerFailures: v.SPIRIT_BREAKER_FAILURES,
+      breakerCooldownMs: v.SPIRIT_BREAKER_COOLDOWN_MS,
       oracleDelayMs: v.SPIRIT_ORACLE_DELAY_MS,
       gemini: { apiKey: v.GOOGLE_API_KEY ?? null, model: v.GEMINI_MODEL, baseUrl: v.GEMINI_BASE_URL.replace(/\/+$/, '') },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, model: v.OPENAI_MODEL, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, '') },
+    },
+    voice: {
+      provider: v.TTS_PROVIDER,
+      timeoutMs: v.TTS_TIMEOUT_MS,
+      concurrency: v.TTS_CONCURRENCY,
+      maxBytes: v.TTS_MAX_BYTES,
+      elevenlabs: { apiKey: v.ELEVENLABS_API_KEY ?? null, voiceId: v.ELEVENLABS_VOICE_ID, baseUrl: v.ELEVENLABS_BASE_URL.replace(/\/+$/, ''), modelId: v.ELEVENLABS_MODEL_ID },
+      openai: { apiKey: v.OPENAI_API_KEY ?? null, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, ''), model: v.TTS_MODEL, voice: v.TTS_VOICE },
     },
     limits: {
       messagesPerWindow: v.MESSAGE_RATE_LIMIT,
       messageWindowSeconds: v.MESSAGE_RATE_WINDOW_S,
       sessionCreatesPerMinute: v.SESSION_CREATE_RATE_LIMIT,
       connectionsPerMinute: v.CONNECT_RATE_LIMIT,
+      speechPerMinute: v.TTS_RATE_LIMIT,
     },
     realtime: {
       pingIntervalMs: v.WS_PING_INTERVAL_MS,
@@ -252,6 +351,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       presenceTtlMs: v.PRESENCE_TTL_MS,
     },
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    behindTls: v.BEHIND_TLS,
+    operations: {
+      metricsToken: v.METRICS_TOKEN ?? null,
+      adminUi: v.ADMIN_UI_PASSWORD ? { username: v.ADMIN_UI_USERNAME, password: v.ADMIN_UI_PASSWORD } : null,
+    },
+    lifecycle: {
+      sessionIdleTimeoutMs: idleTimeoutMs,
+      messageRetentionMs: v.MESSAGE_RETENTION_DAYS === undefined ? null : Math.round(v.MESSAGE_RETENTION_DAYS * 86_400_000),
+      // Often enough that a session ends within a tenth of its timeout late, never more than once a minute apart.
+      sweepIntervalMs: v.MAINTENANCE_INTERVAL_MS ?? Math.min(60_000, Math.max(500, Math.round(idleTimeoutMs / 10))),
+    },
   };
   return deepFreeze(config);
 }
@@ -290,7 +400,13 @@ function redisTarget(v: Record<string, any>, problems: string[]): RedisTarget | 
       return { mode: 'single', url: v.REDIS_URL };
     case 'REDIS_SENTINELS':
       if (v.REDIS_SENTINEL_NAME === undefined) problems.push('REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the master name the sentinels monitor)');
-      return { mode: 'sentinel', sentinels: parseAddresses('REDIS_SENTINELS', v.REDIS_SENTINELS, problems), name: v.REDIS_SENTINEL_NAME ?? '', sentinelPassword: v.REDIS_SENTINEL_PASSWORD ?? null, password };
+      return {
+        mode: 'sentinel',
+        sentinels: parseAddresses('REDIS_SENTINELS', v.REDIS_SENTINELS, problems),
+        name: v.REDIS_SENTINEL_NAME ?? '',
+        sentinelPassword: v.REDIS_SENTINEL_PASSWORD ?? null,
+        password,
+      };
     case 'REDIS_CLUSTER_NODES':
       return { mode: 'cluster', nodes: parseAddresses('REDIS_CLUSTER_NODES', v.REDIS_CLUSTER_NODES, problems), password };
     default:

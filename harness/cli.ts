@@ -67,7 +67,7 @@ async function main(): Promise<void> {
 }
 
 function redisLines(cluster: ClusterHandle): string[] {
-  if (cluster.redis) return [`  redis      ${cluster.redis.url}`];
+  if (cluster.redisMode === 'single') return [`  redis      ${cluster.redis.url}`];
   if (cluster.redisCluster) return cluster.redisCluster.shards.map((s, i) => `  redis #${i + 1}   redis://127.0.0.1:${s.port}   (cluster shard)   log ${s.logFile}`);
   const sentinel = cluster.redisSentinel!;
   return [

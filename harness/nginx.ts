@@ -6,19 +6,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { canConnect, freePort } from './ports';
-import {
-  PROJECT_ROOT,
-  childPids,
-  findExecutable,
-  makeTempDir,
-  removeTempDir,
-  run,
-  signal,
-  spawnLogged,
-  stopProcess,
-  waitUntil,
-  type Spawned,
-} from './processes';
+import { PROJECT_ROOT, childPids, findExecutable, makeTempDir, removeTempDir, run, signal, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
 
 export const SHIPPED_NGINX_CONF = path.join(PROJECT_ROOT, 'nginx.conf');
 
@@ -47,6 +35,8 @@ export interface NginxHandle {
   workDir: string;
   configFile: string;
   errorLog: string;
+  /** Exit code of the master (null for a signal); never rejects. */
+  exited: Promise<number | null>;
   /** Fast shutdown (SIGTERM), SIGKILL after 10 s; removes the work dir if we made it. */
   stop(): Promise<void>;
   /** Re-renders with these upstreams and reloads (SIGHUP), resolving once new connections use them. */
@@ -83,10 +73,7 @@ export function renderNginxConfig(opts: RenderOptions): string {
   let text = opts.source ?? fs.readFileSync(SHIPPED_NGINX_CONF, 'utf8');
 
   // Directives that point at system paths or users of the container; re-added below.
-  text = text.replace(
-    /^[ \t]*(user|pid|lock_file|error_log|access_log|daemon|(client_body|proxy|fastcgi|uwsgi|scgi)_temp_path)\s[^;]*;[^\n]*\n/gm,
-    '',
-  );
+  text = text.replace(/^[ \t]*(user|pid|lock_file|error_log|access_log|daemon|(client_body|proxy|fastcgi|uwsgi|scgi)_temp_path)\s[^;]*;[^\n]*\n/gm, '');
 
   const upstreamBlocks = [...text.matchAll(/upstream\s+\S+\s*\{[^}]*\}/g)];
   if (upstreamBlocks.length !== 1) throw new Error(`expected one upstream block in nginx.conf, found ${upstreamBlocks.length}`);
@@ -152,8 +139,7 @@ export async function startNginx(opts: NginxOptions): Promise<NginxHandle> {
   const configFile = path.join(workDir, 'nginx.conf');
   const errorLog = errorLogPath(workDir);
   const outLog = path.join(workDir, 'nginx.out');
-  const write = (upstreams: string[]) =>
-    fs.writeFileSync(configFile, renderNginxConfig({ listenPort: port, upstreams, workDir }));
+  const write = (upstreams: string[]) => fs.writeFileSync(configFile, renderNginxConfig({ listenPort: port, upstreams, workDir }));
 
   let proc: Spawned | undefined;
   const stop = async () => {
@@ -191,13 +177,11 @@ export async function startNginx(opts: NginxOptions): Promise<NginxHandle> {
       'nginx reload',
       async () => {
         const fresh = fs.readFileSync(errorLog).subarray(offset).toString('utf8');
-        return oldWorkers.every(
-          (pid) => !fs.existsSync(`/proc/${pid}`) || new RegExp(`${pid}#\\d+: gracefully shutting down`).test(fresh),
-        );
+        return oldWorkers.every((pid) => !fs.existsSync(`/proc/${pid}`) || new RegExp(`${pid}#\\d+: gracefully shutting down`).test(fresh));
       },
       { timeoutMs: READY_TIMEOUT_MS, proc: master, logFile: errorLog },
     );
   };
 
-  return { url: `http://127.0.0.1:${port}`, port, pid: master.pid, workDir, configFile, errorLog, stop, reload };
+  return { url: `http://127.0.0.1:${port}`, port, pid: master.pid, exited: master.exited, workDir, configFile, errorLog, stop, reload };
 }

@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pgQuery } from './pg';
 import { freePort } from './ports';
-import { findExecutable, makeTempDir, removeTempDir, run, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
+import { findExecutable, makeTempDir, removeTempDir, signal, run, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
 
 export interface PostgresHandle {
   /** postgres://postgres@127.0.0.1:PORT/seance */
@@ -22,6 +22,12 @@ export interface PostgresHandle {
   start(): Promise<void>;
   /** stop() and remove the temp dir. */
   destroy(): Promise<void>;
+  /** PID of the current process (-1 before the first start). */
+  readonly pid: number;
+  /** Exit code (null for a signal) of the current process; never rejects. */
+  readonly exited: Promise<number | null>;
+  /** Sends a signal to the current process by PID (SIGSTOP/SIGCONT to freeze it, SIGKILL to crash it). */
+  kill(sig: NodeJS.Signals): void;
 }
 
 const READY_TIMEOUT_MS = 30_000;
@@ -32,9 +38,7 @@ export function findPostgresBinDir(): string {
   const onPath = findExecutable('initdb');
   if (onPath) return path.dirname(fs.realpathSync(onPath));
   const root = '/usr/lib/postgresql';
-  const versions = fs.existsSync(root)
-    ? fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, 'bin', 'initdb')))
-    : [];
+  const versions = fs.existsSync(root) ? fs.readdirSync(root).filter((v) => fs.existsSync(path.join(root, v, 'bin', 'initdb'))) : [];
   versions.sort((a, b) => Number(b) - Number(a));
   if (versions.length === 0) {
     throw new Error('PostgreSQL not found: no initdb on PATH nor under /usr/lib/postgresql/*/bin (apt-get install postgresql)');
@@ -73,7 +77,11 @@ export async function startPostgres(): Promise<PostgresHandle> {
     const adminUrl = `postgres://postgres@127.0.0.1:${port}/postgres`;
     await waitUntil(
       `postgres on port ${port}`,
-      () => pgQuery(adminUrl, 'SELECT 1').then(() => true, () => false),
+      () =>
+        pgQuery(adminUrl, 'SELECT 1').then(
+          () => true,
+          () => false,
+        ),
       { timeoutMs: READY_TIMEOUT_MS, proc, logFile },
     );
   };
@@ -82,11 +90,7 @@ export async function startPostgres(): Promise<PostgresHandle> {
   };
 
   try {
-    await run(
-      path.join(binDir, 'initdb'),
-      ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'],
-      runAs,
-    );
+    await run(path.join(binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], runAs);
     // Settings live in the data dir, so start() after stop() needs no arguments to agree.
     fs.appendFileSync(
       path.join(dataDir, 'postgresql.conf'),
@@ -125,6 +129,15 @@ export async function startPostgres(): Promise<PostgresHandle> {
     destroy: async () => {
       await stop();
       await removeTempDir(dir);
+    },
+    get pid() {
+      return proc?.pid ?? -1;
+    },
+    get exited() {
+      return proc ? proc.exited : new Promise<number | null>(() => undefined);
+    },
+    kill: (sig) => {
+      if (proc && !proc.hasExited()) signal(proc.pid, sig);
     },
   };
 }

@@ -87,11 +87,7 @@ export function spawnLogged(command: string, args: string[], options: SpawnOptio
 }
 
 /** Runs a command to completion, capturing its output; rejects with that output on failure. */
-export function run(
-  command: string,
-  args: string[],
-  options: { cwd: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number; timeoutMs?: number },
-): Promise<string> {
+export function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number; timeoutMs?: number }): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: options.cwd,
@@ -166,14 +162,9 @@ export async function stopProcess(proc: Spawned, sig: NodeJS.Signals, graceMs: n
  * Polls `check` until it returns true. Fails after `timeoutMs`, or at once when the
  * process we are waiting for exits, with the tail of its log in the message.
  */
-export async function waitUntil(
-  what: string,
-  check: () => Promise<boolean>,
-  options: { timeoutMs: number; intervalMs?: number; proc?: Spawned; logFile?: string },
-): Promise<void> {
+export async function waitUntil(what: string, check: () => Promise<boolean>, options: { timeoutMs: number; intervalMs?: number; proc?: Spawned; logFile?: string }): Promise<void> {
   const deadline = Date.now() + options.timeoutMs;
-  const failure = (reason: string) =>
-    new Error(`${what}: ${reason}${options.logFile ? `\n--- ${options.logFile} (tail) ---\n${tailFile(options.logFile)}` : ''}`);
+  const failure = (reason: string) => new Error(`${what}: ${reason}${options.logFile ? `\n--- ${options.logFile} (tail) ---\n${tailFile(options.logFile)}` : ''}`);
   for (;;) {
     if (options.proc?.hasExited()) {
       const code = await options.proc.exited;

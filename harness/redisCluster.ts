@@ -65,11 +65,10 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
   };
 
   const waitHealthy = async (timeoutMs = READY_TIMEOUT_MS) => {
-    await waitUntil(
-      'redis cluster state ok',
-      async () => (await Promise.all(shards.map((s) => clusterInfo(s.port, 'cluster_state')))).every((state) => state === 'ok'),
-      { timeoutMs, intervalMs: 100 },
-    );
+    await waitUntil('redis cluster state ok', async () => (await Promise.all(shards.map((s) => clusterInfo(s.port, 'cluster_state')))).every((state) => state === 'ok'), {
+      timeoutMs,
+      intervalMs: 100,
+    });
   };
 
   try {
@@ -79,17 +78,28 @@ export async function startRedisCluster(): Promise<RedisClusterHandle> {
       fs.mkdirSync(nodeDir, { recursive: true });
       const logFile = path.join(nodeDir, 'redis.log');
       const args = [
-        '--port', String(port),
-        '--bind', '127.0.0.1',
-        '--cluster-enabled', 'yes',
-        '--cluster-port', String(busPort),
-        '--cluster-config-file', path.join(nodeDir, 'nodes.conf'),
-        '--cluster-node-timeout', '2000',
-        '--cluster-require-full-coverage', 'no',
-        '--cluster-announce-ip', '127.0.0.1',
-        '--save', '',
-        '--appendonly', 'no',
-        '--dir', nodeDir,
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-port',
+        String(busPort),
+        '--cluster-config-file',
+        path.join(nodeDir, 'nodes.conf'),
+        '--cluster-node-timeout',
+        '2000',
+        '--cluster-require-full-coverage',
+        'no',
+        '--cluster-announce-ip',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'no',
+        '--dir',
+        nodeDir,
       ];
       const start = async () => {
         if (procs[i] && !procs[i]!.hasExited()) return;

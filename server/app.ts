@@ -4,7 +4,7 @@
  * so tests start as many real servers as they like, each on port 0.
  */
 import { createServer, type Server as HttpServer } from 'node:http';
-import { createShardedAdapter } from '@socket.io/redis-adapter';
+import path from 'node:path';
 import cors from 'cors';
 import express from 'express';
 import helmet from 'helmet';
@@ -19,26 +19,36 @@ import { requestContext } from './http/middleware/requestContext';
 import { buildOpenApiDocument } from './http/openapi';
 import { authRoutes } from './http/routes/auth';
 import { healthRoutes } from './http/routes/health';
+import { metricsRoutes } from './http/routes/metrics';
 import { sessionRoutes } from './http/routes/sessions';
+import { voiceRoutes } from './http/routes/voice';
 import type { Logger } from './logger';
+import { Metrics } from './metrics';
 import { createBroadcaster } from './realtime/broadcaster';
+import { seanceAdapter } from './realtime/extensions/clusterAdapter';
+import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
+import { checkLibraryInternals } from './realtime/extensions/internals';
+import { attachAdminUi } from './realtime/adminUi';
 import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
-import { batchRoomPublishes } from './realtime/publishBatching';
-import { coalesceEngineWrites } from './realtime/writeCoalescing';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
+import { SessionFeeds } from './ordering/sessionFeeds';
 import { createRequestPolicy } from './requestPolicy';
-import { MessageService } from './services/messages';
 import { MemoryPresence } from './services/presence/memory';
 import { RedisPresence } from './services/presence/redis';
 import type { Presence } from './services/presence/types';
 import { RateLimits } from './services/rateLimits';
 import { RoomService } from './services/rooms';
+import { rooms as roomNames } from './cluster/names';
+import { LocalLease, RedisLease } from './services/maintenanceLease';
+import { SessionLifecycle } from './services/sessionLifecycle';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
+import { sequelizeMaintenance, sequelizeStores } from './storage/sequelize';
 import type { SpiritProvider } from './services/spirit/types';
-import { UserService } from './services/users';
+import { VoiceService } from './services/voice';
+import type { VoiceProvider } from './services/voice/types';
 
 export interface AppDeps {
   config: Config;
@@ -48,12 +58,17 @@ export interface AppDeps {
   redis: RedisConnections | null;
   /** Replaces the configured spirit provider (tests point it at a fake server through config instead). */
   spiritProvider?: SpiritProvider;
+  /** Replaces the configured voice provider (tests point it at a fake server through config instead). */
+  voiceProvider?: VoiceProvider;
 }
 
 export interface App {
   httpServer: HttpServer;
   io: SeanceServer;
   rooms: RoomService;
+  /** Ordering of stored messages on this node (gap repairs, delivery timing). */
+  feeds: SessionFeeds;
+  metrics: Metrics;
   /** Graceful shutdown: stop accepting, finish in-flight work, send clients elsewhere, release presence. */
   close(): Promise<void>;
 }
@@ -64,22 +79,28 @@ const SERVICE_RESTART = 1012;
 
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, logger, db, redis } = deps;
+  checkLibraryInternals();
   const policy = createRequestPolicy(config);
+  const metrics = new Metrics();
   const tokens = new TokenService(config.auth);
-  const limits = new RateLimits(config.limits, redis, config.nodeId, logger);
-  const presence: Presence = redis
-    ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' }))
-    : new MemoryPresence();
-  const sessions = new SessionService(db.models, presence);
-  const messages = new MessageService(db.models, db.sequelize);
-  const users = new UserService(db.models);
-  const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider);
+  const limits = new RateLimits(config.limits, redis, config.nodeId, logger, metrics);
+  const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence();
+  const { sessions: sessionStore, messages, users, audio } = sequelizeStores(db, config.nodeId);
+  const sessions = new SessionService(sessionStore, presence);
+  const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider, metrics);
+  const voice = new VoiceService({
+    config: config.voice,
+    store: audio,
+    logger: logger.child({ component: 'voice' }),
+    provider: deps.voiceProvider,
+  });
 
   const app = express();
   const httpServer = createServer(app);
   const io: SeanceServer = new SocketIOServer(httpServer, {
     path: '/socket.io',
-    serveClient: false,
+    // /socket.io/socket.io.min.js: the client the /play page (and any simple frontend) loads.
+    serveClient: true,
     // The raw /ws path shares this server's upgrades: engine.io must leave other paths alone.
     destroyUpgrade: false,
     perMessageDeflate: false,
@@ -89,14 +110,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
     maxHttpBufferSize: 64 * 1024,
     cors: { origin: (origin, cb) => cb(null, policy.isOriginAllowed(origin)), credentials: true, methods: CORS_METHODS },
     // Cross-site WebSocket hijacking: browsers from foreign origins are refused on every transport.
-    allowRequest: (req, cb) => cb(null, policy.isOriginAllowed(req.headers.origin)),
+    allowRequest: (req, cb) => cb(null, policy.isOriginAllowed(req.headers.origin, req.headers.host)),
   });
   // Sharded Pub/Sub (Redis 7) with a channel per room, subscribed only by the nodes that hold a
   // member: a session's traffic reaches the nodes that serve it and no others.
-  if (redis) {
-    io.adapter(createShardedAdapter(redis.pub, redis.sub, { channelPrefix: 'seance', subscriptionMode: 'dynamic' }));
-    batchRoomPublishes(io.of('/').adapter, redis.pub, logger.child({ component: 'adapter' }));
-  }
+  const adapter = seanceAdapter(redis, logger.child({ component: 'adapter' }));
+  io.adapter(adapter.factory);
   // Long-polling replies name their node too: that is how an operator checks stickiness.
   io.engine.on('headers', (headers: Record<string, string>) => {
     headers['X-Seance-Node'] = config.nodeId;
@@ -104,11 +123,47 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   coalesceEngineWrites(io.engine);
 
-  const rawHub = new RawHub(io.of('/').adapter);
+  const rawHub = new RawHub(adapter.main);
+  adapter.main.onDelivered((seconds) => metrics.delivered(seconds));
+  const audioUrl = (sessionId: string, messageId: number) => voice.audioUrl(sessionId, messageId);
+  // Stored messages reach this node's clients in seq order, holes filled from the database.
+  const feeds = new SessionFeeds(
+    { hold: (room) => adapter.main.hold(room), release: (room) => adapter.main.release(room), deliverHere: (packet, opts, arrived) => adapter.main.deliverHere(packet, opts, arrived) },
+    messages,
+    logger,
+    { gapRepaired: () => metrics.gapRepaired() },
+    audioUrl,
+  );
+  adapter.main.setOrdering(feeds);
   const broadcaster = createBroadcaster(io);
-  const rooms = new RoomService({ config, logger, sessions, messages, users, presence, spirit, tokens, limits, broadcaster });
-  attachSocketHandlers(io, { rooms, limits, policy, logger: logger.child({ transport: 'socket.io' }) });
-  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
+  const rooms = new RoomService({
+    config,
+    logger,
+    sessions,
+    messages,
+    users,
+    presence,
+    spirit,
+    tokens,
+    limits,
+    broadcaster,
+    metrics,
+    audioUrl,
+    subscriptions: feeds,
+  });
+  attachSocketHandlers(io, { rooms, limits, feeds, policy, logger });
+  const adminUiPage = attachAdminUi(io, config.operations.adminUi, config.nodeId, redis?.command ?? null);
+  const lifecycle = new SessionLifecycle({
+    config: config.lifecycle,
+    store: sequelizeMaintenance(db),
+    presence,
+    broadcaster,
+    // Three rounds of slack: a holder that dies is replaced within about three intervals.
+    lease: redis ? new RedisLease(redis.command, config.nodeId, Math.max(3 * config.lifecycle.sweepIntervalMs, 2_000), logger.child({ component: 'maintenance' })) : new LocalLease(),
+    logger: logger.child({ component: 'maintenance' }),
+    metrics,
+  });
+  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, feeds, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {
     if (rawEdge.handleUpgrade(req, socket, head)) return;
@@ -116,14 +171,42 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
 
   let draining = false;
+  metrics.setSources({
+    connections: () => ({ socketio: io.of('/').sockets.size, websocket: rawHub.size }),
+    sessionsActive: () => {
+      let count = 0;
+      for (const room of io.of('/').adapter.rooms.keys()) if (roomNames.sessionOf(room) !== null) count += 1;
+      return count;
+    },
+    redisUp: () => redis?.isReady() ?? false,
+    databaseUp: () =>
+      db.ping().then(
+        () => true,
+        () => false,
+      ),
+  });
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
-  app.set('trust proxy', config.trustProxy.split(',').map((s) => s.trim()));
+  app.set(
+    'trust proxy',
+    config.trustProxy.split(',').map((s) => s.trim()),
+  );
   app.use(requestContext(logger, config.nodeId));
   app.use(
     helmet({
-      // Swagger UI's page runs an inline style and loads its own assets from /docs.
-      contentSecurityPolicy: { directives: { 'script-src': ["'self'"], 'style-src': ["'self'", "'unsafe-inline'"], 'img-src': ["'self'", 'data:'] } },
+      contentSecurityPolicy: {
+        directives: {
+          // Swagger UI's page runs an inline style and loads its own assets from /docs.
+          'script-src': ["'self'"],
+          'style-src': ["'self'", "'unsafe-inline'"],
+          'img-src': ["'self'", 'data:'],
+          // Over plain HTTP (compose serves :8000), upgrading the page's assets to https would
+          // leave Swagger UI blank: only ask for it when TLS is in front (BEHIND_TLS).
+          'upgrade-insecure-requests': config.behindTls ? [] : null,
+        },
+      },
+      // HSTS over plain HTTP is ignored at best; on a name later served with TLS it pins browsers.
+      strictTransportSecurity: config.behindTls,
       crossOriginResourcePolicy: { policy: 'cross-origin' },
     }),
   );
@@ -139,13 +222,21 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.get('/', (_req, res) => res.redirect(302, '/docs'));
   app.get('/openapi.json', (_req, res) => res.json(openApi));
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openApi, { customSiteTitle: 'Séance API' }));
+  // A small page to try a séance in a browser: static files, its script outside the HTML (CSP: script-src 'self').
+  const playDir = path.join(config.rootDir, 'public', 'play');
+  app.get('/play', (_req, res) => res.sendFile(path.join(playDir, 'index.html')));
+  app.use('/play', express.static(playDir, { index: 'index.html' }));
   app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, requireAuth: createRequireAuth(config.auth) }));
   app.use('/api/auth', authRoutes({ tokens }));
+  app.use(voiceRoutes({ voice, messages, limits }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
+  app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
+  if (adminUiPage) app.use('/admin', adminUiPage);
   app.use(notFound);
   app.use(errorHandler);
 
   await Promise.all([presence.start(), limits.start()]);
+  lifecycle.start();
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
@@ -161,8 +252,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
       await rooms.drain();
     });
     rawEdge.close();
-    await Promise.all([presence.stop(), limits.stop()]);
-    await new Promise<void>((resolve) => io.close(() => resolve()));
+    await lifecycle.stop();
+    await Promise.all([presence.stop(), limits.stop(), voice.close()]);
+    await new Promise<void>((resolve) => void io.close(() => resolve()));
     httpServer.closeAllConnections();
   }
 
@@ -170,6 +262,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     httpServer,
     io,
     rooms,
+    feeds,
+    metrics,
     close: () => (closing ??= shutdown()),
   };
 }

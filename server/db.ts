@@ -22,32 +22,11 @@ export interface Database {
   close(): Promise<void>;
 }
 
+/** One step of a migration file, called with the QueryInterface and the Sequelize class. */
+type MigrationStep = (queryInterface: unknown, sequelize: typeof Sequelize) => Promise<void>;
+
 /** Any constant shared by every replica: the key of the PostgreSQL advisory lock taken while migrating. */
 const MIGRATION_LOCK_KEY = 746_353_100;
-
-const CONNECTION_ERRORS = new Set([
-  'SequelizeConnectionError',
-  'SequelizeConnectionRefusedError',
-  'SequelizeConnectionAcquireTimeoutError',
-  'SequelizeHostNotFoundError',
-  'SequelizeHostNotReachableError',
-  'SequelizeConnectionTimedOutError',
-]);
-/** SQLSTATE classes of a server going away: 08 connection exceptions, 57P0x shutdowns. */
-const UNAVAILABLE_SQLSTATE = /^(08|57P0[1-3])/;
-
-/**
- * True when an error means "the database cannot be reached right now" rather than a bug:
- * callers answer 503 and the request may succeed once the database is back.
- */
-export function isDatabaseUnavailable(err: unknown): boolean {
-  const e = err as { name?: string; message?: string; parent?: { code?: unknown; message?: string } } | null;
-  if (!e || typeof e.name !== 'string') return false;
-  if (CONNECTION_ERRORS.has(e.name)) return true;
-  if (e.name !== 'SequelizeDatabaseError') return false;
-  const code = typeof e.parent?.code === 'string' ? e.parent.code : '';
-  return UNAVAILABLE_SQLSTATE.test(code) || /Connection terminated|ECONNREFUSED|not queryable/i.test(e.parent?.message ?? e.message ?? '');
-}
 
 /** Options shared with sequelize-cli (config/sequelize-cli.js). */
 export function sequelizeOptions(config: Pick<Config, 'database'>): Options {
@@ -79,8 +58,7 @@ export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, log
   if (config.database.dialect === 'sqlite' && config.database.storage && config.database.storage !== ':memory:') {
     fs.mkdirSync(path.dirname(config.database.storage), { recursive: true });
   }
-  const sequelize =
-    config.database.dialect === 'sqlite' ? new Sequelize(options) : new Sequelize(config.database.url, options);
+  const sequelize = config.database.dialect === 'sqlite' ? new Sequelize(options) : new Sequelize(config.database.url, options);
   const models = initModels(sequelize);
   const log = logger.child({ component: 'db' });
 
@@ -88,8 +66,9 @@ export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, log
     migrations: {
       glob: ['migrations/*.js', { cwd: config.rootDir }],
       resolve: ({ name, path: file, context }) => {
+        // sequelize-cli's migration files are CommonJS modules: required, not imported.
         // eslint-disable-next-line @typescript-eslint/no-require-imports
-        const migration = require(file!);
+        const migration = require(file!) as { up: MigrationStep; down: MigrationStep };
         return {
           name,
           up: async () => migration.up(context, Sequelize),

@@ -66,8 +66,64 @@ export const WS_CLOSE_CODE: Partial<Record<ErrorCode, number>> = {
 };
 export const WS_CLOSE_JOIN_TIMEOUT = 4008;
 
-/** What a client may see of any error: unknown errors become INTERNAL_ERROR, never a stack or SQL. */
-export function toPublicError(err: unknown): AppError {
+/**
+ * SQLSTATEs of a database going away rather than of a bad statement: class 08 (connection
+ * exceptions) and 57P0x (shutdowns, a dropped database, an idle session ended by the server).
+ */
+export function isConnectionSqlState(code: unknown): boolean {
+  return typeof code === 'string' && /^(08...|57P0[0-9])$/.test(code);
+}
+
+/** Sequelize's names for "could not reach the database". */
+const DB_CONNECTION_ERRORS = new Set([
+  'SequelizeConnectionError',
+  'SequelizeConnectionRefusedError',
+  'SequelizeConnectionAcquireTimeoutError',
+  'SequelizeHostNotFoundError',
+  'SequelizeHostNotReachableError',
+  'SequelizeConnectionTimedOutError',
+]);
+/** Node's socket errors, as pg and ioredis pass them on. */
+const SOCKET_ERRNOS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH', 'ENOTFOUND']);
+/** What pg and ioredis say when their connection is gone (they give no code for these). */
+const GONE_MESSAGE = /Connection terminated|not queryable|Connection is closed|enableOfflineQueue|max retries per request|Client has encountered a connection error/i;
+
+interface ErrorLike {
+  name?: unknown;
+  code?: unknown;
+  message?: unknown;
+  parent?: ErrorLike;
+}
+
+/**
+ * True when an error means "the database or Redis cannot be reached right now" rather than a
+ * bug: every edge answers SERVICE_UNAVAILABLE, and the request may succeed once it is back.
+ */
+export function isDependencyUnavailable(err: unknown): boolean {
+  const e = err as ErrorLike | null;
+  if (!e || typeof e !== 'object') return false;
+  if (typeof e.name === 'string' && DB_CONNECTION_ERRORS.has(e.name)) return true;
+  if (e.name === 'MaxRetriesPerRequestError') return true;
+  for (const candidate of [e, e.parent]) {
+    if (!candidate) continue;
+    if (isConnectionSqlState(candidate.code) || SOCKET_ERRNOS.has(candidate.code as string)) return true;
+    if (typeof candidate.message === 'string' && GONE_MESSAGE.test(candidate.message)) return true;
+  }
+  return false;
+}
+
+const UNAVAILABLE = 'A service this server needs is unavailable; try again shortly';
+
+/**
+ * The one classifier every edge uses (REST, Socket.IO, raw ws): an AppError stays itself, an
+ * outage of the database or Redis becomes SERVICE_UNAVAILABLE, anything else INTERNAL_ERROR,
+ * never with a stack or SQL in the reply.
+ */
+export function classifyError(err: unknown): AppError {
   if (err instanceof AppError) return err;
+  if (isDependencyUnavailable(err)) return new AppError('SERVICE_UNAVAILABLE', UNAVAILABLE);
   return new AppError('INTERNAL_ERROR', 'Something went wrong on our side');
 }
+
+/** Whether the edge should log the error (the client's own mistakes are not logged as failures). */
+export const isServerFault = (error: AppError) => error.code === 'INTERNAL_ERROR' || error.code === 'SERVICE_UNAVAILABLE';

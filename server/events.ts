@@ -18,6 +18,8 @@ export interface ParticipantView {
 
 export interface ChatMessageView {
   id: number;
+  /** The message's place in its session: 1, 2, 3, … with no gap. */
+  seq: number;
   session_id: string;
   user_id: string | null;
   user_name: string | null;
@@ -32,12 +34,14 @@ export interface HistoryMessageView extends ChatMessageView {
 
 export interface SpiritResponseView {
   id: number;
+  seq: number;
   session_id: string;
   in_reply_to: number;
   message: string;
   word_count: number;
   letter_timings: number[];
-  audio_url: null;
+  /** Where the answer is served spoken; null when speech is off (TTS_PROVIDER=none). */
+  audio_url: string | null;
   timestamp: string;
 }
 
@@ -47,26 +51,22 @@ export interface ErrorView {
 }
 
 export interface ServerToClientEvents {
-  session_joined: (data: {
-    session: SessionView;
-    you: ParticipantView;
-    users: ParticipantView[];
-    messages: HistoryMessageView[];
-  }) => void;
+  /** `messages`: the last 50, or on a resume (`resumed: true`) every message after the join's `last_seq`. */
+  session_joined: (data: { session: SessionView; you: ParticipantView; users: ParticipantView[]; messages: HistoryMessageView[]; resumed: boolean }) => void;
   user_joined: (data: ParticipantView) => void;
   user_left: (data: ParticipantView) => void;
   message_received: (data: ChatMessageView) => void;
   spirit_thinking: (data: { session_id: string; in_reply_to: number }) => void;
   spirit_response: (data: SpiritResponseView) => void;
   user_typing: (data: { id: string; name: string }) => void;
-  session_ended: (data: { session_id: string; ended_at: string }) => void;
+  session_ended: (data: { session_id: string; ended_at: string; reason: 'ended_by_creator' | 'idle' }) => void;
   error: (data: ErrorView) => void;
 }
 
 export type ServerEventName = keyof ServerToClientEvents;
 export type ServerEventData<E extends ServerEventName> = Parameters<ServerToClientEvents[E]>[0];
 
-export type SendMessageAck = { ok: true; id: number } | { ok: false; error: ErrorView };
+export type SendMessageAck = { ok: true; id: number; seq: number } | { ok: false; error: ErrorView };
 
 export interface ClientToServerEvents {
   send_message: (data: { message: string }, ack?: (reply: SendMessageAck) => void) => void;
@@ -76,24 +76,3 @@ export interface ClientToServerEvents {
 
 export const CLIENT_EVENTS = ['send_message', 'typing', 'leave_session'] as const;
 export type ClientEventName = (typeof CLIENT_EVENTS)[number];
-
-/** Socket.IO handshake `auth`, and the raw path's first frame. */
-export interface JoinRequest {
-  session_id?: string;
-  name?: string;
-  user_id?: string;
-  token?: string;
-}
-
-/**
- * The one place room names are made: every transport and node agrees on them. The session id
- * is a Redis hash tag: a session room's sharded channel (`seance#/#session:{S}#`) lives in the
- * same Redis Cluster slot as the session's presence and rate limit keys, so a shard that is
- * down affects only its own sessions, wholly.
- */
-export const rooms = {
-  session: (sessionId: string) => `session:{${sessionId}}`,
-  participant: (sessionId: string, userId: string) => `session:{${sessionId}}:user:${userId}`,
-  /** The session id of a session room (not of a participant room), or null. */
-  sessionOf: (room: string): string | null => /^session:\{([^{}]*)\}$/.exec(room)?.[1] ?? null,
-};

@@ -8,15 +8,35 @@ import type { Config } from '../config';
 
 export interface RequestPolicy {
   clientAddress(req: IncomingMessage): string;
-  /** Non-browser clients send no Origin and are allowed; browsers must be on CORS_ORIGINS. */
-  isOriginAllowed(origin: string | undefined): boolean;
+  /**
+   * Non-browser clients send no Origin and are allowed; browsers must be on CORS_ORIGINS, or
+   * on this server's own origin (`host`: the request's Host header), like the /play page.
+   */
+  isOriginAllowed(origin: string | undefined, host?: string): boolean;
 }
 
 export function createRequestPolicy(config: Pick<Config, 'trustProxy' | 'corsOrigins'>): RequestPolicy {
-  const trust = proxyAddr.compile(config.trustProxy.split(',').map((s) => s.trim()).filter(Boolean));
+  const trust = proxyAddr.compile(
+    config.trustProxy
+      .split(',')
+      .map((s) => s.trim())
+      .filter(Boolean),
+  );
   const origins = config.corsOrigins;
   return {
     clientAddress: (req) => proxyAddr(req, trust),
-    isOriginAllowed: (origin) => origin === undefined || origins === '*' || origins.includes(origin),
+    isOriginAllowed: (origin, host) => origin === undefined || origins === '*' || origins.includes(origin) || (host !== undefined && sameHost(origin, host)),
   };
+}
+
+/**
+ * A page this server served talking back to it: not a cross-site request, whatever
+ * CORS_ORIGINS says (the scheme is left out: a TLS proxy in front changes it).
+ */
+function sameHost(origin: string, host: string): boolean {
+  try {
+    return new URL(origin).host === host.toLowerCase();
+  } catch {
+    return false;
+  }
 }

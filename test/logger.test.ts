@@ -33,7 +33,10 @@ describe('logs', () => {
     while (!fs.readFileSync(node.logFile, 'utf8').includes('log-req-end') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
 
     const text = fs.readFileSync(node.logFile, 'utf8');
-    const records = text.trim().split('\n').map((line) => JSON.parse(line));
+    const records = text
+      .trim()
+      .split('\n')
+      .map((line) => JSON.parse(line));
     const create = records.find((r) => r.req_id === 'log-req-1');
     expect(create).to.include({ msg: 'request', method: 'POST', path: '/api/sessions', status: 201, node_id: 'log-node', level: 30 });
     expect(create.duration_ms).to.be.a('number');

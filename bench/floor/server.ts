@@ -128,7 +128,7 @@ httpServer.on('upgrade', (req, socket, head) => {
 function onRaw(ws: WebSocket, sessionId: string): void {
   let user: { id: string; name: string } | null = null;
   ws.on('message', (raw) => {
-    const frame = JSON.parse(raw.toString()) as { event?: string; data?: { message: string }; user_id?: string; name?: string };
+    const frame = JSON.parse((raw as Buffer).toString()) as { event?: string; data?: { message: string }; user_id?: string; name?: string };
     if (!user) {
       user = { id: frame.user_id ?? randomUUID(), name: frame.name ?? 'anonymous' };
       let clients = rawClients.get(sessionId);
@@ -188,7 +188,7 @@ function stop(): void {
   if (stopping) return;
   stopping = true;
   setTimeout(() => process.exit(0), 3_000).unref();
-  io.close();
+  void io.close();
   httpServer.closeAllConnections();
   void Promise.allSettled([pub.quit(), sub.quit(), rawSub.quit()]).then(() => process.exit(0));
 }

@@ -23,7 +23,10 @@ function clockTicks(): number {
 function statFields(pid: number): string[] | null {
   try {
     const text = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return text.slice(text.lastIndexOf(')') + 2).trim().split(' ');
+    return text
+      .slice(text.lastIndexOf(')') + 2)
+      .trim()
+      .split(' ');
   } catch {
     return null;
   }

@@ -16,11 +16,7 @@ if (dir) {
   process.on('SIGUSR2', () => {
     if (!running) {
       running = true;
-      session.post('Profiler.enable', () =>
-        session.post('Profiler.setSamplingInterval', { interval: Number(process.env.BENCH_PROFILE_INTERVAL_US ?? 1000) }, () =>
-          session.post('Profiler.start'),
-        ),
-      );
+      session.post('Profiler.enable', () => session.post('Profiler.setSamplingInterval', { interval: Number(process.env.BENCH_PROFILE_INTERVAL_US ?? 1000) }, () => session.post('Profiler.start')));
       return;
     }
     running = false;

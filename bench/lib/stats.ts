@@ -17,7 +17,7 @@ function rank(sorted: ArrayLike<number>, p: number): number {
 }
 
 export function percentiles(samples: ArrayLike<number>): Percentiles {
-  const sorted = Float64Array.from(samples as ArrayLike<number>).sort();
+  const sorted = Float64Array.from(samples).sort();
   let sum = 0;
   for (let i = 0; i < sorted.length; i++) sum += sorted[i];
   return {

@@ -35,12 +35,14 @@ export function createRequireAuth(auth: Config['auth']): RequestHandler {
       },
     ),
   );
-  const authenticate = (req: Request, res: Response, next: NextFunction) =>
-    passport.authenticate('jwt', { session: false }, (err: unknown, claims: TokenClaims | false) => {
+  const authenticate = (req: Request, res: Response, next: NextFunction): void => {
+    const handler = passport.authenticate('jwt', { session: false }, (err: unknown, claims: TokenClaims | false) => {
       if (err) return next(err);
       if (!claims) return next(new AppError('UNAUTHORIZED', 'A valid Bearer token is required'));
       req.auth = claims;
       next();
-    })(req, res, next);
+    }) as RequestHandler;
+    void handler(req, res, next);
+  };
   return authenticate;
 }

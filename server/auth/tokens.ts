@@ -35,9 +35,13 @@ export class TokenService {
     return this.sign(claims, user.id);
   }
 
+  /**
+   * No expiry: the token is good for as long as its session is active (ending checks the
+   * session), so a creator can end a séance that lasted longer than any token lifetime.
+   */
   createCreatorToken(sessionId: string): string {
     const claims: Omit<CreatorClaims, 'sub'> = { typ: 'creator', sid: sessionId };
-    return this.sign(claims, `creator:${sessionId}`);
+    return this.sign(claims, `creator:${sessionId}`, null);
   }
 
   /** Returns the claims of a valid token, or throws UNAUTHORIZED (never says which check failed). */
@@ -64,10 +68,10 @@ export class TokenService {
     throw new AppError('UNAUTHORIZED', 'Invalid or expired token');
   }
 
-  private sign(claims: object, subject: string): string {
+  private sign(claims: object, subject: string, expiresInSeconds: number | null = this.expiresInSeconds): string {
     return jwt.sign(claims, this.auth.jwtSecret, {
       algorithm: this.auth.jwtAlgorithm,
-      expiresIn: this.expiresInSeconds,
+      ...(expiresInSeconds === null ? {} : { expiresIn: expiresInSeconds }),
       subject,
       jwtid: randomUUID(),
     });

@@ -12,7 +12,12 @@ const envelope = (data: object) => ({
 });
 const errorResponse = (description: string, code: string) => ({
   description,
-  content: { 'application/json': { schema: { $ref: '#/components/schemas/ErrorEnvelope' }, example: { success: false, error: { code, message: description }, meta: { timestamp: '2026-11-22T10:00:00.000Z', request_id: 'a1b2' } } } },
+  content: {
+    'application/json': {
+      schema: { $ref: '#/components/schemas/ErrorEnvelope' },
+      example: { success: false, error: { code, message: description }, meta: { timestamp: '2026-11-22T10:00:00.000Z', request_id: 'a1b2' } },
+    },
+  },
 });
 
 const session = {
@@ -32,11 +37,13 @@ const definition = {
   info: {
     title: 'Séance API',
     version: '0.1.0',
-    description:
-      'REST side of the Séance realtime backend. Realtime events travel over Socket.IO (`/socket.io`) and the raw WebSocket path `/ws/{session_id}`; see README.md.',
+    description: 'REST side of the Séance realtime backend. Realtime events travel over Socket.IO (`/socket.io`) and the raw WebSocket path `/ws/{session_id}`; see README.md.',
   },
   components: {
-    securitySchemes: { bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } },
+    securitySchemes: {
+      bearerAuth: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' },
+      metricsToken: { type: 'http', scheme: 'bearer', description: 'METRICS_TOKEN, when the server sets one' },
+    },
     parameters: {
       SessionId: { name: 'id', in: 'path', required: true, schema: { type: 'string', format: 'uuid' } },
     },
@@ -69,6 +76,7 @@ const definition = {
         type: 'object',
         properties: {
           id: { type: 'integer' },
+          seq: { type: 'integer', minimum: 1, description: 'the message’s place in its session: 1, 2, 3, … with no gap' },
           session_id: { type: 'string', format: 'uuid' },
           user_id: { type: 'string', nullable: true },
           user_name: { type: 'string', nullable: true },
@@ -92,6 +100,20 @@ const definition = {
           node_id: { type: 'string' },
           uptime_s: { type: 'integer' },
           timestamp: { type: 'string', format: 'date-time' },
+        },
+      },
+      Live: {
+        type: 'object',
+        properties: { status: { type: 'string', enum: ['alive'] }, node_id: { type: 'string' } },
+      },
+      Ready: {
+        type: 'object',
+        properties: {
+          status: { type: 'string', enum: ['ready', 'not_ready'] },
+          database: { type: 'string', enum: ['connected', 'disconnected'] },
+          redis: { type: 'string', enum: ['connected', 'disconnected', 'disabled'] },
+          draining: { type: 'boolean' },
+          node_id: { type: 'string' },
         },
       },
       SessionEnvelope: envelope({ $ref: '#/components/schemas/Session' }),
@@ -123,6 +145,14 @@ const definition = {
     '/': { get: { tags: ['Operations'], summary: 'Redirects to /docs', responses: { 302: { description: 'Redirect to /docs' } } } },
     '/openapi.json': { get: { tags: ['Operations'], summary: 'This document', responses: { 200: { description: 'OpenAPI 3 document' } } } },
     '/docs': { get: { tags: ['Operations'], summary: 'Swagger UI', responses: { 200: { description: 'HTML' } } } },
+    '/play': { get: { tags: ['Operations'], summary: 'A page to try a séance in a browser (join by link, chat, hear the spirit)', responses: { 200: { description: 'HTML' } } } },
+    '/admin/': {
+      get: {
+        tags: ['Operations'],
+        summary: 'Socket.IO Admin UI page (only when ADMIN_UI_PASSWORD is set; its Socket.IO namespace is /admin)',
+        responses: { 200: { description: 'HTML' }, 404: { description: 'The Admin UI is off' } },
+      },
+    },
   },
 };
 

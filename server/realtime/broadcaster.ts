@@ -1,10 +1,11 @@
 /**
  * The one way an event reaches a session, whichever transport and node each listener is on:
- * an emit to the session's Socket.IO room, which the Redis adapter carries to every node that
- * holds a member, Socket.IO socket or raw /ws client alike (see RawHub).
+ * an emit to the session's Socket.IO room, which the cluster adapter carries to every node
+ * that holds a member, Socket.IO socket or raw /ws client alike (see RawHub).
  */
-import type { Server } from 'socket.io';
-import { rooms, type ServerEventData, type ServerEventName } from '../events';
+import { rooms } from '../cluster/names';
+import type { ServerEventData, ServerEventName, ServerToClientEvents } from '../events';
+import type { SeanceServer } from './socketio';
 
 export interface BroadcastOptions {
   /** Every connection of this participant is skipped ("everyone else"). */
@@ -13,19 +14,20 @@ export interface BroadcastOptions {
 
 export interface Broadcaster {
   toSession<E extends ServerEventName>(sessionId: string, event: E, data: ServerEventData<E>, opts?: BroadcastOptions): void;
-  /** Disconnects every Socket.IO connection of the session on every node (raw clients close on `session_ended`). */
-  disconnectSession(sessionId: string): void;
+  /** `session_ended` to everyone in the session on every node, then every connection of it closes (both transports). */
+  endSession(sessionId: string, data: ServerEventData<'session_ended'>): void;
 }
 
-export function createBroadcaster(io: Server): Broadcaster {
+export function createBroadcaster(io: SeanceServer): Broadcaster {
+  const emit = <E extends ServerEventName>(sessionId: string, event: E, data: ServerEventData<E>, opts: BroadcastOptions = {}) => {
+    const room = io.to(rooms.session(sessionId));
+    const target = opts.exceptUserId ? room.except(rooms.participant(sessionId, opts.exceptUserId)) : room;
+    target.emit(event, ...([data] as Parameters<ServerToClientEvents[E]>));
+  };
   return {
-    toSession(sessionId, event, data, opts = {}) {
-      const target = opts.exceptUserId
-        ? io.to(rooms.session(sessionId)).except(rooms.participant(sessionId, opts.exceptUserId))
-        : io.to(rooms.session(sessionId));
-      (target.emit as (ev: string, payload: unknown) => boolean)(event, data);
-    },
-    disconnectSession(sessionId) {
+    toSession: emit,
+    endSession(sessionId, data) {
+      emit(sessionId, 'session_ended', data);
       io.in(rooms.session(sessionId)).disconnectSockets(true);
     },
   };

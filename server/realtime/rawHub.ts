@@ -1,15 +1,17 @@
 /**
  * Raw /ws clients are members of the same Socket.IO rooms as everyone else, so one emit
- * reaches both transports on every node through the one Redis adapter.
+ * reaches both transports on every node through the one adapter.
  *
  * Each node keeps its raw connections per session and holds the session's room in the adapter
  * under a member id that is no socket. That makes the adapter subscribe this node to the
  * room's channel like for any socket member. Every broadcast the adapter applies here, from
  * this node or from another, is then also written to the raw clients of its rooms: one frame
- * serialised per broadcast, not per client.
+ * serialised per broadcast, not per client. A disconnect of the room's sockets (a session's
+ * end) closes its raw clients too.
  */
-import { MessageType, type Adapter, type BroadcastOptions, type ClusterMessage } from 'socket.io-adapter';
-import { rooms } from '../events';
+import type { BroadcastOptions } from 'socket.io-adapter';
+import { rawFrame, rooms, SESSION_ENDED_CLOSE } from '../cluster/names';
+import type { Packet, SeanceAdapter } from './extensions/clusterAdapter';
 
 export interface RawClient {
   readonly userId: string;
@@ -22,40 +24,13 @@ export interface RawClient {
 const RAW_MEMBER = 'seance:raw-clients';
 /** Socket.IO's EVENT packet: `data` is `[event, payload]`. */
 const EVENT_PACKET = 2;
-/** Close code for the connections of an ended session: a normal closure, the séance is over. */
-const SESSION_ENDED_CLOSE = 1000;
-
-interface EventPacket {
-  type: number;
-  data?: unknown[];
-}
-
-/** The adapter methods the hub hooks: broadcasts applied here, and (clustered) messages from other nodes. */
-type HookableAdapter = Adapter & {
-  uid?: string;
-  onMessage?: (message: ClusterMessage, offset?: string) => unknown;
-};
 
 export class RawHub {
   private readonly sessions = new Map<string, Set<RawClient>>();
 
-  constructor(private readonly adapter: HookableAdapter) {
-    const applyHere = adapter.broadcast.bind(adapter);
-    adapter.broadcast = (packet: EventPacket, opts: BroadcastOptions) => {
-      applyHere(packet, opts);
-      this.deliver(packet, opts.rooms, opts.except);
-    };
-    const onMessage = adapter.onMessage?.bind(adapter);
-    if (onMessage) {
-      adapter.onMessage = (message, offset) => {
-        const result = onMessage(message, offset);
-        // Another node's room broadcast: the adapter has just applied it to our sockets.
-        if (message.type === MessageType.BROADCAST && message.uid !== adapter.uid && message.nsp === '/' && message.data.requestId === undefined) {
-          this.deliver(message.data.packet as EventPacket, new Set(message.data.opts.rooms), new Set(message.data.opts.except));
-        }
-        return result;
-      };
-    }
+  constructor(private readonly adapter: SeanceAdapter) {
+    adapter.onApplied((packet, opts) => this.deliver(packet, opts));
+    adapter.onDisconnect((opts) => this.closeRooms(opts));
   }
 
   add(sessionId: string, client: RawClient): void {
@@ -85,20 +60,27 @@ export class RawHub {
     for (const clients of this.sessions.values()) for (const client of [...clients]) client.close(code, reason);
   }
 
-  private deliver(packet: EventPacket, targetRooms: Set<string>, except: Set<string> | undefined): void {
+  private deliver(packet: Packet, opts: BroadcastOptions): void {
     if (packet.type !== EVENT_PACKET || !Array.isArray(packet.data)) return;
     let frame: Buffer | null = null;
     const [event, data] = packet.data;
-    for (const room of targetRooms) {
+    for (const room of opts.rooms) {
       const sessionId = rooms.sessionOf(room);
       const clients = sessionId ? this.sessions.get(sessionId) : undefined;
-      if (!clients) continue;
-      frame ??= Buffer.from(JSON.stringify({ event, data, timestamp: new Date().toISOString() }));
-      for (const client of [...clients]) {
-        if (except?.size && except.has(rooms.participant(sessionId!, client.userId))) continue;
+      if (!sessionId || !clients) continue;
+      frame ??= Buffer.from(rawFrame(String(event), data));
+      for (const client of clients) {
+        if (opts.except?.size && opts.except.has(rooms.participant(sessionId, client.userId))) continue;
         client.sendFrame(frame);
-        if (event === 'session_ended') client.close(SESSION_ENDED_CLOSE, 'session ended');
       }
+    }
+  }
+
+  private closeRooms(opts: BroadcastOptions): void {
+    for (const room of opts.rooms) {
+      const sessionId = rooms.sessionOf(room);
+      const clients = sessionId ? this.sessions.get(sessionId) : undefined;
+      for (const client of [...(clients ?? [])]) client.close(SESSION_ENDED_CLOSE.code, SESSION_ENDED_CLOSE.reason);
     }
   }
 }

@@ -1,32 +1,29 @@
 /**
  * The raw WebSocket edge (`/ws/{session_id}`) the existing web frontend speaks: JSON text
  * frames `{event, data, timestamp}`, identification in the first frame, the contract's close
- * codes, a 16 KiB frame limit and a 25 s heartbeat.
+ * codes, a 16 KiB frame limit and a 25 s heartbeat. What a connection does once identified is
+ * the connection core's (connection.ts).
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { randomUUID } from 'node:crypto';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Config } from '../../config';
-import { AppError, toPublicError, WS_CLOSE_CODE, WS_CLOSE_JOIN_TIMEOUT } from '../errors';
+import { rawFrame } from '../cluster/names';
+import { AppError, WS_CLOSE_CODE, WS_CLOSE_JOIN_TIMEOUT } from '../errors';
 import type { ServerEventData, ServerEventName } from '../events';
-import type { Logger } from '../logger';
 import type { RequestPolicy } from '../requestPolicy';
-import type { RateLimits } from '../services/rateLimits';
-import type { Participation, RoomService } from '../services/rooms';
+import { Connection, type ConnectionCoreDeps } from './connection';
+import { corkUntilTickEnd, tcpSocketOf } from './extensions/engineWrites';
 import type { RawClient, RawHub } from './rawHub';
-import { corkUntilTickEnd, tcpSocketOf } from './writeCoalescing';
 
-export const RAW_PATH = /^\/ws\/([^/?#]*)\/?$/;
+const RAW_PATH = /^\/ws\/([^/?#]*)\/?$/;
 const MAX_FRAME_BYTES = 16 * 1024;
 
-export interface RawEdgeDeps {
+export interface RawEdgeDeps extends ConnectionCoreDeps {
   config: Pick<Config, 'realtime' | 'nodeId'>;
-  rooms: RoomService;
   hub: RawHub;
-  limits: RateLimits;
   policy: RequestPolicy;
-  logger: Logger;
 }
 
 export interface RawEdge {
@@ -36,7 +33,7 @@ export interface RawEdge {
 }
 
 export function createRawEdge(deps: RawEdgeDeps): RawEdge {
-  const { rooms: roomService, hub, limits, policy, logger, config } = deps;
+  const { hub, policy, logger, config } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
   const alive = new Map<WebSocket, boolean>();
   // The upgrade response names its node, like every HTTP reply: how an operator (and the
@@ -60,7 +57,7 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
     const url = new URL(req.url ?? '/', 'http://localhost');
     const match = RAW_PATH.exec(url.pathname);
     if (!match) return false;
-    if (!policy.isOriginAllowed(req.headers.origin)) {
+    if (!policy.isOriginAllowed(req.headers.origin, req.headers.host)) {
       socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return true;
     }
@@ -79,20 +76,11 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
   function onConnection(ws: WebSocket, req: IncomingMessage, sessionId: string, queryToken: string | undefined): void {
     const connectionId = randomUUID();
     const log = logger.child({ connection_id: connectionId, transport: 'ws' });
-    let participation: Participation | null = null;
-    let closed = false;
     alive.set(ws, true);
     ws.on('pong', () => alive.set(ws, true));
 
     const send = <E extends ServerEventName>(event: E, data: ServerEventData<E>) => {
-      if (ws.readyState === ws.OPEN) ws.send(JSON.stringify({ event, data, timestamp: new Date().toISOString() }));
-    };
-    const sendError = (err: AppError) => send('error', { code: err.code, message: err.message });
-    const refuse = (err: unknown) => {
-      const publicError = toPublicError(err);
-      if (publicError.code === 'INTERNAL_ERROR') log.error({ err }, 'raw join failed');
-      sendError(publicError);
-      ws.close(WS_CLOSE_CODE[publicError.code] ?? 1008, publicError.code);
+      if (ws.readyState === ws.OPEN) ws.send(rawFrame(event, data));
     };
     const client: RawClient = {
       userId: '',
@@ -104,85 +92,58 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
       },
       close: (code, reason) => ws.close(code, reason),
     };
+    const connection = new Connection(
+      deps,
+      {
+        send,
+        listen: (p) => {
+          Object.assign(client, { userId: p.participant.id });
+          hub.add(p.sessionId, client);
+        },
+        unlisten: (p) => hub.remove(p.sessionId, client),
+        welcomed: (welcome) => replayRoster(send, welcome),
+        end: () => ws.close(1000, 'left'),
+      },
+      connectionId,
+      log,
+    );
 
     const joinTimer = setTimeout(() => {
-      sendError(new AppError('VALIDATION_ERROR', `No identification within ${config.realtime.joinTimeoutMs / 1000} s`));
+      send('error', { code: 'VALIDATION_ERROR', message: `No identification within ${config.realtime.joinTimeoutMs / 1000} s` });
       ws.close(WS_CLOSE_JOIN_TIMEOUT, 'identification timeout');
     }, config.realtime.joinTimeoutMs);
 
+    /** The first frame identifies the participant; a refusal is an error frame and the contract's close code. */
     const identify = async (frame: Record<string, unknown>) => {
       clearTimeout(joinTimer);
-      const body = frame.event === 'join_session' ? frame.data : frame.event === undefined ? frame : null;
-      if (body === null) throw new AppError('VALIDATION_ERROR', 'Identify first: {"name": "...", "user_id": "..."}');
-      await limits.consume('connection', policy.clientAddress(req));
-      const outcome = await roomService.join({ sessionId, body, token: queryToken }, connectionId, send);
-      if (closed) {
-        await roomService.leave(outcome.participation);
-        return;
-      }
-      participation = outcome.participation;
-      Object.assign(client, { userId: participation.participant.id });
-      hub.add(sessionId, client);
-      send('session_joined', outcome.welcome);
-      replayRoster(send, outcome.welcome);
-      roomService.announceJoin(outcome);
-    };
-
-    const handle = async (frame: Record<string, unknown>) => {
-      const p = participation!;
-      switch (frame.event) {
-        case 'send_message':
-          await roomService.sendMessage(p, frame.data);
-          return;
-        case 'typing':
-          roomService.typing(p);
-          return;
-        case 'leave_session':
-          ws.close(1000, 'left');
-          return;
-        case 'join_session':
-          throw new AppError('INVALID_PAYLOAD', 'Already joined');
-        default:
-          if (typeof frame.event !== 'string') throw new AppError('INVALID_PAYLOAD', 'A frame needs an "event" string');
-          throw new AppError('UNKNOWN_EVENT', `Unknown event ${JSON.stringify(frame.event.slice(0, 64))}`);
+      try {
+        const body = frame.event === 'join_session' ? frame.data : frame.event === undefined ? frame : null;
+        if (body === null) throw new AppError('VALIDATION_ERROR', 'Identify first: {"name": "...", "user_id": "..."}');
+        await connection.join(policy.clientAddress(req), { sessionId, body, token: queryToken });
+        await connection.attachNow();
+      } catch (err) {
+        const error = err as AppError;
+        send('error', { code: error.code, message: error.message });
+        ws.close(WS_CLOSE_CODE[error.code] ?? 1008, error.code);
       }
     };
 
-    // Frames are handled one at a time, in arrival order: the join completes before the
-    // first message, and one sender's messages fan out in the order sent.
-    let queue: Promise<void> = Promise.resolve();
-    ws.on('message', (raw: RawData, isBinary: boolean) => {
-      const frame = parseFrame(raw, isBinary);
-      queue = queue.then(async () => {
-        if (closed) return;
-        if (frame instanceof AppError) return sendError(frame);
-        if (participation) {
-          try {
-            await handle(frame);
-          } catch (err) {
-            const publicError = toPublicError(err);
-            if (publicError.code === 'INTERNAL_ERROR') log.error({ err }, 'raw frame failed');
-            sendError(publicError);
-          }
-          return;
-        }
-        try {
-          await identify(frame);
-        } catch (err) {
-          refuse(err);
-        }
-      });
-    });
+    /** One frame, in the connection's queue: frames are handled one at a time, in arrival order. */
+    const receive = async (frame: Record<string, unknown> | AppError) => {
+      if (connection.isClosed) return;
+      if (frame instanceof AppError) return connection.rejectNow(frame);
+      if (!connection.joined) return identify(frame);
+      // What only a raw frame can get wrong: no event name, or a second identification.
+      if (typeof frame.event !== 'string') return connection.rejectNow(new AppError('INVALID_PAYLOAD', 'A frame needs an "event" string'));
+      if (frame.event === 'join_session') return connection.rejectNow(new AppError('INVALID_PAYLOAD', 'Already joined'));
+      await connection.handleNow(frame.event, frame.data);
+    };
+    ws.on('message', (raw: RawData, isBinary: boolean) => void connection.enqueue(() => receive(parseFrame(raw, isBinary))));
 
     ws.on('close', () => {
-      closed = true;
       clearTimeout(joinTimer);
       alive.delete(ws);
-      void queue.then(async () => {
-        if (!participation) return;
-        hub.remove(participation.sessionId, client);
-        await roomService.leave(participation);
-      });
+      connection.close();
     });
     ws.on('error', (err) => log.debug({ err }, 'raw socket error'));
   }
@@ -211,7 +172,7 @@ function parseFrame(raw: RawData, isBinary: boolean): Record<string, unknown> | 
   if (isBinary) return new AppError('INVALID_PAYLOAD', 'Frames must be JSON text');
   let value: unknown;
   try {
-    value = JSON.parse(raw.toString());
+    value = JSON.parse((raw as Buffer).toString());
   } catch {
     return new AppError('INVALID_PAYLOAD', 'Frames must be valid JSON');
   }
@@ -220,4 +181,3 @@ function parseFrame(raw: RawData, isBinary: boolean): Record<string, unknown> | 
   }
   return value as Record<string, unknown>;
 }
-

@@ -27,6 +27,7 @@
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type Redis from 'ioredis';
+import { redisNames } from '../cluster/names';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from '../logger';
 
@@ -169,8 +170,8 @@ export class RateLimitLeases {
     this.subscriber.on('message', this.onChannelMessage);
   }
 
-  private static holderKey = (key: string) => `seance:rl:lease:${key}`;
-  private static channel = (nodeId: string) => `seance:rl:lease-node:${nodeId}`;
+  private static holderKey = redisNames.rateLimits.leaseHolder;
+  private static channel = redisNames.rateLimits.leaseChannel;
 
   async start(): Promise<void> {
     await this.subscriber.subscribe(RateLimitLeases.channel(this.nodeId));
@@ -183,8 +184,8 @@ export class RateLimitLeases {
     this.subscriber.off('message', this.onChannelMessage);
     const held = [...this.leases];
     this.leases.clear();
-    await Promise.all([this.subscriber.unsubscribe(RateLimitLeases.channel(this.nodeId)), ...held.map(([key, lease]) => this.settle(key, lease, 'release'))]).catch(
-      (err: unknown) => this.logger.warn(failure(err), 'rate limit leases not handed back'),
+    await Promise.all([this.subscriber.unsubscribe(RateLimitLeases.channel(this.nodeId)), ...held.map(([key, lease]) => this.settle(key, lease, 'release'))]).catch((err: unknown) =>
+      this.logger.warn(failure(err), 'rate limit leases not handed back'),
     );
   }
 
@@ -216,6 +217,8 @@ export class RateLimitLeases {
       lease.windowEnd = 0;
     }
     lease.lastUsed = now;
+    // rate-limiter-flexible's own way to refuse: its limiters reject with a RateLimiterRes, not an Error.
+    // eslint-disable-next-line @typescript-eslint/only-throw-error -- see above
     if (lease.used >= this.points) throw new RateLimiterRes(0, lease.windowEnd - now, lease.used + 1);
     lease.used += 1;
     if (lease.windowEnd === 0) lease.windowEnd = now + this.durationMs;

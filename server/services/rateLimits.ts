@@ -1,17 +1,19 @@
 /**
- * The three limits of the contract, on rate-limiter-flexible: in Redis when the cluster has
+ * The limits of the contract (and speech requests), on rate-limiter-flexible: in Redis when the cluster has
  * one (so a limit holds across nodes), in memory otherwise. If Redis is unreachable the
  * Redis limiters fall back to an in-memory insurance limiter instead of failing requests.
  * Messages, the only limit on the hot path, are decided under a lease (see RateLimitLeases).
  */
 import type Redis from 'ioredis';
+import { redisNames } from '../cluster/names';
 import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Config } from '../../config';
 import { AppError } from '../errors';
 import type { Logger } from '../logger';
+import type { Metrics, RateLimitKind } from '../metrics';
 import { RateLimitLeases } from './rateLimitLeases';
 
-export type LimitName = 'message' | 'sessionCreate' | 'connection';
+export type LimitName = 'message' | 'sessionCreate' | 'connection' | 'speech';
 
 export interface RateLimitRedis {
   /** Counts, scripts and lease answers (one connection, so their order holds). */
@@ -20,20 +22,29 @@ export interface RateLimitRedis {
   sub: Redis;
 }
 
+const METRIC_KIND: Record<LimitName, RateLimitKind> = { message: 'message', sessionCreate: 'session_create', connection: 'connection', speech: 'speech' };
+
 export class RateLimits {
   private readonly limiters: Record<LimitName, RateLimiterAbstract>;
   private readonly messageLeases: RateLimitLeases | null;
 
-  constructor(limits: Config['limits'], redis: RateLimitRedis | null, nodeId: string, logger: Logger) {
+  constructor(
+    limits: Config['limits'],
+    redis: RateLimitRedis | null,
+    nodeId: string,
+    logger: Logger,
+    private readonly metrics?: Metrics,
+  ) {
     const make = (keyPrefix: string, points: number, duration: number): RateLimiterAbstract => {
       const memory = new RateLimiterMemory({ keyPrefix, points, duration });
       if (!redis) return memory;
-      return new RateLimiterRedis({ storeClient: redis.command, keyPrefix: `seance:rl:${keyPrefix}`, points, duration, insuranceLimiter: memory });
+      return new RateLimiterRedis({ storeClient: redis.command, keyPrefix: redisNames.rateLimits.limiterPrefix(keyPrefix), points, duration, insuranceLimiter: memory });
     };
     this.limiters = {
       message: make('msg', limits.messagesPerWindow, limits.messageWindowSeconds),
       sessionCreate: make('create', limits.sessionCreatesPerMinute, 60),
       connection: make('conn', limits.connectionsPerMinute, 60),
+      speech: make('speech', limits.speechPerMinute, 60),
     };
     this.messageLeases = redis
       ? new RateLimitLeases(this.limiters.message, limits.messagesPerWindow, limits.messageWindowSeconds, redis.command, redis.sub, nodeId, logger.child({ component: 'rate-limits' }))
@@ -55,6 +66,7 @@ export class RateLimits {
     } catch (rejection) {
       if (rejection instanceof RateLimiterRes) {
         const retryAfterSeconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
+        this.metrics?.rateLimitedOnce(METRIC_KIND[limit]);
         throw new AppError('RATE_LIMITED', `Too many requests; retry in ${retryAfterSeconds} s`, undefined, retryAfterSeconds);
       }
       throw rejection;

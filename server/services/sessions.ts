@@ -1,28 +1,25 @@
 /** Séance sessions: create, read, end. Participant counts come from presence (cluster-wide). */
-import type { Models } from '../../models';
 import { AppError } from '../errors';
 import type { SessionView } from '../events';
+import type { SessionStore } from '../storage/ports';
 import { isSessionId } from '../validation/schemas';
 import type { Presence } from './presence/types';
-import { sessionView } from './views';
 
 export class SessionService {
   constructor(
-    private readonly models: Models,
+    private readonly store: SessionStore,
     private readonly presence: Presence,
   ) {}
 
-  async create(input: { name: string; max_users: number }): Promise<SessionView> {
-    const row = await this.models.Session.create({ name: input.name, max_users: input.max_users, ended_at: null });
-    return sessionView(row);
+  create(input: { name: string; max_users: number }): Promise<SessionView> {
+    return this.store.create(input);
   }
 
   /** Any id that is not a UUID is simply not found: never a query with it, never a 500. */
   async get(id: unknown): Promise<SessionView> {
-    if (!isSessionId(id)) throw new AppError('SESSION_NOT_FOUND', 'Session not found');
-    const row = await this.models.Session.findByPk(id);
-    if (!row) throw new AppError('SESSION_NOT_FOUND', 'Session not found');
-    return sessionView(row);
+    const session = isSessionId(id) ? await this.store.find(id) : null;
+    if (!session) throw new AppError('SESSION_NOT_FOUND', 'Session not found');
+    return session;
   }
 
   async getWithCount(id: unknown): Promise<SessionView & { participant_count: number }> {
@@ -32,13 +29,8 @@ export class SessionService {
 
   /** Marks the session ended; returns the view and when it ended. Ending twice keeps the first time. */
   async end(id: string): Promise<{ session: SessionView; endedAt: Date }> {
-    const row = await this.models.Session.findByPk(id);
-    if (!row) throw new AppError('SESSION_NOT_FOUND', 'Session not found');
-    if (row.is_active) {
-      row.is_active = false;
-      row.ended_at = new Date();
-      await row.save();
-    }
-    return { session: sessionView(row), endedAt: row.ended_at ?? new Date() };
+    const ended = await this.store.end(id);
+    if (!ended) throw new AppError('SESSION_NOT_FOUND', 'Session not found');
+    return ended;
   }
 }

@@ -24,6 +24,7 @@ const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3
  * U+FFFD). Both become U+FFFD before anything is stored or broadcast, so what everyone is
  * shown is exactly what history keeps, and the length does not change.
  */
+// eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL text cannot hold
 const UNSTORABLE = /\u0000|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 export const storable = (text: string): string => text.replace(UNSTORABLE, '\uFFFD');
 /** Keys that name a prototype: JSON.parse makes them own keys, and joi passes over them silently. */
@@ -54,8 +55,20 @@ export const schemas = {
 
   historyQuery: Joi.object({
     limit: Joi.number().integer().min(1).max(LIMITS.historyMax).default(LIMITS.historyDefault),
-    before: Joi.string().pattern(/^[1-9][0-9]{0,14}$/).message('"before" must be a cursor from meta.next_cursor'),
-  }),
+    before: Joi.string()
+      .pattern(/^[1-9][0-9]{0,14}$/)
+      .message('"before" must be a cursor from meta.next_cursor'),
+    after_seq: Joi.number().integer().min(0).max(Number.MAX_SAFE_INTEGER),
+  }).oxor('before', 'after_seq'),
+
+  /** POST /api/tts/generate: the existing frontend's call. */
+  speak: Joi.object({
+    text: plainText(LIMITS.message).required(),
+    voice_id: Joi.string()
+      .trim()
+      .pattern(/^[A-Za-z0-9_.-]{1,100}$/)
+      .message('"voice_id" must be 1-100 characters of A-Z a-z 0-9 _ . -'),
+  }).required(),
 
   /** A join on either transport; name may be absent when a token carries the identity. */
   join: Joi.object({
@@ -82,7 +95,9 @@ export function validate<T>(schema: Joi.Schema, value: unknown, code: ErrorCode 
       else for (const key of prototypeKeys) problems.set(key, `'${key}' is not allowed`);
     }
   }
-  const { value: result, error } = schema.validate(value, { abortEarly: false, convert: true });
+  const outcome: Joi.ValidationResult<unknown> = schema.validate(value, { abortEarly: false, convert: true });
+  const result: unknown = outcome.value;
+  const error = outcome.error;
   for (const item of error?.details ?? []) {
     const field = item.path.length > 0 ? item.path.join('.') : 'body';
     if (!problems.has(field)) problems.set(field, item.message.replace(/"/g, "'"));

@@ -39,8 +39,7 @@ describe('auth: tokens, ending sessions, joins', () => {
   });
 
   describe('DELETE /api/sessions/{id}', () => {
-    const del = (id: string, token?: string) =>
-      http(server.url, 'DELETE', `/api/sessions/${id}`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+    const del = (id: string, token?: string) => http(server.url, 'DELETE', `/api/sessions/${id}`, { headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
 
     it('ends the session with its creator token, tells and disconnects everyone, refuses later joins', async () => {
       const session = await createSession(server.url);
@@ -53,6 +52,7 @@ describe('auth: tokens, ending sessions, joins', () => {
         const ended = await inbox.waitFor('session_ended');
         expect(ended.session_id).to.equal(session.id);
         expect(ended.ended_at).to.match(/Z$/);
+        expect(ended.reason).to.equal('ended_by_creator');
       }
       expect(await sio.inbox.waitFor('disconnect')).to.equal('io server disconnect');
       expect((await raw.closed).code).to.equal(1000);
@@ -92,8 +92,7 @@ describe('auth: tokens, ending sessions, joins', () => {
   });
 
   describe('joins with tokens', () => {
-    const guestToken = async (name: string, user_id: string) =>
-      (await http(server.url, 'POST', '/api/auth/token', { json: { name, user_id } })).body.data.access_token as string;
+    const guestToken = async (name: string, user_id: string) => (await http(server.url, 'POST', '/api/auth/token', { json: { name, user_id } })).body.data.access_token as string;
 
     it('takes identity from a valid token on both transports, over what the client claims', async () => {
       const session = await createSession(server.url);
@@ -156,6 +155,22 @@ describe('auth: tokens, ending sessions, joins', () => {
       expect(status).to.equal(403);
       const good = await RawClient.join(server.wsUrl, session.id, { name: 'G' }, { origin: 'http://allowed.test' });
       good.close();
+    });
+
+    it("accepts the server's own origin (a page it served, like /play) on both transports, whatever CORS_ORIGINS says", async () => {
+      const session = await createSession(server.url);
+      const own = server.url; // http://127.0.0.1:PORT, not on CORS_ORIGINS
+      for (const transports of [['websocket'], ['polling']]) {
+        const sio = await joinSocket(server.url, { session_id: session.id, name: 'Own' }, { transports, extraHeaders: { origin: own } });
+        sio.close();
+      }
+      const raw = await RawClient.join(server.wsUrl, session.id, { name: 'Own' }, { origin: own });
+      raw.close();
+      // Another port of the same host is another origin.
+      const otherPort = own.replace(/:\d+$/, ':1');
+      const refused = socketClient(server.url, { session_id: session.id, name: 'E' }, { transports: ['websocket'], extraHeaders: { origin: otherPort } });
+      await refused.inbox.waitFor('connect_error');
+      refused.close();
     });
   });
 });

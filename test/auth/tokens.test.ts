@@ -9,7 +9,9 @@ const config = loadConfig({ NODE_ENV: 'test', JWT_SECRET: SECRET, ACCESS_TOKEN_E
 const tokens = new TokenService(config.auth);
 
 function expectUnauthorized(token: unknown) {
-  expect(() => tokens.verify(token)).to.throw(AppError).with.property('code', 'UNAUTHORIZED');
+  expect(() => tokens.verify(token))
+    .to.throw(AppError)
+    .with.property('code', 'UNAUTHORIZED');
 }
 
 describe('TokenService', () => {
@@ -19,6 +21,11 @@ describe('TokenService', () => {
     const decoded = jwt.decode(token, { complete: true }) as jwt.Jwt & { payload: jwt.JwtPayload };
     expect(decoded.header.alg).to.equal('HS256');
     expect(decoded.payload.exp! - decoded.payload.iat!).to.equal(300);
+  });
+
+  it('issues creator tokens that last as long as their session (no expiry), guest tokens that expire', () => {
+    expect(jwt.decode(tokens.createCreatorToken('abc'))).not.to.have.property('exp');
+    expect((jwt.decode(tokens.createAccessToken({ id: 'u', name: 'U' })) as { exp?: number }).exp).to.be.a('number');
   });
 
   it('issues creator tokens scoped to one session', () => {

@@ -44,7 +44,10 @@ class HealthWatch {
     this.done = Promise.all(
       cluster.nodes.map(async (node) => {
         while (this.running) {
-          const status = await request(node.url, 'GET', '/health').then((r) => r.status, () => 0);
+          const status = await request(node.url, 'GET', '/health').then(
+            (r) => r.status,
+            () => 0,
+          );
           this.samples.push({ node: node.nodeId, at: Date.now(), status });
           await new Promise((resolve) => setTimeout(resolve, 50));
         }
@@ -92,10 +95,7 @@ class Chat {
   async crossNodeAfter(id: number, timeoutMs: number): Promise<void> {
     await waitUntil(
       'fan-out across nodes',
-      async () =>
-        this.senders.every((sender, i) =>
-          this.inboxes.every((inbox, j) => j === i || inbox.of('message_received').some((m) => m.user_id === (sender.auth as any).user_id && m.id > id)),
-        ),
+      async () => this.senders.every((sender, i) => this.inboxes.every((inbox, j) => j === i || inbox.of('message_received').some((m) => m.user_id === (sender.auth as any).user_id && m.id > id))),
       { timeoutMs, intervalMs: 10 },
     );
   }
@@ -107,10 +107,12 @@ class Chat {
       expect(result.refused, `refused from sender ${i + 1}`).to.deep.equal([]);
       const userId = (this.senders[i].auth as any).user_id;
       for (const [j, inbox] of this.inboxes.entries()) {
-        const received = () => inbox.of('message_received').filter((m) => m.user_id === userId).map((m) => m.id);
-        await waitUntil(`listener ${j + 1} has sender ${i + 1}'s messages`, async () => received().length >= result.accepted.length, { timeoutMs: 10_000, intervalMs: 20 }).catch(
-          () => undefined,
-        );
+        const received = () =>
+          inbox
+            .of('message_received')
+            .filter((m) => m.user_id === userId)
+            .map((m) => m.id);
+        await waitUntil(`listener ${j + 1} has sender ${i + 1}'s messages`, async () => received().length >= result.accepted.length, { timeoutMs: 10_000, intervalMs: 20 }).catch(() => undefined);
         expect(received(), `listener ${j + 1}, sender ${i + 1}`).to.deep.equal(result.accepted);
       }
     }
@@ -254,7 +256,10 @@ describe('Redis failover under traffic', function () {
           const expected = result.accepted.filter((id) => id > afterRecovery);
           for (const inbox of victim.inboxes) {
             await waitUntil('recovered messages', async () => expected.every((id) => inbox.of('message_received').some((m) => m.id === id)), { timeoutMs: 10_000, intervalMs: 20 });
-            const got = inbox.of('message_received').filter((m) => m.user_id === userId && m.id > afterRecovery).map((m) => m.id);
+            const got = inbox
+              .of('message_received')
+              .filter((m) => m.user_id === userId && m.id > afterRecovery)
+              .map((m) => m.id);
             expect(got).to.deep.equal(expected);
           }
         }

@@ -12,7 +12,7 @@ import { sharedPostgres } from '../support/hooks';
 const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 const ORACLE_DELAY_MS = 600;
 
-describe('cluster: roster replay and the oracle\'s delay', function () {
+describe("cluster: roster replay and the oracle's delay", function () {
   this.timeout(60_000);
   let cluster: ClusterHandle;
   const open: Array<TestSocket | RawClient> = [];

@@ -1,11 +1,13 @@
 import { execFile } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { ConfigError, loadConfig } from '../../config';
+import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../config';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..');
+const PROJECT_ROOT = ROOT;
 
 describe('config', () => {
   it('works with no configuration at all: port 8000, SQLite under ./data, no Redis, oracle', () => {
@@ -70,7 +72,14 @@ describe('config', () => {
       password: 'data',
     });
     const cluster = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7001' });
-    expect(cluster.redis).to.deep.equal({ mode: 'cluster', nodes: [{ host: '10.0.0.1', port: 7000 }, { host: '10.0.0.2', port: 7001 }], password: null });
+    expect(cluster.redis).to.deep.equal({
+      mode: 'cluster',
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '10.0.0.2', port: 7001 },
+      ],
+      password: null,
+    });
   });
 
   it('takes one way to Redis at a time, and says what each one is missing', () => {
@@ -121,7 +130,40 @@ describe('config', () => {
       (err: { code: number; stderr: string }) => err,
     );
     expect(result.code).to.equal(1);
-    expect(result.stderr).to.match(/Invalid configuration:\n  - JWT_SECRET is too short for production/);
+    expect(result.stderr).to.match(/Invalid configuration:\n {2}- JWT_SECRET is too short for production/);
     expect(result.stderr).not.to.include('weak');
+  });
+});
+
+describe('.env.example', () => {
+  const lines = fs.readFileSync(path.join(PROJECT_ROOT, '.env.example'), 'utf8').split('\n');
+  const entries = lines
+    .map((line, index) => ({ match: /^#?\s?([A-Z][A-Z0-9_]*)=(.*)$/.exec(line), index }))
+    .filter((e) => e.match !== null)
+    .map((e) => ({ name: e.match![1], value: e.match![2], index: e.index }));
+
+  it('lists exactly the variables the config reads, each once', () => {
+    const names = entries.map((e) => e.name);
+    expect(new Set(names).size, 'a variable listed twice').to.equal(names.length);
+    expect([...names].sort()).to.deep.equal([...CONFIG_VARIABLES].sort());
+  });
+
+  it('says what each one does in a comment above it', () => {
+    for (const { name, index } of entries) {
+      let above = index - 1;
+      while (above >= 0 && /^#?\s?[A-Z][A-Z0-9_]*=/.test(lines[above])) above -= 1;
+      expect(lines[above] ?? '', name).to.match(/^# \S/);
+    }
+  });
+
+  it('shows the default the config applies', () => {
+    const defaults = loadConfig({});
+    const shown = Object.fromEntries(entries.map((e) => [e.name, e.value]));
+    expect(shown.PORT).to.equal(String(defaults.port));
+    expect(shown.SESSION_IDLE_TIMEOUT_MINUTES).to.equal('1440');
+    expect(shown.SPIRIT_BREAKER_FAILURES).to.equal(String(defaults.spirit.breakerFailures));
+    expect(shown.SPIRIT_BREAKER_COOLDOWN_MS).to.equal(String(defaults.spirit.breakerCooldownMs));
+    expect(shown.BEHIND_TLS).to.equal(String(defaults.behindTls));
+    expect(shown.ACCESS_TOKEN_EXPIRE_MINUTES).to.equal(String(defaults.auth.accessTokenExpireMinutes));
   });
 });

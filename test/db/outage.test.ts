@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { startCluster, type ClusterHandle } from '../../harness/cluster';
-import { http, joinSocket, RawClient } from '../support/clients';
+import { http, joinSocket, RawClient, socketClient } from '../support/clients';
 import { createSession, wholeHistory } from '../support/factories';
 import { waitForHealth } from '../support/health';
 import { Traffic } from '../support/traffic';
@@ -35,6 +35,14 @@ describe('database outage under traffic', function () {
     expect(rest.body.success).to.equal(false);
     expect(rest.body.error.code).to.equal('SERVICE_UNAVAILABLE');
     expect(rest.text).not.to.match(/ECONNREFUSED|Sequelize|at .*\.js/);
+    // One classifier for every edge: a join refused for the outage says so on both transports.
+    const rawJoin = await RawClient.connect(n2.url.replace('http', 'ws'), session.id);
+    rawJoin.send({ user_id: 'late', name: 'Late' });
+    expect((await rawJoin.closed).code).to.equal(1013);
+    expect(rawJoin.inbox.of('error')[0].code).to.equal('SERVICE_UNAVAILABLE');
+    const sioJoin = socketClient(n2.url, { session_id: session.id, user_id: 'late', name: 'Late' });
+    expect((await sioJoin.inbox.waitFor('connect_error')).message).to.equal('SERVICE_UNAVAILABLE');
+    sioJoin.close();
 
     await cluster.postgres.start();
     for (const node of cluster.nodes) await waitForHealth(node.url, (_b, status) => status === 200, 20_000);
@@ -42,7 +50,7 @@ describe('database outage under traffic', function () {
     const result = await traffic.stop();
 
     expect(result.refused.length).to.be.above(0);
-    for (const r of result.refused) expect(r.code).to.equal('INTERNAL_ERROR');
+    for (const r of result.refused) expect(r.code).to.equal('SERVICE_UNAVAILABLE');
     const stored = (await wholeHistory(n1.url, session.id)).filter((m: any) => !m.is_spirit).map((m: any) => m.id);
     // Every accepted message was kept; nothing refused was stored or shown.
     expect(stored).to.deep.equal(result.accepted);

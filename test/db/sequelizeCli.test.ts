@@ -21,10 +21,16 @@ describe('sequelize-cli migrations (npm run migrate)', () => {
       (await pgQuery<{ tablename: string }>(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'SequelizeMeta' ORDER BY 1")).map((r) => r.tablename);
 
     await run('npm', ['run', 'migrate'], { cwd: ROOT, env });
-    expect(await tables()).to.deep.equal(['messages', 'sessions', 'users']);
+    expect(await tables()).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
+    const seqColumns = async () => (await pgQuery<{ n: string }>(url, "SELECT count(*) AS n FROM information_schema.columns WHERE column_name IN ('seq', 'last_seq')"))[0].n;
+    expect(await seqColumns()).to.equal('2');
+    // Each undo reverts one migration: the seq numbering, then the spoken audio.
     await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
-    expect(await tables()).to.deep.equal([]);
-    await run('npm', ['run', 'migrate'], { cwd: ROOT, env });
+    expect(await tables()).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
+    expect(await seqColumns()).to.equal('0');
+    await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
     expect(await tables()).to.deep.equal(['messages', 'sessions', 'users']);
+    await run('npm', ['run', 'migrate'], { cwd: ROOT, env });
+    expect(await tables()).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
   });
 });

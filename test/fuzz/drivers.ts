@@ -116,7 +116,7 @@ export class EioClient {
     );
     ws.on('error', () => undefined);
     ws.on('message', (data, isBinary) => {
-      const packet = isBinary ? '<binary>' : data.toString();
+      const packet = isBinary ? '<binary>' : (data as Buffer).toString();
       if (packet === '2') ws.send('3');
       this.packets.push(packet);
       this.waiters = this.waiters.filter((w) => {

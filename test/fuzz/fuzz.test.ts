@@ -128,7 +128,7 @@ describe('fuzz: hostile input against a live node', function () {
     for (const [surface, n] of Object.entries(world?.counts ?? {})) console.log(`        ${surface}: ${n} inputs${timings[surface] ? `, ${(timings[surface] / 1000).toFixed(1)} s` : ''}`);
   });
 
-  it('corpus: fixed hostile inputs that found bugs or sit on the contract\'s edges, on every seed', async () => {
+  it("corpus: fixed hostile inputs that found bugs or sit on the contract's edges, on every seed", async () => {
     await timed('corpus', async () => {
       await runRest(world, corpusRestCases(world), 8, 'corpus');
       await runSocketEvents(world, root, 1, 0, { surface: 'corpus', fixed: corpusSioCases() });
@@ -224,7 +224,12 @@ describe('fuzz: hostile input against a live node', function () {
         entry = null;
       }
       if (entry && typeof entry.level === 'number' && entry.level >= 50) {
-        world.findings.add('afterwards', 0, line.slice(0, 600), `error logged: ${entry.msg}${entry.err?.message ? `: ${entry.err.message}` : ''}${entry.path ? ` (${entry.status} ${entry.path})` : ''}`);
+        world.findings.add(
+          'afterwards',
+          0,
+          line.slice(0, 600),
+          `error logged: ${entry.msg}${entry.err?.message ? `: ${entry.err.message}` : ''}${entry.path ? ` (${entry.status} ${entry.path})` : ''}`,
+        );
       }
     }
 
@@ -250,8 +255,10 @@ describe('fuzz: hostile input against a live node', function () {
       for (const [id, stored] of found) {
         const sent = accepted.get(id);
         if (!sent) world.findings.add('afterwards', Number(id), stored, `history of ${sessionId} holds message ${id}, which was never acknowledged or broadcast as accepted`);
-        else if (!same(stored.message, sent.message)) world.findings.add('afterwards', Number(id), { broadcast: sent.message, history: stored.message }, 'history text differs from what message_received announced');
-        else if (!same(stored.user_name, sent.user_name)) world.findings.add('afterwards', Number(id), { broadcast: sent.user_name, history: stored.user_name }, 'history user_name differs from what message_received announced');
+        else if (!same(stored.message, sent.message))
+          world.findings.add('afterwards', Number(id), { broadcast: sent.message, history: stored.message }, 'history text differs from what message_received announced');
+        else if (!same(stored.user_name, sent.user_name))
+          world.findings.add('afterwards', Number(id), { broadcast: sent.user_name, history: stored.user_name }, 'history user_name differs from what message_received announced');
       }
       for (const [id, sent] of accepted) if (!found.has(id)) world.findings.add('afterwards', Number(id), sent, `accepted message ${id} is missing from the history of ${sessionId}`);
     }

@@ -89,7 +89,11 @@ function chatProblems(verdict: Verdict, sent: unknown, tally: Tally, before: { e
     return problems;
   }
   if (errors.length > 0) {
-    if (verdict.kind === 'accept') return [`valid message refused with ${errors.map((e) => e?.code).join(', ')}: ${errors[0]?.message}`, ...errorProblems(errors, [...REALTIME_INPUT_CODES], echo).filter((p) => p.includes('INTERNAL') || p.includes('leaks'))];
+    if (verdict.kind === 'accept')
+      return [
+        `valid message refused with ${errors.map((e) => e?.code).join(', ')}: ${errors[0]?.message}`,
+        ...errorProblems(errors, [...REALTIME_INPUT_CODES], echo).filter((p) => p.includes('INTERNAL') || p.includes('leaks')),
+      ];
     return errorProblems(errors, verdict.codes, echo);
   }
   if (tally.closed) return [`connection closed (${describe(tally.closed)}) instead of a reply`];
@@ -177,7 +181,8 @@ function joinedProblems(welcome: any, body: Record<string, unknown>, verdict: Ve
   const effective = body.token !== undefined ? body.token : queryToken;
   // With a valid token the identity is the token's, whatever the body says.
   const token = typeof effective === 'string' && isValidAccessToken(world, effective);
-  if (!token && typeof body.name === 'string' && you.name !== body.name.trim() && you.name !== normalizeStored(body.name.trim())) return [`joined as ${describe(you.name)} for name ${describe(body.name)}`];
+  if (!token && typeof body.name === 'string' && you.name !== body.name.trim() && you.name !== normalizeStored(body.name.trim()))
+    return [`joined as ${describe(you.name)} for name ${describe(body.name)}`];
   if (!token && typeof body.user_id === 'string' && you.id !== body.user_id) return [`joined as id ${describe(you.id)} for user_id ${describe(body.user_id)}`];
   return [];
 }
@@ -215,8 +220,7 @@ export async function runSocketHandshakes(world: World, rng: Rng, total: number,
       } else if (tally.closed) {
         // Over maxHttpBufferSize the transport is closed before any namespace sees the CONNECT.
         problems = Buffer.byteLength(echo) + 2 > SIO_BUFFER_LIMIT ? [] : [`connection closed without connect_error (${tally.closed.reason})`];
-      }
-      else problems = ['no session_joined nor connect_error within 8 s'];
+      } else problems = ['no session_joined nor connect_error within 8 s'];
       for (const p of problems) world.findings.add('socket.io handshake', i, auth, p);
     } finally {
       socket.close();
@@ -238,7 +242,14 @@ function junkChatPayload(rng: Rng, maxHuge: number): unknown {
       40,
       () => {
         const o: Record<string, unknown> = {};
-        setOwn(o, 'message', rng.choose<unknown>([[80, () => junkString(rng, maxHuge)], [20, () => junkValue(rng, 1, maxHuge)]]));
+        setOwn(
+          o,
+          'message',
+          rng.choose<unknown>([
+            [80, () => junkString(rng, maxHuge)],
+            [20, () => junkValue(rng, 1, maxHuge)],
+          ]),
+        );
         if (rng.bool(0.2)) setOwn(o, 'user_name', junkValue(rng, 1, 1000));
         if (rng.bool(0.15)) for (const [k, v] of Object.entries(junkObject(rng, 1, 1000))) if (k !== 'message') setOwn(o, k, v);
         return o;
@@ -286,7 +297,11 @@ function sioCase(rng: Rng, tag: string, n: number): SioCase {
     [
       30,
       () => {
-        const ack = rng.choose<'none' | 'last' | 'only'>([[50, () => 'last'], [38, () => 'none'], [12, () => 'only']]);
+        const ack = rng.choose<'none' | 'last' | 'only'>([
+          [50, () => 'last'],
+          [38, () => 'none'],
+          [12, () => 'only'],
+        ]);
         if (ack === 'only') return { kind: 'send', args: [], ack };
         const payload = junkChatPayload(rng, rng.bool(0.05) ? 70_000 : 20_000);
         return { kind: 'send', args: rng.bool(0.1) ? [payload, junkValue(rng, 1)] : [payload], ack };
@@ -675,7 +690,11 @@ export async function runEio(world: World, rng: Rng, total: number, concurrency:
         if (!answered && client.isOpen && !parserMayBeWaiting) add('the connection stopped answering after this input');
       }
       // Every error the connection drew must be one of the contract's input codes.
-      for (const p of errorProblems(tally.errors.slice(before.errors).filter((e) => e?.code !== 'UNKNOWN_EVENT'), [...REALTIME_INPUT_CODES], echo)) {
+      for (const p of errorProblems(
+        tally.errors.slice(before.errors).filter((e) => e?.code !== 'UNKNOWN_EVENT'),
+        [...REALTIME_INPUT_CODES],
+        echo,
+      )) {
         if (!p.includes('error events for one input')) add(p);
       }
       if (!c.joined && tally.mine.length > 0) add('a message sent before joining was ACCEPTED');
@@ -699,9 +718,9 @@ function watchRaw(client: RawClient, userId: string | null, world: World): RawTa
   client.ws.on('message', (raw: WebSocket.RawData) => {
     let frame: any;
     try {
-      frame = JSON.parse(raw.toString());
+      frame = JSON.parse((raw as Buffer).toString());
     } catch {
-      tally.errors.push({ code: 'NOT_JSON_FROM_SERVER', message: raw.toString().slice(0, 200) });
+      tally.errors.push({ code: 'NOT_JSON_FROM_SERVER', message: (raw as Buffer).toString().slice(0, 200) });
       tally.notify();
       return;
     }
@@ -766,7 +785,16 @@ function rawJoinCase(rng: Rng, world: World): RawJoinCase {
     [10, () => `token=${encodeSegment(badToken(rng, world.kit))}`],
     [5, () => `token=${encodeSegment(rng.pick(world.kit.guest))}`],
   ]);
-  const preFrames = Array.from({ length: rng.choose<number>([[60, () => 0], [30, () => 1], [10, () => 2]]) }, () => nonObjectFrame(rng));
+  const preFrames = Array.from(
+    {
+      length: rng.choose<number>([
+        [60, () => 0],
+        [30, () => 1],
+        [10, () => 2],
+      ]),
+    },
+    () => nonObjectFrame(rng),
+  );
   const identityObject = () => junkAuth(rng, world, rng.bool(0.1));
   const identity = rng.choose<string>([
     [50, () => JSON.stringify(identityObject())],
@@ -831,7 +859,13 @@ export async function runRawJoins(world: World, rng: Rng, total: number, concurr
       const verdict: Verdict =
         body === null
           ? { kind: 'reject', codes: ['VALIDATION_ERROR'] }
-          : joinVerdict(body.body, { socketAuth: false, sessionState: () => 'missing', pathSession: sessionState(world, decodePathId(c.seg)), queryToken: tokenInQuery, isValidAccessToken: (t) => isValidAccessToken(world, t) });
+          : joinVerdict(body.body, {
+              socketAuth: false,
+              sessionState: () => 'missing',
+              pathSession: sessionState(world, decodePathId(c.seg)),
+              queryToken: tokenInQuery,
+              isValidAccessToken: (t) => isValidAccessToken(world, t),
+            });
       if (joined() !== undefined) {
         for (const p of joinedProblems(joined(), (body?.body ?? {}) as Record<string, unknown>, verdict, world, tokenInQuery)) add(p);
         return;
@@ -877,18 +911,53 @@ function rawFrameCase(rng: Rng, tag: string, n: number): RawFrameCase {
     [10, () => frame(JSON.stringify({ event: 'send_message', data: { message: junkString(rng, 20_000), user_name: rng.bool(0.3) ? junkString(rng, 100) : 'Impostor' } }))],
     [10, () => frame(malformedJsonText(rng, () => ({ event: 'send_message', data: { message: 'x' } })))],
     [6, () => frame(rng.pick(['[]', '1', '"x"', 'null', 'true', '-0', '[{"event":"send_message"}]', deepArrayText(8000), deepArrayText(10_000)]))],
-    [5, () => frame(rng.pick([deepObjectText(3000), deepObjectText(3000, 'event'), `{"event":"send_message","data":${deepObjectText(3000, rng.pick(['a', 'message']))}}`, `{"event":${deepArrayText(7000)}}`]))],
+    [
+      5,
+      () =>
+        frame(
+          rng.pick([deepObjectText(3000), deepObjectText(3000, 'event'), `{"event":"send_message","data":${deepObjectText(3000, rng.pick(['a', 'message']))}}`, `{"event":${deepArrayText(7000)}}`]),
+        ),
+    ],
     [8, () => frame(Buffer.from(rng.bool() ? JSON.stringify({ event: 'send_message', data: { message: 'binary' } }) : randomString(rng, 100)))],
     [3, () => frame(badUtf8(), { asText: true })],
-    [6, () => frame(JSON.stringify({ event: rng.choose<unknown>([[70, () => uniqueUnknownEvent(rng)], [30, () => junkValue(rng, 1, 100)]]), data: junkValue(rng, 1, 2000) }))],
+    [
+      6,
+      () =>
+        frame(
+          JSON.stringify({
+            event: rng.choose<unknown>([
+              [70, () => uniqueUnknownEvent(rng)],
+              [30, () => junkValue(rng, 1, 100)],
+            ]),
+            data: junkValue(rng, 1, 2000),
+          }),
+        ),
+    ],
     [3, () => frame(JSON.stringify({ event: 'join_session', data: { name: 'Again', user_id: 'again' } }))],
     [3, () => frame(JSON.stringify({ event: 'typing', data: junkValue(rng, 1, 2000) }))],
     [5, () => frame(frameOfSize(rng.pick([16_383, 16_384, 16_385, 16_400, 16_000]), rng.pick(['a', 'é', '😀', ' '])))],
     [3, () => frame(JSON.stringify({ ...pollutionPayload(rng), event: 'send_message', data: { ...pollutionPayload(rng), message: rng.bool() ? junkString(rng, 100) : undefined } }))],
-    [2, () => frame(rng.pick(['{"event":"send_message","data":{"message":"\\ud800"}}', '{"event":"send_message","data":{"message":"a\\u0000b"}}', '{"event":"send_message","data":{"message":"\\udc00\\ud800 x"}}', '{"event":"send_message","data":{"message":"\\u0000"}}']))],
+    [
+      2,
+      () =>
+        frame(
+          rng.pick([
+            '{"event":"send_message","data":{"message":"\\ud800"}}',
+            '{"event":"send_message","data":{"message":"a\\u0000b"}}',
+            '{"event":"send_message","data":{"message":"\\udc00\\ud800 x"}}',
+            '{"event":"send_message","data":{"message":"\\u0000"}}',
+          ]),
+        ),
+    ],
     [2, () => frame(JSON.stringify({ event: 'send_message', data: { message: validText(rng, tag, n) } }), { fragments: rng.int(2, 5) })],
     [1, () => frame(frameOfSize(rng.pick([12_000, 20_000])), { fragments: rng.int(2, 6) })],
-    [12, () => ((text) => ({ kind: 'valid' as const, text, frames: [{ data: JSON.stringify({ event: 'send_message', data: { message: text, user_name: rng.bool(0.3) ? 'Impostor' : undefined } }) }] }))(validText(rng, tag, n))],
+    [
+      12,
+      () =>
+        ((text) => ({ kind: 'valid' as const, text, frames: [{ data: JSON.stringify({ event: 'send_message', data: { message: text, user_name: rng.bool(0.3) ? 'Impostor' : undefined } }) }] }))(
+          validText(rng, tag, n),
+        ),
+    ],
   ]);
 }
 
@@ -975,7 +1044,9 @@ export async function runRawFrames(world: World, rng: Rng, slots: number, perSlo
           if (expectation.kind === 'close') {
             await tally.until(() => tally.closed !== null || tally.errors.length > before.errors || tally.mine.length > before.mine, REPLY_TIMEOUT_MS);
             if (!tally.closed || !expectation.codes.includes(tally.closed.code ?? 0)) {
-              add(`expected close ${expectation.codes.join(' or ')}, got ${tally.closed ? `close ${tally.closed.code}` : describe(tally.errors.slice(before.errors)[0] ?? tally.mine[before.mine] ?? 'nothing')}`);
+              add(
+                `expected close ${expectation.codes.join(' or ')}, got ${tally.closed ? `close ${tally.closed.code}` : describe(tally.errors.slice(before.errors)[0] ?? tally.mine[before.mine] ?? 'nothing')}`,
+              );
             }
           } else if (expectation.kind === 'chat') {
             await tally.until(() => tally.errors.length > before.errors || tally.mine.length > before.mine || tally.closed !== null, REPLY_TIMEOUT_MS);
@@ -983,7 +1054,8 @@ export async function runRawFrames(world: World, rng: Rng, slots: number, perSlo
           } else if (expectation.kind === 'error') {
             await tally.until(() => tally.errors.length > before.errors || tally.closed !== null, REPLY_TIMEOUT_MS);
             const errors = tally.errors.slice(before.errors);
-            if (errors.length === 0) add(tally.closed ? `connection closed (${describe(tally.closed)}) instead of ${expectation.codes.join(' or ')}` : `no ${expectation.codes.join(' or ')} within ${REPLY_TIMEOUT_MS} ms`);
+            if (errors.length === 0)
+              add(tally.closed ? `connection closed (${describe(tally.closed)}) instead of ${expectation.codes.join(' or ')}` : `no ${expectation.codes.join(' or ')} within ${REPLY_TIMEOUT_MS} ms`);
             for (const p of errorProblems(errors, expectation.codes, echo)) add(p);
           } else {
             const probe = `fuzz-probe-${index}`;
@@ -1011,7 +1083,6 @@ export async function runRawFrames(world: World, rng: Rng, slots: number, perSlo
     }),
   );
 }
-
 
 /**
  * A participant name with NUL in it, on both transports: what others see (message_received)
@@ -1044,7 +1115,8 @@ export async function runNameCorpus(world: World): Promise<void> {
       }
       world.ledger.record(received);
       // A lone surrogate may come back as U+FFFD (UTF-8 cannot carry it); anything else is a different name.
-      if (received.user_name !== announced && normalizeStored(received.user_name ?? '') !== normalizeStored(announced ?? '')) world.findings.add(surface, n, { name }, `joined as ${describe(announced)} but message_received says user_name ${describe(received.user_name)}`);
+      if (received.user_name !== announced && normalizeStored(received.user_name ?? '') !== normalizeStored(announced ?? ''))
+        world.findings.add(surface, n, { name }, `joined as ${describe(announced)} but message_received says user_name ${describe(received.user_name)}`);
     } finally {
       raw.close();
     }

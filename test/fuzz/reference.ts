@@ -7,10 +7,7 @@
  */
 import path from 'node:path';
 
-export type Verdict =
-  | { kind: 'accept' }
-  | { kind: 'reject'; codes: string[] }
-  | { kind: 'either'; codes: string[] };
+export type Verdict = { kind: 'accept' } | { kind: 'reject'; codes: string[] } | { kind: 'either'; codes: string[] };
 
 /** Collects what is wrong with one input, then turns it into a verdict. */
 class Problems {
@@ -40,6 +37,7 @@ export function storable(text: string): boolean {
  * lone surrogates become U+FFFD, one for one, before anything is stored or broadcast.
  */
 export function normalizeStored(text: string): string {
+  // eslint-disable-next-line no-control-regex -- NUL is exactly what PostgreSQL text cannot hold
   return Buffer.from(text.replace(/\u0000/g, '\uFFFD'), 'utf8').toString('utf8');
 }
 
@@ -63,7 +61,8 @@ function checkText(problems: Problems, value: string, min: number, max: number, 
   if (!storable(text)) problems.add(code, false);
 }
 
-const isPlainObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v) && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer);
+const isPlainObject = (v: unknown): v is Record<string, unknown> =>
+  v !== null && typeof v === 'object' && !Array.isArray(v) && !Buffer.isBuffer(v) && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer);
 
 /** `send_message` data on either transport. */
 export function chatVerdict(data: unknown): Verdict {

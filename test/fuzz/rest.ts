@@ -65,8 +65,24 @@ function commonHeaders(rng: Rng, world: World): Record<string, string> {
 // --- bodies ---------------------------------------------------------------------------------
 
 const JSON_TYPES = ['application/json', 'application/json; charset=utf-8', 'application/json;charset=UTF-8'];
-const MAYBE_JSON_TYPES = ['APPLICATION/JSON', 'application/json; charset="utf-8"', 'application/json ; charset=utf-8', 'application/json; charset=utf-16le', 'application/json; charset=latin1', 'application/json; charset=bogus', 'application/json, text/plain'];
-const NOT_JSON_TYPES = ['text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=zz', 'application/vnd.api+json', 'text/html; charset=utf-8', 'application/octet-stream', '*/*'];
+const MAYBE_JSON_TYPES = [
+  'APPLICATION/JSON',
+  'application/json; charset="utf-8"',
+  'application/json ; charset=utf-8',
+  'application/json; charset=utf-16le',
+  'application/json; charset=latin1',
+  'application/json; charset=bogus',
+  'application/json, text/plain',
+];
+const NOT_JSON_TYPES = [
+  'text/plain',
+  'application/x-www-form-urlencoded',
+  'multipart/form-data; boundary=zz',
+  'application/vnd.api+json',
+  'text/html; charset=utf-8',
+  'application/octet-stream',
+  '*/*',
+];
 
 function sessionBody(rng: Rng): unknown {
   return rng.choose<unknown>([
@@ -74,8 +90,26 @@ function sessionBody(rng: Rng): unknown {
       30,
       () => {
         const o: Record<string, unknown> = {};
-        if (rng.bool(0.85)) setOwn(o, 'name', rng.choose<unknown>([[40, () => `Séance ${rng.int(0, 1e6)}`], [45, () => junkString(rng, 30_000)], [15, () => junkValue(rng, 1)]]));
-        if (rng.bool(0.5)) setOwn(o, 'max_users', rng.choose<unknown>([[30, () => rng.int(2, 12)], [40, () => rng.pick(NUMBERS)], [30, () => junkValue(rng, 1)]]));
+        if (rng.bool(0.85))
+          setOwn(
+            o,
+            'name',
+            rng.choose<unknown>([
+              [40, () => `Séance ${rng.int(0, 1e6)}`],
+              [45, () => junkString(rng, 30_000)],
+              [15, () => junkValue(rng, 1)],
+            ]),
+          );
+        if (rng.bool(0.5))
+          setOwn(
+            o,
+            'max_users',
+            rng.choose<unknown>([
+              [30, () => rng.int(2, 12)],
+              [40, () => rng.pick(NUMBERS)],
+              [30, () => junkValue(rng, 1)],
+            ]),
+          );
         if (rng.bool(0.25)) for (const [k, v] of Object.entries(junkObject(rng, 1))) setOwn(o, k, v);
         if (rng.bool(0.1)) for (const [k, v] of Object.entries(pollutionPayload(rng))) setOwn(o, k, v);
         return o;
@@ -92,9 +126,27 @@ function tokenBody(rng: Rng): unknown {
       30,
       () => {
         const o: Record<string, unknown> = {};
-        if (rng.bool(0.85)) setOwn(o, 'name', rng.choose<unknown>([[40, () => `Guest ${rng.int(0, 1e6)}`], [45, () => junkString(rng, 3000)], [15, () => junkValue(rng, 1)]]));
+        if (rng.bool(0.85))
+          setOwn(
+            o,
+            'name',
+            rng.choose<unknown>([
+              [40, () => `Guest ${rng.int(0, 1e6)}`],
+              [45, () => junkString(rng, 3000)],
+              [15, () => junkValue(rng, 1)],
+            ]),
+          );
         if (rng.bool(0.6)) {
-          setOwn(o, 'user_id', rng.choose<unknown>([[30, () => `u-${rng.int(0, 1e9)}`], [40, () => junkString(rng, 200)], [15, () => junkValue(rng, 1)], [15, () => 'a'.repeat(rng.pick([63, 64, 65]))]]));
+          setOwn(
+            o,
+            'user_id',
+            rng.choose<unknown>([
+              [30, () => `u-${rng.int(0, 1e9)}`],
+              [40, () => junkString(rng, 200)],
+              [15, () => junkValue(rng, 1)],
+              [15, () => 'a'.repeat(rng.pick([63, 64, 65]))],
+            ]),
+          );
         }
         if (rng.bool(0.2)) for (const [k, v] of Object.entries(junkObject(rng, 1))) setOwn(o, k, v);
         if (rng.bool(0.1)) for (const [k, v] of Object.entries(pollutionPayload(rng))) setOwn(o, k, v);
@@ -123,9 +175,12 @@ function makeBody(rng: Rng, like: () => unknown): GeneratedBody {
     [4, () => JSON.stringify(pollutionPayload(rng))],
     [3, () => '\uFEFF' + (JSON.stringify(like()) ?? 'null')],
   ]);
-  const bucket = rng.choose<GeneratedBody['bucket']>([[75, () => 'json'], [13, () => 'maybe'], [12, () => 'not']]);
-  const contentType =
-    bucket === 'json' ? rng.pick(JSON_TYPES) : bucket === 'maybe' ? rng.pick(MAYBE_JSON_TYPES) : rng.bool(0.2) ? undefined : rng.pick(NOT_JSON_TYPES);
+  const bucket = rng.choose<GeneratedBody['bucket']>([
+    [75, () => 'json'],
+    [13, () => 'maybe'],
+    [12, () => 'not'],
+  ]);
+  const contentType = bucket === 'json' ? rng.pick(JSON_TYPES) : bucket === 'maybe' ? rng.pick(MAYBE_JSON_TYPES) : rng.bool(0.2) ? undefined : rng.pick(NOT_JSON_TYPES);
   let bytes = contentType?.includes('utf-16le') ? Buffer.from(text, 'utf16le') : Buffer.from(text, 'utf8');
   if (rng.bool(0.03)) {
     bytes = Buffer.from(Array.from({ length: rng.int(1, 300) }, () => rng.int(0, 255)));
@@ -308,7 +363,33 @@ function deleteCase(rng: Rng, world: World): RestCase {
 
 // --- history --------------------------------------------------------------------------------
 
-const QUERY_VALUES = ['1', '50', '100', '101', '0', '-1', '1e2', '1.5', 'abc', '', ' 5', '05', '0x10', '+5', '99999999999999999999', '123', '999999999999999', '1000000000000000', '9007199254740993', "1' OR 1=1", 'null', 'true', '[]', '%zz', '%'];
+const QUERY_VALUES = [
+  '1',
+  '50',
+  '100',
+  '101',
+  '0',
+  '-1',
+  '1e2',
+  '1.5',
+  'abc',
+  '',
+  ' 5',
+  '05',
+  '0x10',
+  '+5',
+  '99999999999999999999',
+  '123',
+  '999999999999999',
+  '1000000000000000',
+  '9007199254740993',
+  "1' OR 1=1",
+  'null',
+  'true',
+  '[]',
+  '%zz',
+  '%',
+];
 
 function historyQuery(rng: Rng): string {
   const pairs: string[] = [];
@@ -678,7 +759,11 @@ function pollingBody(rng: Rng, world: World): { body: string | Buffer; contentTy
 }
 
 export async function runPolling(world: World, rng: Rng, count: number): Promise<void> {
-  const cases = Array.from({ length: count }, () => ({ withSid: rng.bool(0.65), ...pollingBody(rng, world), junkQuery: `EIO=${encodeSegment(rng.pick(['4', '3', '5', '', 'x', junkString(rng, 10)]))}&transport=${encodeSegment(rng.pick(['polling', 'websocket', 'flashsocket', '', junkString(rng, 20)]))}&sid=${encodeSegment(junkString(rng, 40))}${rng.bool(0.2) ? '&j=0' : ''}${rng.bool(0.2) ? '&b64=1' : ''}` }));
+  const cases = Array.from({ length: count }, () => ({
+    withSid: rng.bool(0.65),
+    ...pollingBody(rng, world),
+    junkQuery: `EIO=${encodeSegment(rng.pick(['4', '3', '5', '', 'x', junkString(rng, 10)]))}&transport=${encodeSegment(rng.pick(['polling', 'websocket', 'flashsocket', '', junkString(rng, 20)]))}&sid=${encodeSegment(junkString(rng, 40))}${rng.bool(0.2) ? '&j=0' : ''}${rng.bool(0.2) ? '&b64=1' : ''}`,
+  }));
   await pool(cases, 8, async (c, i) => {
     world.counts.polling = (world.counts.polling ?? 0) + 1;
     const input = `${c.withSid ? 'POST sid' : `POST ?${c.junkQuery}`} body=${describe(c.body, 300)} content-type=${c.contentType}`;

@@ -101,7 +101,7 @@ describe('harness', function () {
         res.end(JSON.stringify({ name, headers: req.headers }));
       });
       const wss = new WebSocketServer({ server });
-      wss.on('connection', (socket) => socket.on('message', (data) => socket.send(`${name}:${data}`)));
+      wss.on('connection', (socket) => socket.on('message', (data) => socket.send(`${name}:${(data as Buffer).toString()}`)));
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
       return { name, server, address: `127.0.0.1:${(server.address() as AddressInfo).port}` };
     }
@@ -137,7 +137,7 @@ describe('harness', function () {
     });
     after(async () => {
       if (nginx) await nginx.stop();
-      await Promise.all((upstreams ?? []).map((u) => u.server.listening && closeUpstream(u)));
+      await Promise.all((upstreams ?? []).filter((u) => u.server.listening).map((u) => closeUpstream(u)));
     });
 
     it('renders a config that `nginx -t` accepts, with only the local parts changed', async () => {
@@ -190,7 +190,7 @@ describe('harness', function () {
           socket.once('open', () => socket.send('hello'));
           socket.once('message', (data) => {
             clearTimeout(timer);
-            resolve(String(data));
+            resolve((data as Buffer).toString());
           });
         });
         expect(reply).to.match(/^[AB]:hello$/);

@@ -13,9 +13,25 @@ describe('security headers', () => {
     const reply = await http(server.url, 'GET', '/api/sessions/nope');
     expect(reply.headers.get('x-content-type-options')).to.equal('nosniff');
     expect(reply.headers.get('x-frame-options')).to.equal('SAMEORIGIN');
-    expect(reply.headers.get('strict-transport-security')).to.match(/max-age=\d+/);
     expect(reply.headers.get('content-security-policy')).to.include("default-src 'self'");
     expect(reply.headers.get('x-powered-by')).to.equal(null);
+  });
+
+  it('serves plain HTTP without HSTS or upgrade-insecure-requests (BEHIND_TLS unset)', async () => {
+    const reply = await http(server.url, 'GET', '/docs/');
+    expect(reply.headers.get('strict-transport-security')).to.equal(null);
+    expect(reply.headers.get('content-security-policy')).not.to.include('upgrade-insecure-requests');
+  });
+
+  it('adds HSTS and upgrade-insecure-requests when BEHIND_TLS says TLS is in front', async () => {
+    const tls = await startTestServer({ database: 'sqlite', env: { BEHIND_TLS: 'true' } });
+    try {
+      const reply = await http(tls.url, 'GET', '/docs/');
+      expect(reply.headers.get('strict-transport-security')).to.match(/max-age=\d+/);
+      expect(reply.headers.get('content-security-policy')).to.include('upgrade-insecure-requests');
+    } finally {
+      await tls.close();
+    }
   });
 
   it('keeps /docs working under its CSP: no inline scripts, every asset served from itself', async () => {

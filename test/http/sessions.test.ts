@@ -157,7 +157,11 @@ describe('REST surface', () => {
   });
 
   it('answers unknown routes with 404 NOT_FOUND in the envelope', async () => {
-    for (const [method, path] of [['GET', '/nowhere'], ['POST', '/api/nothing'], ['PUT', '/api/sessions']]) {
+    for (const [method, path] of [
+      ['GET', '/nowhere'],
+      ['POST', '/api/nothing'],
+      ['PUT', '/api/sessions'],
+    ]) {
       expectEnvelopeError(await http(server.url, method, path), 404, 'NOT_FOUND');
     }
   });
@@ -182,6 +186,8 @@ describe('REST surface', () => {
       '/api/sessions/{id}/history': ['get'],
       '/api/sessions/{id}/participants': ['get'],
       '/api/auth/token': ['post'],
+      '/api/sessions/{id}/messages/{message_id}/audio': ['get'],
+      '/api/tts/generate': ['post'],
       '/health': ['get'],
       '/': ['get'],
       '/docs': ['get'],
@@ -192,6 +198,8 @@ describe('REST surface', () => {
     }
     expect(Object.keys(doc.paths['/api/sessions'].post.responses)).to.include.members(['201', '400', '413', '429']);
     expect(Object.keys(doc.paths['/api/sessions/{id}'].delete.responses)).to.include.members(['200', '401', '403', '404']);
+    expect(Object.keys(doc.paths['/api/tts/generate'].post.responses['200'].content)).to.have.members(['audio/wav', 'audio/mpeg']);
+    expect(Object.keys(doc.paths['/api/tts/generate'].post.responses)).to.include.members(['200', '400', '429']);
     expect(doc.components.schemas.Session.properties).to.have.all.keys('id', 'name', 'created_at', 'max_users', 'is_active');
   });
 

@@ -13,6 +13,8 @@ import { checkNginxConfig, findNginx, renderNginxConfig } from '../../harness/ng
 import { freePort } from '../../harness/ports';
 import { startRedis } from '../../harness/redis';
 import { PROJECT_ROOT, findExecutable, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil } from '../../harness/processes';
+import { scrape } from '../support/metrics';
+import { startTestServer } from '../support/server';
 
 const read = (file: string) => fs.readFileSync(path.join(PROJECT_ROOT, file), 'utf8');
 
@@ -28,6 +30,7 @@ interface ComposeService {
   restart?: string;
   volumes?: unknown[];
   container_name?: string;
+  profiles?: string[];
 }
 
 describe('deployment files', () => {
@@ -47,7 +50,10 @@ describe('deployment files', () => {
     });
 
     it('lets postgres accept the connections of ten app replicas at the default pool (20 + 10 each)', () => {
-      const setting = [services.postgres.command].flat().join(' ').match(/max_connections=(\d+)/);
+      const setting = [services.postgres.command]
+        .flat()
+        .join(' ')
+        .match(/max_connections=(\d+)/);
       expect(Number(setting?.[1] ?? 100)).to.be.at.least(10 * 30);
     });
 
@@ -62,7 +68,7 @@ describe('deployment files', () => {
       expect((app.expose ?? []).map(String)).to.include('8000');
       expect(app.build).to.exist;
       expect(app.container_name, 'a fixed container name allows one replica only').to.equal(undefined);
-      expect(String(app.healthcheck?.test)).to.include('/health');
+      expect(String(app.healthcheck?.test)).to.include('/readyz');
     });
 
     it('configures app for the cluster and refuses to run without a JWT secret', () => {
@@ -83,6 +89,31 @@ describe('deployment files', () => {
       expect(dependsOn('migrate').postgres?.condition).to.equal('service_healthy');
       expect(dependsOn('app').migrate?.condition).to.equal('service_completed_successfully');
       expect(dependsOn('app').redis?.condition).to.equal('service_healthy');
+    });
+
+    it('runs the cluster without a profile, Prometheus and Grafana only in the `monitoring` profile', () => {
+      for (const name of ['postgres', 'redis', 'migrate', 'app', 'nginx']) expect(services[name].profiles, name).to.equal(undefined);
+      for (const name of ['prometheus', 'grafana']) expect(services[name].profiles, name).to.deep.equal(['monitoring']);
+      expect(services.prometheus.image).to.match(/^prom\/prometheus:v\d/);
+      expect(services.grafana.image).to.match(/^grafana\/grafana:\d/);
+      expect((services.prometheus.volumes ?? []).map(String)).to.include('./monitoring/prometheus.yml:/etc/prometheus/prometheus.yml:ro');
+      expect((services.grafana.volumes ?? []).map(String)).to.include.members([
+        './monitoring/grafana/provisioning:/etc/grafana/provisioning:ro',
+        './monitoring/grafana/dashboards:/var/lib/grafana/dashboards:ro',
+      ]);
+      for (const volume of [...(services.prometheus.volumes ?? []), ...(services.grafana.volumes ?? [])].map(String)) {
+        const source = volume.split(':')[0];
+        if (source.startsWith('./')) expect(fs.existsSync(path.join(PROJECT_ROOT, source)), source).to.equal(true);
+      }
+    });
+
+    it('passes METRICS_TOKEN and ADMIN_UI_PASSWORD through to the replicas, unset by default', () => {
+      expect(env('app').METRICS_TOKEN).to.equal('${METRICS_TOKEN:-}');
+      expect(env('app').ADMIN_UI_PASSWORD).to.equal('${ADMIN_UI_PASSWORD:-}');
+    });
+
+    it('is what the README tells a newcomer to run', () => {
+      expect(read('README.md')).to.include('docker compose --profile monitoring up -d --build --scale app=3');
     });
 
     it('publishes nginx on 8000 with the shipped nginx.conf', () => {
@@ -159,6 +190,63 @@ describe('deployment files', () => {
     });
   });
 
+  describe('monitoring/', () => {
+    const yaml = (file: string): any => parse(read(file));
+
+    it('has Prometheus find every app replica through Docker DNS', () => {
+      const config = yaml('monitoring/prometheus.yml');
+      const job = config.scrape_configs.find((j: any) => j.job_name === 'seance');
+      expect(job.metrics_path ?? '/metrics').to.equal('/metrics');
+      expect(job.dns_sd_configs).to.deep.equal([{ names: ['app'], type: 'A', port: 8000, refresh_interval: '15s' }]);
+    });
+
+    it('provisions Grafana with the Prometheus datasource and the dashboards folder', () => {
+      const datasource = yaml('monitoring/grafana/provisioning/datasources/prometheus.yml').datasources[0];
+      expect(datasource).to.include({ type: 'prometheus', uid: 'prometheus', url: 'http://prometheus:9090' });
+      const provider = yaml('monitoring/grafana/provisioning/dashboards/seance.yml').providers[0];
+      expect(provider.type).to.equal('file');
+      expect(provider.options.path).to.equal('/var/lib/grafana/dashboards');
+    });
+
+    describe('the Grafana dashboard', () => {
+      const dashboard = JSON.parse(read('monitoring/grafana/dashboards/seance.json')) as {
+        uid: string;
+        panels: Array<{ title: string; datasource: { uid: string }; targets: Array<{ expr: string; datasource: { uid: string } }> }>;
+      };
+      const queries = dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr));
+
+      it('is valid JSON with a panel for each thing an operator watches, all on the provisioned datasource', () => {
+        expect(dashboard.uid).to.be.a('string');
+        const titles = dashboard.panels.map((p) => p.title.toLowerCase());
+        for (const topic of ['connections', 'messages', 'delivery', 'spirit latency', 'spirit failures', 'rate limited', 'gap repairs', 'event-loop lag']) {
+          expect(
+            titles.some((t) => t.includes(topic)),
+            topic,
+          ).to.equal(true);
+        }
+        for (const panel of dashboard.panels) {
+          expect(panel.datasource.uid, panel.title).to.equal('prometheus');
+          expect(panel.targets, panel.title).to.not.be.empty;
+          for (const target of panel.targets) expect(target.datasource.uid).to.equal('prometheus');
+        }
+      });
+
+      it('names only series that a real /metrics response has', async () => {
+        const server = await startTestServer({ database: 'sqlite' });
+        let exposed: Set<string>;
+        try {
+          exposed = new Set((await scrape(server.url)).map((s) => s.name));
+        } finally {
+          await server.close();
+        }
+        const named = new Set(queries.flatMap(seriesNames));
+        expect(named.size).to.be.at.least(10);
+        // `up` is the one series Prometheus makes itself, per target.
+        for (const name of named) if (name !== 'up') expect(exposed, `${name} (in the dashboard)`).to.include(name);
+      });
+    });
+  });
+
   describe('Dockerfile', () => {
     const dockerfile = read('Dockerfile');
     const instructions = dockerfile
@@ -176,8 +264,17 @@ describe('deployment files', () => {
       expect(instructions).to.include('EXPOSE 8000');
     });
 
+    it('builds and runs on Node 24 LTS, as package.json engines says', () => {
+      const stages = instructions.filter((l) => /^FROM\s/i.test(l));
+      for (const stage of stages) expect(stage).to.match(/^FROM node:24[.-]/);
+      const pkg = JSON.parse(read('package.json')) as { engines: { node: string } };
+      expect(pkg.engines.node).to.include('24');
+    });
+
     it('is fed by a .dockerignore that keeps node_modules and dist out', () => {
-      const ignored = read('.dockerignore').split('\n').map((l) => l.trim());
+      const ignored = read('.dockerignore')
+        .split('\n')
+        .map((l) => l.trim());
       expect(ignored).to.include.members(['node_modules', 'dist', '.git']);
     });
   });
@@ -232,3 +329,17 @@ describe('deployment files', () => {
     });
   });
 });
+
+/** Metric names in a PromQL expression: identifiers that are not functions, keywords or labels. */
+const PROMQL_WORDS = new Set(['by', 'without', 'on', 'ignoring', 'group_left', 'group_right', 'offset', 'bool', 'and', 'or', 'unless']);
+function seriesNames(expr: string): string[] {
+  const bare = expr
+    .replace(/\{[^}]*\}/g, ' ') // label matchers
+    .replace(/\b(by|without|on|ignoring)\s*\([^)]*\)/g, ' ') // grouping labels
+    .replace(/\[[^\]]*\]/g, ' ') // range selectors
+    .replace(/"[^"]*"/g, ' ');
+  return [...bare.matchAll(/[A-Za-z_:][A-Za-z0-9_:]*(?![A-Za-z0-9_:]|\s*\()/g)]
+    .map((m) => m[0])
+    .filter((w) => !PROMQL_WORDS.has(w) && !/^\d/.test(w))
+    .filter((w, i, all) => all.indexOf(w) === i);
+}

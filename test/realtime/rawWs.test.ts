@@ -123,14 +123,12 @@ describe('raw WebSocket /ws/{id}', () => {
     client.send({ event: 'send_message', data: 'text' });
     client.send({ event: 'send_message', data: { message: 'finally' } });
     await client.inbox.waitFor('message_received');
-    expect(client.inbox.of('error').slice(4).map((e) => e.code)).to.deep.equal([
-      'INVALID_PAYLOAD',
-      'UNKNOWN_EVENT',
-      'INVALID_PAYLOAD',
-      'EMPTY_MESSAGE',
-      'MESSAGE_TOO_LONG',
-      'INVALID_PAYLOAD',
-    ]);
+    expect(
+      client.inbox
+        .of('error')
+        .slice(4)
+        .map((e) => e.code),
+    ).to.deep.equal(['INVALID_PAYLOAD', 'UNKNOWN_EVENT', 'INVALID_PAYLOAD', 'EMPTY_MESSAGE', 'MESSAGE_TOO_LONG', 'INVALID_PAYLOAD']);
     expect(client.inbox.of('message_received').map((m) => m.message)).to.deep.equal(['finally']);
     expect(client.ws.readyState).to.equal(WebSocket.OPEN);
   });

@@ -50,14 +50,14 @@ describe('Socket.IO sessions', () => {
     const bob = await join({ session_id: session.id, name: 'Bob', user_id: 'bob' });
 
     const ack = await sendWithAck(alice, { message: '  Is anyone there?  ', user_name: 'Mallory' });
-    expect(ack).to.deep.equal({ ok: true, id: ack.id });
+    expect(ack).to.deep.equal({ ok: true, id: ack.id, seq: 1 });
     for (const socket of [alice, bob]) {
       const received = await socket.inbox.waitFor('message_received');
-      expect(received).to.include({ id: ack.id, session_id: session.id, user_id: 'alice', user_name: 'Alice', message: 'Is anyone there?' });
+      expect(received).to.include({ id: ack.id, seq: 1, session_id: session.id, user_id: 'alice', user_name: 'Alice', message: 'Is anyone there?' });
       expect(received.timestamp).to.match(/Z$/);
       expect(await socket.inbox.waitFor('spirit_thinking')).to.deep.equal({ session_id: session.id, in_reply_to: ack.id });
       const answer = await socket.inbox.waitFor('spirit_response');
-      expect(answer).to.include({ session_id: session.id, in_reply_to: ack.id, audio_url: null });
+      expect(answer).to.include({ seq: 2, session_id: session.id, in_reply_to: ack.id, audio_url: `/api/sessions/${session.id}/messages/${answer.id}/audio` });
       expect(answer.message).to.be.a('string').and.not.empty;
       expect(answer.letter_timings).to.have.length(answer.message.length);
       expect(answer.word_count).to.be.within(1, 30);
@@ -172,7 +172,10 @@ describe('Socket.IO sessions', () => {
     await join({ session_id: session.id, name: 'Bob', user_id: 'bob' });
     const participants = await http(server.url, 'GET', `/api/sessions/${session.id}/participants`);
     expect(participants.status).to.equal(200);
-    expect(participants.body.data.map((p: any) => [p.id, p.name])).to.deep.equal([['alice', 'Alice'], ['bob', 'Bob']]);
+    expect(participants.body.data.map((p: any) => [p.id, p.name])).to.deep.equal([
+      ['alice', 'Alice'],
+      ['bob', 'Bob'],
+    ]);
     expect(participants.body.data[0].joined_at).to.match(/Z$/);
     expect((await http(server.url, 'GET', `/api/sessions/${session.id}`)).body.data.participant_count).to.equal(2);
     expect((await http(server.url, 'GET', `/api/sessions/${randomUUID()}/participants`)).status).to.equal(404);
@@ -213,7 +216,7 @@ describe('Socket.IO sessions', () => {
     expect(socket.inbox.of('session_joined')[0].you).to.include({ id: 'u'.repeat(64), name: 'n'.repeat(50) });
   });
 
-  it('delivers one sender\'s 50 messages in order to everyone', async () => {
+  it("delivers one sender's 50 messages in order to everyone", async () => {
     const session = await createSession(server.url);
     const alice = await join({ session_id: session.id, name: 'Alice', user_id: userId() });
     const bob = await join({ session_id: session.id, name: 'Bob' });

@@ -20,7 +20,16 @@ describe('the spirit in a live session', () => {
     let socket: TestSocket;
     before(async () => {
       server = await startTestServer({
-        env: { SPIRIT_PROVIDER: 'openai', OPENAI_BASE_URL: `${fake.url}/v1`, OPENAI_MODEL: 'ouija-1', OPENAI_API_KEY: 'k-test', SPIRIT_TIMEOUT_MS: '300', SPIRIT_RETRIES: '1', SPIRIT_RETRY_BASE_MS: '10', MESSAGE_RATE_LIMIT: '1000' },
+        env: {
+          SPIRIT_PROVIDER: 'openai',
+          OPENAI_BASE_URL: `${fake.url}/v1`,
+          OPENAI_MODEL: 'ouija-1',
+          OPENAI_API_KEY: 'k-test',
+          SPIRIT_TIMEOUT_MS: '300',
+          SPIRIT_RETRIES: '1',
+          SPIRIT_RETRY_BASE_MS: '10',
+          MESSAGE_RATE_LIMIT: '1000',
+        },
       });
     });
     afterEach(() => socket?.close());
@@ -67,6 +76,9 @@ describe('the spirit in a live session', () => {
       expect(answer.in_reply_to).to.equal(ack.id);
       expect(answer.message).to.be.a('string').and.not.empty;
       expect(fake.received).to.have.length(2);
+      // Made after two failed attempts: its timestamp is when it was made, after the question's.
+      const question = socket.inbox.of('message_received').find((m) => m.id === ack.id);
+      expect(Date.parse(answer.timestamp)).to.be.above(Date.parse(question.timestamp));
     });
   });
 

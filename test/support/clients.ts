@@ -13,12 +13,7 @@ export interface HttpReply {
   text: string;
 }
 
-export async function http(
-  baseUrl: string,
-  method: string,
-  path: string,
-  opts: { json?: unknown; body?: string; headers?: Record<string, string> } = {},
-): Promise<HttpReply> {
+export async function http(baseUrl: string, method: string, path: string, opts: { json?: unknown; body?: string; headers?: Record<string, string> } = {}): Promise<HttpReply> {
   const headers: Record<string, string> = { ...opts.headers };
   let body: string | undefined = opts.body;
   if (opts.json !== undefined) {
@@ -105,11 +100,7 @@ export class Inbox {
 
 export type TestSocket = Socket<ServerToClientEvents, ClientToServerEvents> & { inbox: Inbox };
 
-export function socketClient(
-  url: string,
-  auth: Record<string, unknown>,
-  opts: Partial<ManagerOptions & SocketOptions> = {},
-): TestSocket {
+export function socketClient(url: string, auth: Record<string, unknown>, opts: Partial<ManagerOptions & SocketOptions> = {}): TestSocket {
   const socket = ioClient(url, { auth, transports: ['websocket'], reconnection: false, forceNew: true, ...opts }) as TestSocket;
   socket.inbox = new Inbox();
   socket.onAny((event: string, data: unknown) => socket.inbox.push(event, data));
@@ -119,16 +110,9 @@ export function socketClient(
 }
 
 /** Connects and resolves once `session_joined` arrives; rejects with the refusal otherwise. */
-export async function joinSocket(
-  url: string,
-  auth: Record<string, unknown>,
-  opts: Partial<ManagerOptions & SocketOptions> = {},
-): Promise<TestSocket> {
+export async function joinSocket(url: string, auth: Record<string, unknown>, opts: Partial<ManagerOptions & SocketOptions> = {}): Promise<TestSocket> {
   const socket = socketClient(url, auth, opts);
-  const outcome = await Promise.race([
-    socket.inbox.waitFor('session_joined', () => true, 8000).then(() => null),
-    socket.inbox.waitFor('connect_error', () => true, 8000),
-  ]);
+  const outcome = await Promise.race([socket.inbox.waitFor('session_joined', () => true, 8000).then(() => null), socket.inbox.waitFor('connect_error', () => true, 8000)]);
   if (outcome) {
     socket.close();
     const err = new Error(`join refused: ${outcome.message}`) as Error & { refusal: unknown };
@@ -163,7 +147,7 @@ export class RawClient {
     });
     this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
     ws.on('message', (raw) => {
-      const frame = JSON.parse(raw.toString());
+      const frame = JSON.parse((raw as Buffer).toString());
       this.frames.push(frame);
       this.inbox.push(frame.event, frame.data);
     });

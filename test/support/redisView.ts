@@ -5,7 +5,7 @@
  */
 import Redis from 'ioredis';
 import type { ClusterHandle } from '../../harness/cluster';
-import { rooms } from '../../server/events';
+import { rooms } from '../../server/cluster/names';
 import { createSession } from './factories';
 
 /** The sharded Pub/Sub channel of a session's room (the adapter's prefix, namespace and room). */
@@ -37,7 +37,7 @@ export function redisView(cluster: ClusterHandle): RedisView {
     serverFor: async (key) => {
       if (cluster.redisCluster) return connection(shards![await cluster.redisCluster.shardOf(key)].port);
       if (cluster.redisSentinel) return connection(await cluster.redisSentinel.masterPort());
-      return connection(cluster.redis!.port);
+      return connection(cluster.redis.port);
     },
     close: () => {
       for (const client of open.values()) client.disconnect();

@@ -3,10 +3,8 @@
  * contract's codes; anything unknown is INTERNAL_ERROR with no stack or SQL in the reply.
  */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
-import { AppError, toPublicError } from '../../errors';
-import { isDatabaseUnavailable } from '../../db';
+import { AppError, classifyError, isDependencyUnavailable, isServerFault } from '../../errors';
 import { sendError } from '../envelope';
-
 
 function fromBodyParser(err: { type?: string; status?: number }): AppError | null {
   if (err.type === 'entity.too.large') return new AppError('PAYLOAD_TOO_LARGE', 'The request body is too large');
@@ -23,22 +21,16 @@ function fromBodyParser(err: { type?: string; status?: number }): AppError | nul
 /** A path whose percent-escapes do not decode names nothing we serve. */
 function fromUndecodablePath(err: unknown, path: string): AppError | null {
   if (!(err instanceof URIError)) return null;
-  return path.startsWith('/api/sessions/')
-    ? new AppError('SESSION_NOT_FOUND', 'Session not found')
-    : new AppError('NOT_FOUND', 'No such route');
+  return path.startsWith('/api/sessions/') ? new AppError('SESSION_NOT_FOUND', 'Session not found') : new AppError('NOT_FOUND', 'No such route');
 }
 
 export const notFound: RequestHandler = (req, _res, next) => {
   next(new AppError('NOT_FOUND', `No route for ${req.method} ${req.path.slice(0, 200)}`));
 };
 
-export const errorHandler: ErrorRequestHandler = (err, req, res, _next) => {
-  let error: AppError;
-  if (err instanceof AppError) error = err;
-  else if (isDatabaseUnavailable(err)) error = new AppError('SERVICE_UNAVAILABLE', 'The database is unavailable; try again shortly');
-  else error = fromUndecodablePath(err, req.path) ?? fromBodyParser(err ?? {}) ?? toPublicError(err);
-
-  if (error.code === 'INTERNAL_ERROR' || error.code === 'SERVICE_UNAVAILABLE') req.log.error({ err }, 'request failed');
+export const errorHandler: ErrorRequestHandler = (err: unknown, req, res, _next) => {
+  const error = err instanceof AppError || isDependencyUnavailable(err) ? classifyError(err) : (fromUndecodablePath(err, req.path) ?? fromBodyParser(err ?? {}) ?? classifyError(err));
+  if (isServerFault(error)) req.log.error({ err }, 'request failed');
   if (res.headersSent) {
     res.end();
     return;

@@ -1,6 +1,7 @@
 /**
  * Gives every request an id (the caller's X-Request-Id when it is sane), names the serving
- * node, and logs one line per request with method, path, status and duration.
+ * node, and logs one line per request with method, path, status and duration (at debug for
+ * probes and scrapes).
  */
 import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
@@ -13,6 +14,8 @@ declare module 'express-serve-static-core' {
   }
 }
 
+/** Probes and scrapes arrive every few seconds from every orchestrator and Prometheus: debug, not info. */
+const QUIET_PATHS = new Set(['/livez', '/readyz', '/metrics']);
 const SAFE_REQUEST_ID = /^[A-Za-z0-9_.:-]{1,64}$/;
 
 export function requestContext(logger: Logger, nodeId: string): RequestHandler {
@@ -25,8 +28,9 @@ export function requestContext(logger: Logger, nodeId: string): RequestHandler {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       const duration_ms = Number(process.hrtime.bigint() - started) / 1e6;
-      const level = res.statusCode >= 500 ? 'error' : 'info';
-      req.log[level]({ method: req.method, path: req.originalUrl.split('?')[0].slice(0, 200), status: res.statusCode, duration_ms: Math.round(duration_ms * 100) / 100 }, 'request');
+      const path = req.originalUrl.split('?')[0].slice(0, 200);
+      const level = res.statusCode >= 500 ? 'error' : QUIET_PATHS.has(path) ? 'debug' : 'info';
+      req.log[level]({ method: req.method, path, status: res.statusCode, duration_ms: Math.round(duration_ms * 100) / 100 }, 'request');
     });
     next();
   };

@@ -12,7 +12,7 @@ export class MemoryPresence implements Presence {
 
   async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
     let users = this.sessions.get(sessionId);
-    if (!users) this.sessions.set(sessionId, (users = new Map()));
+    if (!users) this.sessions.set(sessionId, (users = new Map<string, Entry>()));
     const existing = users.get(candidate.id);
     if (existing) {
       existing.connections.add(connectionId);

@@ -4,7 +4,7 @@
  * whose key expired (SIGKILL, power loss) is reaped by whichever live node claims it first,
  * which releases its connections and reports the participants that left.
  *
- * Keys (one session `S`, one user `U`, one node `N`):
+ * Keys (one session `S`, one user `U`, one node `N`; named in cluster/names.ts):
  *   seance:p:{S}:users        HASH  U -> participant JSON
  *   seance:p:{S}:conns:U      SET   "N/connectionId"
  *   seance:p:{S}:node:N       SET   "N/connectionId"      (N's connections in S: N notices when S's shard lost them)
@@ -21,6 +21,7 @@
  * none, so no node is ever taken for dead because its heartbeat alone was lost.
  */
 import type Redis from 'ioredis';
+import { redisNames } from '../../cluster/names';
 import type { ParticipantView } from '../../events';
 import type { Logger } from '../../logger';
 import { byJoinTime, type AdmitResult, type Presence, type PresenceChange } from './types';
@@ -58,15 +59,7 @@ type ScriptedRedis = Redis & {
   seanceRelease(users: string, conns: string, nodeInSession: string, uid: string, conn: string): Promise<string | null>;
 };
 
-/** Key names (the session's keys share one hash slot; see above). */
-export const presenceKeys = {
-  users: (s: string) => `seance:p:{${s}}:users`,
-  conns: (s: string, u: string) => `seance:p:{${s}}:conns:${u}`,
-  nodeInSession: (s: string, n: string) => `seance:p:{${s}}:node:${n}`,
-  nodeConns: (n: string) => `seance:{nodes}:conns:${n}`,
-  alive: (n: string) => `seance:{nodes}:alive:${n}`,
-  nodes: 'seance:{nodes}',
-};
+const presenceKeys = redisNames.presence;
 
 const NO_LIMIT = 1_000_000;
 
@@ -143,11 +136,7 @@ export class RedisPresence implements Presence {
   async clear(sessionId: string): Promise<void> {
     for (const [connectionId, conn] of this.local) if (conn.sessionId === sessionId) this.local.delete(connectionId);
     const [users, nodes] = await Promise.all([this.redis.hkeys(RedisPresence.usersKey(sessionId)), this.redis.smembers(RedisPresence.nodesKey)]);
-    await this.redis.del(
-      RedisPresence.usersKey(sessionId),
-      ...users.map((u) => RedisPresence.connsKey(sessionId, u)),
-      ...nodes.map((n) => presenceKeys.nodeInSession(sessionId, n)),
-    );
+    await this.redis.del(RedisPresence.usersKey(sessionId), ...users.map((u) => RedisPresence.connsKey(sessionId, u)), ...nodes.map((n) => presenceKeys.nodeInSession(sessionId, n)));
   }
 
   onChange(listener: (change: PresenceChange) => void): void {

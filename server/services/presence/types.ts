@@ -4,9 +4,7 @@
  */
 import type { ParticipantView } from '../../events';
 
-export type AdmitResult =
-  | { admitted: true; participant: ParticipantView; isNew: boolean }
-  | { admitted: false; reason: 'SESSION_FULL' };
+export type AdmitResult = { admitted: true; participant: ParticipantView; isNew: boolean } | { admitted: false; reason: 'SESSION_FULL' };
 
 /** Presence changes nobody's own connection caused (a dead node reaped, a resync after an outage). */
 export interface PresenceChange {
@@ -30,5 +28,4 @@ export interface Presence {
 }
 
 /** Oldest first, so `users` reads in joining order. */
-export const byJoinTime = (a: ParticipantView, b: ParticipantView) =>
-  a.joined_at < b.joined_at ? -1 : a.joined_at > b.joined_at ? 1 : a.id.localeCompare(b.id);
+export const byJoinTime = (a: ParticipantView, b: ParticipantView) => (a.joined_at < b.joined_at ? -1 : a.joined_at > b.joined_at ? 1 : a.id.localeCompare(b.id));

@@ -2,17 +2,24 @@
  * The spirit: asks the configured provider, bounds each attempt in time, retries with
  * backoff, and answers from the built-in oracle when the provider cannot. `reply` never
  * rejects, so every question gets a `spirit_response`.
+ *
+ * The provider sits behind a circuit breaker (cockatiel): after `breakerFailures` failed
+ * attempts in a row, questions go straight to the oracle for `breakerCooldownMs` instead of
+ * each waiting out the timeouts and retries; then one question probes the provider, and
+ * its success closes the breaker again. Each node keeps its own breaker.
  */
+import { performance } from 'node:perf_hooks';
+import { BrokenCircuitError, CircuitState, ConsecutiveBreaker, circuitBreaker, handleAll, type CircuitBreakerPolicy } from 'cockatiel';
 import type { Config } from '../../../config';
 import type { Logger } from '../../logger';
+import type { Metrics } from '../../metrics';
 import { GeminiProvider } from './gemini';
 import { OpenAIProvider } from './openai';
 import { OracleProvider, oracleAnswer } from './oracle';
 import { shapeReply, type ShapedReply } from './shape';
 import type { SpiritProvider, SpiritReply, SpiritRequest } from './types';
 
-export type { SpiritProvider, SpiritReply, SpiritRequest, SpiritTurn } from './types';
-export { HISTORY_LIMIT } from './personality';
+export type { SpiritReply } from './types';
 
 export type SpiritConfig = Config['spirit'];
 
@@ -32,13 +39,31 @@ function isUsable(shaped: ShapedReply): boolean {
 export class SpiritService {
   /** False for the oracle, which ignores history: callers can skip loading it. */
   readonly needsHistory: boolean;
+  private readonly breaker: CircuitBreakerPolicy;
 
   constructor(
     private readonly config: SpiritConfig,
     private readonly logger: Logger,
     private readonly provider: SpiritProvider,
+    private readonly metrics?: Metrics,
   ) {
     this.needsHistory = provider.name !== 'oracle';
+    this.breaker = circuitBreaker(handleAll, {
+      halfOpenAfter: config.breakerCooldownMs,
+      breaker: new ConsecutiveBreaker(config.breakerFailures),
+    });
+    metrics?.registerSpiritProvider(provider.name);
+    metrics?.breakerState(provider.name, CircuitState.Closed);
+    this.breaker.onStateChange((state) => {
+      metrics?.breakerState(provider.name, state);
+      if (state === CircuitState.Open) this.logger.warn({ provider: provider.name, cooldown_ms: config.breakerCooldownMs }, 'spirit breaker open: the oracle answers until a probe succeeds');
+      if (state === CircuitState.Closed) this.logger.info({ provider: provider.name }, 'spirit breaker closed: the provider answers again');
+    });
+  }
+
+  /** closed, open or halfOpen (tests and diagnostics). */
+  get breakerState(): 'closed' | 'open' | 'halfOpen' | 'isolated' {
+    return (['closed', 'open', 'halfOpen', 'isolated'] as const)[this.breaker.state];
   }
 
   get providerName(): string {
@@ -51,10 +76,24 @@ export class SpiritService {
    */
   instantReply(question: string): SpiritReply | null {
     if (!(this.provider instanceof OracleProvider) || this.config.oracleDelayMs > 0) return null;
-    return this.oracle(question);
+    return this.timed(() => this.oracle(question));
   }
 
   async reply(req: SpiritRequest): Promise<SpiritReply> {
+    const started = performance.now();
+    const reply = await this.answer(req);
+    this.metrics?.spiritAnswered(this.provider.name, (performance.now() - started) / 1000);
+    return reply;
+  }
+
+  private timed(answer: () => SpiritReply): SpiritReply {
+    const started = performance.now();
+    const reply = answer();
+    this.metrics?.spiritAnswered(this.provider.name, (performance.now() - started) / 1000);
+    return reply;
+  }
+
+  private async answer(req: SpiritRequest): Promise<SpiritReply> {
     // No timer, no retry loop for the oracle: it only takes its time, so that clients see
     // `spirit_thinking` before the answer.
     if (this.provider instanceof OracleProvider) {
@@ -64,15 +103,21 @@ export class SpiritService {
     const attempts = 1 + Math.max(0, this.config.retries);
     for (let attempt = 1; attempt <= attempts; attempt += 1) {
       try {
-        const shaped = shapeReply(await this.attempt(req));
-        if (!isUsable(shaped)) throw new Error('provider answered with no usable text');
+        const shaped = await this.breaker.execute(async () => {
+          const answer = shapeReply(await this.attempt(req));
+          if (!isUsable(answer)) throw new Error('provider answered with no usable text');
+          return answer;
+        });
         return { ...shaped, provider: this.provider.name, fallback: false };
       } catch (err) {
+        // Open (or half-open with its probe under way): no call was made, the oracle answers now.
+        if (err instanceof BrokenCircuitError) break;
+        this.metrics?.spiritFailed(this.provider.name);
         this.logger.warn({ err, provider: this.provider.name, attempt, session_id: req.sessionId }, 'spirit provider failed');
-        if (attempt < attempts) await delay(this.backoff(attempt));
+        if (attempt < attempts && this.breaker.state !== CircuitState.Open) await delay(this.backoff(attempt));
       }
     }
-    this.logger.warn({ provider: this.provider.name, attempts, session_id: req.sessionId }, 'spirit answered from the oracle');
+    this.logger.warn({ provider: this.provider.name, breaker: this.breakerState, session_id: req.sessionId }, 'spirit answered from the oracle');
     return { ...shapeReply(oracleAnswer(req.question)), provider: 'oracle', fallback: true };
   }
 
@@ -119,6 +164,6 @@ function providerFor(config: SpiritConfig): SpiritProvider {
 }
 
 /** `providerOverride` lets tests and tools plug in a provider that config cannot name. */
-export function createSpiritService(config: SpiritConfig, logger: Logger, providerOverride?: SpiritProvider): SpiritService {
-  return new SpiritService(config, logger, providerOverride ?? providerFor(config));
+export function createSpiritService(config: SpiritConfig, logger: Logger, providerOverride?: SpiritProvider, metrics?: Metrics): SpiritService {
+  return new SpiritService(config, logger, providerOverride ?? providerFor(config), metrics);
 }

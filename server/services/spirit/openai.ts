@@ -21,9 +21,7 @@ interface ChatCompletionResponse {
 function contentText(content: unknown): string {
   if (typeof content === 'string') return content;
   if (Array.isArray(content)) {
-    return content
-      .map((part: { text?: unknown }) => (typeof part?.text === 'string' ? part.text : ''))
-      .join('');
+    return content.map((part: { text?: unknown }) => (typeof part?.text === 'string' ? part.text : '')).join('');
   }
   return '';
 }
@@ -40,10 +38,7 @@ export class OpenAIProvider implements SpiritProvider {
     if (apiKey) headers.authorization = `Bearer ${apiKey}`;
     const body = {
       model,
-      messages: [
-        { role: 'system', content: SPIRIT_INSTRUCTION },
-        ...buildTurns(req).map((turn) => ({ role: turn.role === 'spirit' ? 'assistant' : 'user', content: turn.text })),
-      ],
+      messages: [{ role: 'system', content: SPIRIT_INSTRUCTION }, ...buildTurns(req).map((turn) => ({ role: turn.role === 'spirit' ? 'assistant' : 'user', content: turn.text }))],
       max_tokens: MAX_TOKENS,
       temperature: TEMPERATURE,
     };

@@ -5,6 +5,7 @@
  */
 import type { SpiritProvider, SpiritRequest } from './types';
 
+// prettier-ignore
 const YES_NO_OPENERS = new Set([
   'is', 'isnt', 'are', 'arent', 'am', 'was', 'wasnt', 'were', 'werent',
   'will', 'wont', 'would', 'wouldnt', 'shall', 'should', 'shouldnt',
@@ -13,6 +14,7 @@ const YES_NO_OPENERS = new Set([
   'has', 'hasnt', 'have', 'havent', 'had', 'hadnt',
 ]);
 
+// prettier-ignore
 const VERDICTS = [
   'YES', 'YES', 'NO', 'NO', 'NEVER', 'PERHAPS', 'ALWAYS', 'NOT YET', 'SOON', 'IT IS SO',
   'DOUBTFUL', 'THE ANSWER IS NO', 'CERTAINLY', 'NOT IN THIS LIFE',
@@ -33,6 +35,7 @@ const OMENS = [
   'A PRICE WILL BE PAID',
 ];
 
+// prettier-ignore
 const ANSWERS = {
   who: [
     'ONE WHO WALKED HERE BEFORE YOU',

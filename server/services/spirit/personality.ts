@@ -38,9 +38,7 @@ function isTheQuestion(turn: SpiritTurn | undefined, question: string): boolean 
 export function buildTurns(req: SpiritRequest): PromptTurn[] {
   const history = isTheQuestion(req.history.at(-1), req.question) ? req.history.slice(0, -1) : req.history;
   const earlier = history.slice(-(HISTORY_LIMIT - 1));
-  const turns = earlier.map((turn): PromptTurn =>
-    turn.is_spirit ? { role: 'spirit', text: turn.message } : userTurn(turn.user_name, turn.message),
-  );
+  const turns = earlier.map((turn): PromptTurn => (turn.is_spirit ? { role: 'spirit', text: turn.message } : userTurn(turn.user_name, turn.message)));
   turns.push(userTurn(req.askedBy, req.question));
   return turns;
 }

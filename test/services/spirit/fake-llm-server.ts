@@ -107,6 +107,8 @@ export function spiritConfig(overrides: Partial<Config['spirit']> = {}): Config[
     timeoutMs: 200,
     retries: 2,
     retryBaseMs: 5,
+    breakerFailures: 1000,
+    breakerCooldownMs: 30_000,
     oracleDelayMs: 0,
     gemini: { apiKey: 'test-gemini-key', model: 'gemini-test', baseUrl: 'http://127.0.0.1:1/v1beta' },
     openai: { apiKey: 'test-openai-key', model: 'gpt-test', baseUrl: 'http://127.0.0.1:1/v1' },

@@ -28,9 +28,7 @@ describe('spirit provider: gemini', () => {
     });
 
   it('sends the instruction, the history in order and the question, and answers with the text', async () => {
-    fake.respondWith(
-      json(200, { candidates: [{ content: { role: 'model', parts: [{ text: 'THE TREASURE\n' }, { text: ' LIES BENEATH YOU' }] } }] }),
-    );
+    fake.respondWith(json(200, { candidates: [{ content: { role: 'model', parts: [{ text: 'THE TREASURE\n' }, { text: ' LIES BENEATH YOU' }] } }] }));
     const service = createSpiritService(configFor(), quietLogger());
     expect(service.needsHistory).to.equal(true);
 

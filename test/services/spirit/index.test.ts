@@ -1,6 +1,7 @@
 import bunyan from 'bunyan';
 import { expect } from 'chai';
-import { createSpiritService, type SpiritProvider, type SpiritRequest } from '../../../server/services/spirit';
+import { createSpiritService } from '../../../server/services/spirit';
+import type { SpiritProvider, SpiritRequest } from '../../../server/services/spirit/types';
 import { oracleAnswer } from '../../../server/services/spirit/oracle';
 import { quietLogger, spiritConfig } from './fake-llm-server';
 

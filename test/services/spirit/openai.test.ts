@@ -13,12 +13,7 @@ const completion = (content: unknown): unknown => ({
 
 const openai: WireFormat = {
   ok: (text) => json(200, completion(text)),
-  noText: [
-    json(200, { choices: [] }),
-    json(200, completion(null)),
-    json(200, { choices: [{ message: {} }] }),
-    json(200, completion('<think>the living ask too much</think>')),
-  ],
+  noText: [json(200, { choices: [] }), json(200, completion(null)), json(200, { choices: [{ message: {} }] }), json(200, completion('<think>the living ask too much</think>'))],
 };
 
 describe('spirit provider: openai-compatible', () => {
@@ -67,7 +62,13 @@ describe('spirit provider: openai-compatible', () => {
   it('drops inline reasoning and reads content given as parts', async () => {
     fake.respondWith(
       json(200, completion('<think>they fear the cellar</think>THE CELLAR')),
-      json(200, completion([{ type: 'text', text: 'THE ' }, { type: 'text', text: 'ATTIC' }])),
+      json(
+        200,
+        completion([
+          { type: 'text', text: 'THE ' },
+          { type: 'text', text: 'ATTIC' },
+        ]),
+      ),
     );
     const service = createSpiritService(configFor(), quietLogger());
     expect((await service.reply(REQUEST)).message).to.equal('THE CELLAR');

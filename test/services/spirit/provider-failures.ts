@@ -22,11 +22,7 @@ export const REQUEST: SpiritRequest = {
   ],
 };
 
-export function itFallsBackOnFailures(
-  fake: () => FakeLlmServer,
-  configFor: (overrides: Partial<Config['spirit']>) => Config['spirit'],
-  wire: WireFormat,
-): void {
+export function itFallsBackOnFailures(fake: () => FakeLlmServer, configFor: (overrides: Partial<Config['spirit']>) => Config['spirit'], wire: WireFormat): void {
   const serviceWith = (overrides: Partial<Config['spirit']>) => createSpiritService(configFor(overrides), quietLogger());
   const oracleReply = { message: oracleAnswer(REQUEST.question), provider: 'oracle', fallback: true };
 
@@ -52,7 +48,9 @@ export function itFallsBackOnFailures(
     expect(reply).to.include(oracleReply);
     expect(Date.now() - started).to.be.within(150, 1500);
     // The abort reaches the wire: the provider's connection is closed, not left dangling.
-    await (await fake().request(0)).closed;
+    await (
+      await fake().request(0)
+    ).closed;
   });
 
   it('retries after a timeout', async () => {
@@ -79,5 +77,4 @@ export function itFallsBackOnFailures(
       expect(await serviceWith({ retries: 0 }).reply(REQUEST), JSON.stringify(said)).to.include(oracleReply);
     }
   });
-
 }

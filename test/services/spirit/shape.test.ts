@@ -38,7 +38,7 @@ describe('spirit shape', () => {
       expect(reply.letter_timings).to.have.length(reply.message.length);
     });
 
-    it('does not stack the cut word\'s own punctuation before the ...', () => {
+    it("does not stack the cut word's own punctuation before the ...", () => {
       const text = `${words(29)} THIRTY, thirty-one thirty-two`;
       expect(shapeReply(text).message).to.equal(`${words(29)} THIRTY...`);
     });

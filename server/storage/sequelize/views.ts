@@ -1,6 +1,6 @@
 /** Model rows → the contract's JSON shapes. Timestamps are ISO 8601 UTC with milliseconds. */
-import type { Message, Session } from '../../models';
-import type { ChatMessageView, HistoryMessageView, SessionView } from '../events';
+import type { Message, Session } from '../../../models';
+import type { ChatMessageView, HistoryMessageView, SessionView } from '../../events';
 
 export const iso = (date: Date | string): string => new Date(date).toISOString();
 
@@ -11,6 +11,7 @@ export function sessionView(row: Session): SessionView {
 export function chatMessageView(row: Message): ChatMessageView {
   return {
     id: row.id,
+    seq: row.seq,
     session_id: row.session_id,
     user_id: row.user_id,
     user_name: row.user_name,

@@ -5,9 +5,9 @@
  */
 import type { Socket as NetSocket } from 'node:net';
 import { expect } from 'chai';
-import { RawClient, joinSocket, sendWithAck, type TestSocket } from '../support/clients';
-import { createSession } from '../support/factories';
-import { startTestServer, type TestServer } from '../support/server';
+import { RawClient, joinSocket, sendWithAck, type TestSocket } from '../../support/clients';
+import { createSession } from '../../support/factories';
+import { startTestServer, type TestServer } from '../../support/server';
 
 /** Counts the writes each accepted connection hands to the kernel (stream _write/_writev calls). */
 function countWrites(server: TestServer): Map<NetSocket, number> {

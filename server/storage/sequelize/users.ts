@@ -1,8 +1,9 @@
 /** The users table remembers each participant identity as of its latest join. */
-import type { Models } from '../../models';
-import type { ParticipantView } from '../events';
+import type { Models } from '../../../models';
+import type { ParticipantView } from '../../events';
+import type { UserStore } from '../ports';
 
-export class UserService {
+export class SequelizeUserStore implements UserStore {
   constructor(private readonly models: Models) {}
 
   async recordJoin(participant: ParticipantView): Promise<void> {

@@ -1,0 +1,42 @@
+import { DataTypes, Model, type CreationOptional, type InferAttributes, type InferCreationAttributes, type Sequelize } from 'sequelize';
+
+/**
+ * Speech made once for the whole cluster, addressed by its content: `key` is a hash of the
+ * provider, its settings, the voice and the text. A row is first a claim (`data` null, the
+ * node that makes it in `claimed_by`), then the audio itself, kept for good.
+ */
+export class SpokenAudio extends Model<InferAttributes<SpokenAudio>, InferCreationAttributes<SpokenAudio>> {
+  declare key: string;
+  declare claimed_by: string;
+  declare claimed_at: Date;
+  declare data: Buffer | null;
+  declare content_type: string | null;
+  declare byte_length: number | null;
+  /** A hash of `data`: the ETag. */
+  declare digest: string | null;
+  /** Who actually spoke: the configured provider, or the built-in voice after a failure. */
+  declare provider: string | null;
+  declare voice: string;
+  declare fallback: CreationOptional<boolean>;
+  declare created_at: CreationOptional<Date>;
+
+  static initModel(sequelize: Sequelize): typeof SpokenAudio {
+    SpokenAudio.init(
+      {
+        key: { type: DataTypes.STRING(64), primaryKey: true },
+        claimed_by: { type: DataTypes.STRING(64), allowNull: false },
+        claimed_at: { type: DataTypes.DATE, allowNull: false },
+        data: { type: DataTypes.BLOB, allowNull: true },
+        content_type: { type: DataTypes.STRING(32), allowNull: true },
+        byte_length: { type: DataTypes.INTEGER, allowNull: true },
+        digest: { type: DataTypes.STRING(64), allowNull: true },
+        provider: { type: DataTypes.STRING(16), allowNull: true },
+        voice: { type: DataTypes.STRING(100), allowNull: false },
+        fallback: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false },
+        created_at: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+      },
+      { sequelize, tableName: 'spoken_audio', timestamps: false },
+    );
+    return SpokenAudio;
+  }
+}

@@ -1,0 +1,188 @@
+/**
+ * One realtime connection's life, the same for both transports: rate limit → join →
+ * listen → `session_joined` → announce; then client events one at a time in arrival order;
+ * errors classified, logged once and sent back in the contract's shape; and the leave when
+ * the connection closes, also when it closes while the join is still under way. The
+ * transports (socketio.ts, rawWs.ts) only decode frames, encode events and map refusals to
+ * their own form (a `connect_error`, a close code).
+ */
+import { AppError, classifyError, isServerFault } from '../errors';
+import { CLIENT_EVENTS, type ClientEventName, type ErrorView, type SendMessageAck, type ServerEventData, type ServerEventName } from '../events';
+import type { Logger } from '../logger';
+import type { SessionFeeds } from '../ordering/sessionFeeds';
+import type { RateLimits } from '../services/rateLimits';
+import type { JoinOutcome, JoinRequestInput, Participation, RoomService } from '../services/rooms';
+
+/** What a transport gives the core for one connection. */
+export interface ConnectionLink {
+  /** Sends an event to this connection only. */
+  send<E extends ServerEventName>(event: E, data: ServerEventData<E>): void;
+  /** Makes the session's broadcasts reach this connection (its rooms, or the raw hub). */
+  listen(p: Participation): void;
+  /** Stops them, before the leave is announced. */
+  unlisten(p: Participation): void;
+  /** The client asked to leave: close the connection normally. */
+  end(): void;
+  /** Right after `session_joined`, before the others hear of the join (the raw path's roster). */
+  welcomed?(welcome: ServerEventData<'session_joined'>): void;
+}
+
+export interface ConnectionCoreDeps {
+  rooms: RoomService;
+  limits: RateLimits;
+  feeds: SessionFeeds;
+  logger: Logger;
+}
+
+const JOIN_HISTORY = 50;
+
+const KNOWN_EVENTS = new Set<string>(CLIENT_EVENTS);
+
+export class Connection {
+  private outcome: JoinOutcome | null = null;
+  private live = false;
+  private closed = false;
+  /** Client events are handled one after another, so one sender's messages fan out in the order sent. */
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(
+    private readonly deps: ConnectionCoreDeps,
+    private readonly link: ConnectionLink,
+    readonly id: string,
+    private readonly log: Logger,
+  ) {}
+
+  get joined(): boolean {
+    return this.outcome !== null;
+  }
+
+  /**
+   * Admits the connection (rate limit, validation, auth, capacity). Throws the classified
+   * refusal, already logged when it is the server's fault; the transport maps its code.
+   */
+  async join(clientAddress: string, input: JoinRequestInput): Promise<void> {
+    try {
+      await this.deps.limits.consume('connection', clientAddress);
+      const outcome = await this.deps.rooms.join(input, this.id, (event, data) => this.link.send(event, data));
+      // Closed while joining: the seat just taken goes back at once.
+      if (this.closed) return await this.deps.rooms.leave(outcome.participation);
+      this.outcome = outcome;
+    } catch (err) {
+      throw this.classify(err, 'join refused');
+    }
+  }
+
+  /** Queued: the connection starts listening before any of its client events is handled. */
+  attach(): Promise<void> {
+    return this.enqueue(() => this.attachNow());
+  }
+
+  /**
+   * The connection now listens: it gets `session_joined`, then the others hear of it. It waits
+   * until this node has delivered every message its history holds, then, in one tick, adds
+   * what was delivered beyond it to `session_joined.messages` and starts listening: nothing
+   * stored is missed or shown twice in between (ordering/sessionFeeds.ts).
+   */
+  async attachNow(): Promise<void> {
+    const outcome = this.outcome;
+    if (!outcome || this.closed || this.live) return;
+    const { sessionId } = outcome.participation;
+    const welcome = outcome.welcome;
+    for (;;) {
+      await this.deps.feeds.settle(sessionId, outcome.knownSeq);
+      if (this.closed) return;
+      const beyond = this.deps.feeds.since(sessionId, outcome.knownSeq);
+      if (beyond) {
+        welcome.messages.push(...beyond);
+        break;
+      }
+      // This node delivered more since the history was read than it keeps: read the rest.
+      const rows = await this.deps.rooms.messagesAfter(sessionId, outcome.knownSeq);
+      if (this.closed) return;
+      welcome.messages.push(...rows);
+      outcome.knownSeq = rows.at(-1)?.seq ?? outcome.knownSeq;
+    }
+    if (!welcome.resumed && welcome.messages.length > JOIN_HISTORY) welcome.messages.splice(0, welcome.messages.length - JOIN_HISTORY);
+    this.live = true;
+    this.link.listen(outcome.participation);
+    this.link.send('session_joined', welcome);
+    this.link.welcomed?.(welcome);
+    this.deps.rooms.announceJoin(outcome);
+  }
+
+  /** Runs `task` after every earlier one of this connection. */
+  enqueue<T>(task: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(task);
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  /** A client event of a joined connection, queued; resolves with what a Socket.IO acknowledgement carries. */
+  handle(event: unknown, data: unknown): Promise<SendMessageAck | undefined> {
+    return this.enqueue(() => this.handleNow(event, data));
+  }
+
+  /** The same, for a caller already running in this connection's queue. */
+  async handleNow(event: unknown, data: unknown): Promise<SendMessageAck | undefined> {
+    if (this.closed || !this.outcome) return undefined;
+    try {
+      return await this.dispatch(event, data);
+    } catch (err) {
+      return { ok: false as const, error: this.fail(err) };
+    }
+  }
+
+  /** Sends an error to this connection (a frame the transport could not decode, for instance), from within its queue. */
+  rejectNow(err: AppError): void {
+    if (!this.closed) this.fail(err);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** The transport closed: once the work queued before is done, the participant's connection leaves. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    void this.queue.then(async () => {
+      if (!this.outcome) return;
+      if (this.live) this.link.unlisten(this.outcome.participation);
+      await this.deps.rooms.leave(this.outcome.participation);
+    });
+  }
+
+  private async dispatch(event: unknown, data: unknown): Promise<SendMessageAck | undefined> {
+    const p = this.outcome!.participation;
+    switch (event as ClientEventName) {
+      case 'send_message': {
+        const message = await this.deps.rooms.sendMessage(p, data);
+        return { ok: true, id: message.id, seq: message.seq };
+      }
+      case 'typing':
+        this.deps.rooms.typing(p);
+        return undefined;
+      case 'leave_session':
+        this.link.end();
+        return undefined;
+    }
+    if (KNOWN_EVENTS.has(String(event))) return undefined;
+    throw new AppError('UNKNOWN_EVENT', `Unknown event ${JSON.stringify(String(event).slice(0, 64))}`);
+  }
+
+  private fail(err: unknown): ErrorView {
+    const error = this.classify(err, 'client event failed');
+    const view = { code: error.code, message: error.message };
+    this.link.send('error', view);
+    return view;
+  }
+
+  private classify(err: unknown, what: string): AppError {
+    const error = classifyError(err);
+    if (isServerFault(error)) {
+      const p = this.outcome?.participation;
+      this.log.error({ err, session_id: p?.sessionId, user_id: p?.participant.id }, what);
+    }
+    return error;
+  }
+}

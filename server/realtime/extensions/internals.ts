@@ -1,0 +1,48 @@
+/**
+ * The library internals the extensions in this folder rely on, checked once at start: a
+ * dependency upgrade that moves one makes the server refuse to start with a message naming
+ * it, instead of silently losing batching, raw delivery or write coalescing. The libraries are
+ * pinned to exact versions in package.json; test/realtime/extensions.test.ts runs this check.
+ */
+import path from 'node:path';
+import { Socket as EngineSocket } from 'engine.io';
+import { Adapter, ClusterAdapter } from 'socket.io-adapter';
+import { WebSocket } from 'ws';
+
+interface Internal {
+  what: string;
+  holds: () => boolean;
+}
+
+const isMethod = (target: object, name: string) => typeof (target as Record<string, unknown>)[name] === 'function';
+
+/** `ws` keeps the TCP socket as `_socket`, assigned in `setSocket` (engineWrites.ts corks it). */
+function wsKeepsTcpSocket(ws: { prototype: object }): boolean {
+  const setSocket = (ws.prototype as { setSocket?: unknown }).setSocket;
+  return typeof setSocket === 'function' && /this\._socket\s*=\s*socket/.test(String(setSocket));
+}
+
+/** engine.io's own copy of `ws` (its websocket transport's `socket`), which may differ from ours. */
+function enginesWs(): { prototype: object } {
+  const engineDir = path.dirname(require.resolve('engine.io'));
+  // eslint-disable-next-line @typescript-eslint/no-require-imports -- a module found at run time, by path
+  return (require(require.resolve('ws', { paths: [engineDir] })) as { WebSocket: { prototype: object } }).WebSocket;
+}
+
+export const INTERNALS: Internal[] = [
+  { what: 'socket.io-adapter ClusterAdapter#onMessage', holds: () => isMethod(ClusterAdapter.prototype, 'onMessage') },
+  { what: 'socket.io-adapter ClusterAdapter#onResponse', holds: () => isMethod(ClusterAdapter.prototype, 'onResponse') },
+  { what: 'socket.io-adapter ClusterAdapter#publish', holds: () => isMethod(ClusterAdapter.prototype, 'publish') },
+  { what: 'socket.io-adapter Adapter#broadcast', holds: () => isMethod(Adapter.prototype, 'broadcast') },
+  { what: 'engine.io Socket#flush', holds: () => isMethod(EngineSocket.prototype, 'flush') },
+  { what: "ws WebSocket#_socket (the raw edge's TCP socket)", holds: () => wsKeepsTcpSocket(WebSocket) },
+  { what: "engine.io's ws WebSocket#_socket", holds: () => wsKeepsTcpSocket(enginesWs()) },
+];
+
+/** Throws one error naming every internal that moved. */
+export function checkLibraryInternals(internals: Internal[] = INTERNALS): void {
+  const moved = internals.filter((internal) => !internal.holds()).map((internal) => internal.what);
+  if (moved.length > 0) {
+    throw new Error(`a dependency upgrade moved internals that server/realtime/extensions relies on: ${moved.join(', ')}. Pin the previous version or update the extension.`);
+  }
+}

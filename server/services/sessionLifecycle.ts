@@ -1,0 +1,97 @@
+/**
+ * Sessions over months: a session nobody joins or speaks in for the idle timeout ends by
+ * itself (`session_ended` with reason "idle", to whoever is still connected), and the
+ * messages of sessions that ended longer ago than the retention are deleted.
+ *
+ * Every node runs the timer, but only the holder of the maintenance lease does the work,
+ * so the cluster does each job once; ending a session is also a conditional update
+ * (`WHERE is_active`), so even two holders in a hand-over could not end one twice.
+ */
+import type { Config } from '../../config';
+import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
+import type { Broadcaster } from '../realtime/broadcaster';
+import type { MaintenanceStore } from '../storage/ports';
+import type { Lease } from './maintenanceLease';
+import type { Presence } from './presence/types';
+
+export interface SessionLifecycleDeps {
+  config: Config['lifecycle'];
+  store: MaintenanceStore;
+  presence: Presence;
+  broadcaster: Broadcaster;
+  lease: Lease;
+  logger: Logger;
+  metrics: Metrics;
+}
+
+/** Bounded work per round, so one round never holds the database long. */
+const BATCH = 500;
+
+export class SessionLifecycle {
+  private timer: NodeJS.Timeout | null = null;
+  private round: Promise<void> | null = null;
+
+  constructor(private readonly deps: SessionLifecycleDeps) {}
+
+  start(): void {
+    this.timer = setInterval(() => void this.runRound(), this.deps.config.sweepIntervalMs);
+    this.timer.unref();
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearInterval(this.timer);
+    this.timer = null;
+    await this.round;
+    await this.deps.lease.release();
+    this.deps.metrics.maintenanceHolder(false);
+  }
+
+  /** One round now (the timer calls this; a round still running is not doubled). */
+  runRound(): Promise<void> {
+    this.round ??= this.work().finally(() => (this.round = null));
+    return this.round;
+  }
+
+  private async work(): Promise<void> {
+    const held = await this.deps.lease.acquire();
+    this.deps.metrics.maintenanceHolder(held);
+    if (!held) return;
+    try {
+      await this.endIdleSessions();
+      if (this.deps.config.messageRetentionMs !== null) await this.deleteExpiredMessages(this.deps.config.messageRetentionMs);
+    } catch (err) {
+      this.deps.logger.error({ err }, 'session maintenance failed; retrying next round');
+    }
+  }
+
+  /** Sessions created before the cutoff with no message and no present participant who joined since. */
+  private async endIdleSessions(): Promise<void> {
+    const cutoff = new Date(Date.now() - this.deps.config.sessionIdleTimeoutMs);
+    for (const id of await this.deps.store.idleCandidates(cutoff, BATCH)) {
+      const present = await this.deps.presence.list(id);
+      if (present.some((p) => Date.parse(p.joined_at) >= cutoff.getTime())) continue;
+      await this.endIdle(id);
+    }
+  }
+
+  private async endIdle(sessionId: string): Promise<void> {
+    const endedAt = new Date();
+    if (!(await this.deps.store.endIfActive(sessionId, endedAt))) return;
+    await this.deps.presence.clear(sessionId);
+    this.deps.broadcaster.endSession(sessionId, { session_id: sessionId, ended_at: endedAt.toISOString(), reason: 'idle' });
+    this.deps.metrics.sessionEndedIdle();
+    this.deps.logger.info({ session_id: sessionId }, 'idle session ended');
+  }
+
+  private async deleteExpiredMessages(retentionMs: number): Promise<void> {
+    const cutoff = new Date(Date.now() - retentionMs);
+    for (;;) {
+      const deleted = await this.deps.store.deleteExpiredMessages(cutoff, BATCH * 10);
+      if (deleted === 0) return;
+      this.deps.metrics.messagesExpired(deleted);
+      this.deps.logger.info({ deleted }, 'expired messages deleted');
+      if (deleted < BATCH * 10) return;
+    }
+  }
+}

@@ -1,0 +1,149 @@
+/**
+ * Stores that live in this process only: the domain's rules (services/rooms.ts) get unit
+ * tests that run in milliseconds, with no database. The server itself always uses the
+ * database (../sequelize); these answer exactly as it does.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ChatMessageView, HistoryMessageView, ParticipantView, SessionView } from '../../events';
+import type { AudioLookup, AudioStore, HistoryPage, MessageStore, SessionStore, StoredAudio, StoredMessage, Stores, UserStore } from '../ports';
+
+export class MemorySessionStore implements SessionStore {
+  private readonly sessions = new Map<string, { view: SessionView; endedAt: Date | null }>();
+
+  async create(input: { name: string; max_users: number }): Promise<SessionView> {
+    const view: SessionView = { id: randomUUID(), name: input.name, created_at: new Date().toISOString(), max_users: input.max_users, is_active: true };
+    this.sessions.set(view.id, { view, endedAt: null });
+    return { ...view };
+  }
+
+  async find(id: string): Promise<SessionView | null> {
+    const entry = this.sessions.get(id);
+    return entry ? { ...entry.view } : null;
+  }
+
+  async end(id: string): Promise<{ session: SessionView; endedAt: Date } | null> {
+    const entry = this.sessions.get(id);
+    if (!entry) return null;
+    if (entry.view.is_active) {
+      entry.view.is_active = false;
+      entry.endedAt = new Date();
+    }
+    return { session: { ...entry.view }, endedAt: entry.endedAt ?? new Date() };
+  }
+}
+
+export class MemoryMessageStore implements MessageStore {
+  private nextId = 1;
+  private readonly bySession = new Map<string, StoredMessage[]>();
+
+  async storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView> {
+    const { is_spirit: _spirit, in_reply_to: _none, ...chat } = this.append(sessionId, author, text, null);
+    return chat;
+  }
+
+  async storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView> {
+    return historyItem(this.append(sessionId, null, text, inReplyTo));
+  }
+
+  async storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }> {
+    const message = await this.storeChat(sessionId, author, question);
+    return { message, answer: historyItem(this.append(sessionId, null, answer, message.id)) };
+  }
+
+  async recent(sessionId: string, limit: number): Promise<HistoryMessageView[]> {
+    return (await this.page(sessionId, { limit })).messages;
+  }
+
+  async page(sessionId: string, opts: { limit: number; before?: string }): Promise<HistoryPage> {
+    const all = this.bySession.get(sessionId) ?? [];
+    const older = opts.before ? all.filter((m) => m.seq < Number(opts.before)) : all;
+    const page = older.slice(-opts.limit);
+    return { messages: page.map(historyItem), nextCursor: older.length > opts.limit && page.length > 0 ? String(page[0].seq) : null };
+  }
+
+  async spiritText(sessionId: string, id: number): Promise<string | null> {
+    return this.bySession.get(sessionId)?.find((m) => m.id === id && m.is_spirit)?.message ?? null;
+  }
+
+  async after(sessionId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+    return (this.bySession.get(sessionId) ?? [])
+      .filter((m) => m.seq > afterSeq)
+      .slice(0, limit)
+      .map((m) => ({ ...m }));
+  }
+
+  async latestSeq(sessionId: string): Promise<number> {
+    return this.bySession.get(sessionId)?.at(-1)?.seq ?? 0;
+  }
+
+  private append(sessionId: string, author: ParticipantView | null, text: string, inReplyTo: number | null): StoredMessage {
+    let list = this.bySession.get(sessionId);
+    if (!list) this.bySession.set(sessionId, (list = []));
+    const message: StoredMessage = {
+      id: this.nextId++,
+      seq: list.length + 1,
+      session_id: sessionId,
+      user_id: author?.id ?? null,
+      user_name: author?.name ?? null,
+      message: text,
+      is_spirit: author === null,
+      timestamp: new Date().toISOString(),
+      in_reply_to: inReplyTo,
+    };
+    list.push(message);
+    return { ...message };
+  }
+}
+
+function historyItem({ in_reply_to: _answered, ...item }: StoredMessage): HistoryMessageView {
+  return { ...item };
+}
+
+export class MemoryUserStore implements UserStore {
+  readonly known = new Map<string, ParticipantView>();
+
+  async recordJoin(participant: ParticipantView): Promise<void> {
+    this.known.set(participant.id, participant);
+  }
+}
+
+/** One process's audio: claims and audio by key, as the Sequelize store keeps them in a table. */
+export class MemoryAudioStore implements AudioStore {
+  private readonly rows = new Map<string, { claim: string; claimedAt: Date; audio: StoredAudio | null }>();
+  private claims = 0;
+
+  async lookup(key: string): Promise<AudioLookup> {
+    const row = this.rows.get(key);
+    if (!row) return { state: 'absent' };
+    return row.audio ? { state: 'ready', audio: { ...row.audio } } : { state: 'pending', claim: row.claim, claimedAt: row.claimedAt };
+  }
+
+  async claim(key: string): Promise<string | null> {
+    if (this.rows.has(key)) return null;
+    const claim = `memory#${++this.claims}`;
+    this.rows.set(key, { claim, claimedAt: new Date(), audio: null });
+    return claim;
+  }
+
+  async takeOver(key: string, seen: string): Promise<string | null> {
+    const row = this.rows.get(key);
+    if (!row || row.audio || row.claim !== seen) return null;
+    row.claim = `memory#${++this.claims}`;
+    row.claimedAt = new Date();
+    return row.claim;
+  }
+
+  async complete(key: string, claim: string, audio: StoredAudio): Promise<void> {
+    const row = this.rows.get(key);
+    if (row && row.claim === claim && !row.audio) row.audio = { ...audio };
+  }
+
+  async abandon(key: string, claim: string): Promise<void> {
+    const row = this.rows.get(key);
+    if (row && row.claim === claim && !row.audio) this.rows.delete(key);
+  }
+}
+
+export function memoryStores(): Stores {
+  return { sessions: new MemorySessionStore(), messages: new MemoryMessageStore(), users: new MemoryUserStore(), audio: new MemoryAudioStore() };
+}

@@ -1,0 +1,94 @@
+/**
+ * What the services need from storage, and nothing more: a Sequelize implementation
+ * (./sequelize, PostgreSQL or the embedded SQLite) for the server, and an in-memory one
+ * (./memory) that gives the domain rules millisecond unit tests.
+ */
+import type { ChatMessageView, HistoryMessageView, ParticipantView, SessionView } from '../events';
+
+export interface SessionStore {
+  create(input: { name: string; max_users: number }): Promise<SessionView>;
+  /** The session, or null when there is none with this id (the id is a valid UUID). */
+  find(id: string): Promise<SessionView | null>;
+  /** Marks the session ended; ending twice keeps the first time. Null when there is no such session. */
+  end(id: string): Promise<{ session: SessionView; endedAt: Date } | null>;
+}
+
+export interface HistoryPage {
+  messages: HistoryMessageView[];
+  /** The `before` value for the next (older) page; null once the start is reached. */
+  nextCursor: string | null;
+}
+
+/** A stored message as the ordering layer repairs from it: a history item, and what it answers. */
+export interface StoredMessage extends HistoryMessageView {
+  in_reply_to: number | null;
+}
+
+export interface MessageStore {
+  storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView>;
+  storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView>;
+  /** A question and the spirit's answer, already known, stored together. */
+  storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }>;
+  /** The last `limit` messages, oldest first. */
+  recent(sessionId: string, limit: number): Promise<HistoryMessageView[]>;
+  /** A page of history, oldest first, older than `before` (a seq) when given. */
+  page(sessionId: string, opts: { limit: number; before?: string }): Promise<HistoryPage>;
+  /** The first `limit` messages with a seq above `afterSeq`, in seq order. */
+  after(sessionId: string, afterSeq: number, limit: number): Promise<StoredMessage[]>;
+  /** The seq of the session's latest message (0 when it has none). */
+  latestSeq(sessionId: string): Promise<number>;
+  /** The text of one of the spirit's answers in this session, or null when there is no such answer. */
+  spiritText(sessionId: string, id: number): Promise<string | null>;
+}
+
+export interface UserStore {
+  /** Remembers a participant identity as of its latest join. */
+  recordJoin(participant: ParticipantView): Promise<void>;
+}
+
+export type AudioContentType = 'audio/wav' | 'audio/mpeg';
+
+export interface StoredAudio {
+  bytes: Buffer;
+  contentType: AudioContentType;
+  /** A hash of `bytes`: the ETag. */
+  digest: string;
+  /** Who actually spoke: the configured provider, or the built-in voice after a failure. */
+  provider: string;
+  fallback: boolean;
+}
+
+export type AudioLookup = { state: 'ready'; audio: StoredAudio } | { state: 'pending'; claim: string; claimedAt: Date } | { state: 'absent' };
+
+/**
+ * Spoken audio, content-addressed and shared by every node. A node about to make audio first
+ * claims its key; exactly one claim wins, cluster-wide. The others wait for the audio, or take
+ * a claim over once it is stale (its node died mid-way).
+ */
+export interface AudioStore {
+  lookup(key: string): Promise<AudioLookup>;
+  /** The claim's token when this node now owns the key; null when another claim exists. */
+  claim(key: string, voice: string): Promise<string | null>;
+  /** Replaces a stale claim (`seen`) with this node's; null when someone else got there first. */
+  takeOver(key: string, seen: string): Promise<string | null>;
+  complete(key: string, claim: string, audio: StoredAudio): Promise<void>;
+  /** Gives a claim up (nothing could be made): the next request tries again. */
+  abandon(key: string, claim: string): Promise<void>;
+}
+
+export interface Stores {
+  sessions: SessionStore;
+  messages: MessageStore;
+  users: UserStore;
+  audio: AudioStore;
+}
+
+/** Housekeeping over the whole deployment (idle sessions, message retention), run by one node at a time. */
+export interface MaintenanceStore {
+  /** Active sessions created before `cutoff` with no message since, at most `limit` of them. */
+  idleCandidates(cutoff: Date, limit: number): Promise<string[]>;
+  /** Ends the session if it is still active; false when it had already ended (the creator, another node). */
+  endIfActive(id: string, endedAt: Date): Promise<boolean>;
+  /** Deletes at most `limit` messages of sessions that ended before `cutoff`; resolves with how many. */
+  deleteExpiredMessages(cutoff: Date, limit: number): Promise<number>;
+}

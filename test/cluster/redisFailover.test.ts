@@ -61,24 +61,38 @@ class HealthWatch {
   }
 }
 
-/** One session's chat across the 3 nodes: a socket.io sender on each, and a raw ws listener. */
+/**
+ * One session's chat across the 3 nodes: a socket.io sender on node 1 and on node 2, and on
+ * node 3 only listeners (socket.io and raw ws). Node 3 has no sender of its own whose messages
+ * would reveal a gap and make it read the others' from the database: what reaches it comes
+ * through Redis (or the repair that follows its resubscription), so it shows when fan-out
+ * through Redis works again.
+ */
 class Chat {
   private constructor(
     readonly sessionId: string,
     readonly senders: TestSocket[],
+    readonly listener: TestSocket,
     readonly raw: RawClient,
     readonly traffic: Traffic[],
   ) {}
 
   static async start(cluster: ClusterHandle, sessionId: string, label: string): Promise<Chat> {
-    const senders = await Promise.all(cluster.nodes.map((node, i) => joinSocket(node.url, { session_id: sessionId, user_id: `${label}-${i + 1}`, name: `${label} ${i + 1}` })));
-    const raw = await RawClient.join(wsUrl(cluster.nodes[1].url), sessionId, { user_id: `${label}-raw`, name: `${label} raw` });
+    const [n1, n2, n3] = cluster.nodes;
+    const senders = await Promise.all([n1, n2].map((node, i) => joinSocket(node.url, { session_id: sessionId, user_id: `${label}-${i + 1}`, name: `${label} ${i + 1}` })));
+    const listener = await joinSocket(n3.url, { session_id: sessionId, user_id: `${label}-3`, name: `${label} 3` });
+    const raw = await RawClient.join(wsUrl(n3.url), sessionId, { user_id: `${label}-raw`, name: `${label} raw` });
     const traffic = senders.map((s, i) => new Traffic(s, { label: `${label} ${i + 1}`, intervalMs: 100, maxMessages: 600 }));
-    return new Chat(sessionId, senders, raw, traffic);
+    return new Chat(sessionId, senders, listener, raw, traffic);
   }
 
   get inboxes() {
-    return [...this.senders.map((s) => s.inbox), this.raw.inbox];
+    return [...this.senders.map((s) => s.inbox), this.listener.inbox, this.raw.inbox];
+  }
+
+  /** The listeners on node 3, which no sender shares. */
+  get farInboxes() {
+    return [this.listener.inbox, this.raw.inbox];
   }
 
   /** The newest message id any sender has been acknowledged so far. */
@@ -91,13 +105,22 @@ class Chat {
     await Promise.all(this.traffic.map((t) => t.acceptedMore(count)));
   }
 
-  /** Resolves once a message newer than `id` from every sender reached every listener on the other nodes. */
+  /** Resolves once a message newer than `id` from every sender reached the listeners on node 3. */
   async crossNodeAfter(id: number, timeoutMs: number): Promise<void> {
     await waitUntil(
       'fan-out across nodes',
-      async () => this.senders.every((sender, i) => this.inboxes.every((inbox, j) => j === i || inbox.of('message_received').some((m) => m.user_id === (sender.auth as any).user_id && m.id > id))),
+      async () => this.senders.every((sender) => this.farInboxes.every((inbox) => inbox.of('message_received').some((m) => m.user_id === (sender.auth as any).user_id && m.id > id))),
       { timeoutMs, intervalMs: 10 },
     );
+  }
+
+  /** Every listener got the session's stored messages (questions and answers) in `seq` order, with no gap and no repeat. */
+  expectNoSeqGaps(): void {
+    for (const [j, inbox] of this.inboxes.entries()) {
+      const seqs = inbox.events.filter((e) => e.event === 'message_received' || e.event === 'spirit_response').map((e) => e.data.seq as number);
+      expect(seqs.length, `listener ${j + 1}`).to.be.greaterThan(0);
+      expect(seqs, `listener ${j + 1}: seq in order, no gap, no repeat`).to.deep.equal(Array.from({ length: seqs.length }, (_, k) => seqs[0] + k));
+    }
   }
 
   /** Stops the traffic; every acknowledged message reaches every listener, in each sender's order. */
@@ -120,6 +143,7 @@ class Chat {
 
   close(): void {
     for (const s of this.senders) s.close();
+    this.listener.close();
     this.raw.close();
   }
 }
@@ -149,10 +173,11 @@ describe('Redis failover under traffic', function () {
           const lastBefore = chat.lastAccepted();
           const killedAt = Date.now();
           await oldMaster.stop({ kill: true });
+          // Watched from the kill on, beside the promotion.
+          const fanOut = chat.crossNodeAfter(lastBefore, 30_000).then(() => Date.now());
           await sentinel.waitForPromotion(oldMaster.port);
           const promotedAt = Date.now();
-          await chat.crossNodeAfter(lastBefore, 30_000);
-          const fanOutAt = Date.now();
+          const fanOutAt = await fanOut;
           for (const node of cluster.nodes) await waitForHealth(node.url, (_b, status) => status === 200, 15_000);
           await watch.stop();
 
@@ -188,6 +213,7 @@ describe('Redis failover under traffic', function () {
         expect(statuses).to.deep.equal([201, 201, 201, 201, 201, 429]);
 
         await chat.expectEveryoneGotEverything();
+        chat.expectNoSeqGaps();
       } finally {
         chat.close();
       }
@@ -247,6 +273,7 @@ describe('Redis failover under traffic', function () {
         for (const chat of others) {
           for (const inbox of chat.inboxes) expect(inbox.of('user_left')).to.deep.equal([]);
           await chat.expectEveryoneGotEverything();
+          chat.expectNoSeqGaps();
         }
         const afterRecovery = victim.lastAccepted();
         await victim.flowing(5);

@@ -4,17 +4,12 @@
  * these silently stop hearing each other, so nothing else spells them out.
  */
 
-/**
- * Socket.IO rooms: a session's room, and one per participant (for "everyone else"). The session
- * id is a Redis hash tag (`{S}`): a session room's sharded channel (`seance#/#session:{S}#`)
- * lives in the same Redis Cluster slot as the session's presence and rate limit keys below, so
- * a shard that is down affects only its own sessions, wholly.
- */
+/** Socket.IO rooms: a session's room, and one per participant (for "everyone else"). */
 export const rooms = {
-  session: (sessionId: string) => `session:{${sessionId}}`,
-  participant: (sessionId: string, userId: string) => `session:{${sessionId}}:user:${userId}`,
+  session: (sessionId: string) => `session:${sessionId}`,
+  participant: (sessionId: string, userId: string) => `session:${sessionId}:user:${userId}`,
   /** The session id of a session room (not of a participant room), or null. */
-  sessionOf: (room: string): string | null => /^session:\{([^{}]*)\}$/.exec(room)?.[1] ?? null,
+  sessionOf: (room: string): string | null => (room.startsWith('session:') && room.indexOf(':', 8) === -1 ? room.slice(8) : null),
 };
 
 /**
@@ -25,6 +20,13 @@ export const rooms = {
 export const redisNames = {
   /** Prefix of the Socket.IO adapter's sharded channels: `seance#/#` + room + `#`. */
   adapterPrefix: 'seance',
+  /**
+   * On a Redis Cluster only, a session room's channel names the session as hash tag
+   * (`seance#/#session:{S}#`): it lives on the shard of the session's keys, so a shard that is
+   * down affects its own sessions only, wholly. (One Redis and Sentinel keep the previous
+   * release's channel names, so both releases hear each other during a rolling upgrade.)
+   */
+  clusterSessionChannelRoom: (sessionId: string) => `session:{${sessionId}}`,
   presence: {
     users: (sessionId: string) => `seance:p:{${sessionId}}:users`,
     conns: (sessionId: string, userId: string) => `seance:p:{${sessionId}}:conns:${userId}`,

@@ -16,7 +16,7 @@ import { http as request, joinSocket, RawClient, sendWithAck, type TestSocket } 
 import { createSession } from '../support/factories';
 import { nodeServing } from '../support/health';
 import { sharedPostgres } from '../support/hooks';
-import { redisView, sessionChannel, sessionOnShard as onShard, type RedisView } from '../support/redisView';
+import { redisView, sessionOnShard as onShard, type RedisView } from '../support/redisView';
 
 const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 let nextAddress = 10;
@@ -54,7 +54,7 @@ for (const { mode, label } of MODES)
 
     /** The session's channel has `nodes` subscribers on the server that owns it, and none elsewhere. */
     async function expectSubscribers(sessionId: string, nodes: number): Promise<void> {
-      const channel = sessionChannel(sessionId);
+      const channel = redis.channelOf(sessionId);
       const owner = await redis.serverFor(channel);
       const count = async (server: Redis) => Number(((await server.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number])[1]);
       await waitUntil(`${nodes} subscribers of ${channel}`, async () => (await count(owner)) === nodes, { timeoutMs: 5_000, intervalMs: 20 });
@@ -245,7 +245,7 @@ for (const { mode, label } of MODES)
       const session = await sessionOnShard(a.url, redis.shardCount - 1);
       const listener = track(await joinSocket(b.url, { session_id: session.id, name: 'Listener' }));
       const sender = track(await joinSocket(a.url, { session_id: session.id, name: 'Sender' }));
-      const channel = sessionChannel(session.id);
+      const channel = redis.channelOf(session.id);
       const owner = await redis.serverFor(channel);
       const spy = new Redis({ host: '127.0.0.1', port: owner.options.port });
       const published: string[] = [];
@@ -274,7 +274,7 @@ for (const { mode, label } of MODES)
       const neighbour = track(await joinSocket(a.url, { session_id: session.id, name: 'Neighbour' }));
       const sender = track(await joinSocket(a.url, { session_id: session.id, name: 'Sender' }));
       expect((await sendWithAck(sender, { message: 'first' })).ok).to.equal(true);
-      const admin = new Redis({ host: '127.0.0.1', port: (await redis.serverFor(sessionChannel(session.id))).options.port });
+      const admin = new Redis({ host: '127.0.0.1', port: (await redis.serverFor(redis.channelOf(session.id))).options.port });
       try {
         // Every write to Redis stalls, publishes included.
         await admin.client('PAUSE', 10_000, 'WRITE');

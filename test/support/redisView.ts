@@ -5,13 +5,12 @@
  */
 import Redis from 'ioredis';
 import type { ClusterHandle } from '../../harness/cluster';
-import { rooms } from '../../server/cluster/names';
+import { redisNames, rooms } from '../../server/cluster/names';
 import { createSession } from './factories';
 
-/** The sharded Pub/Sub channel of a session's room (the adapter's prefix, namespace and room). */
-export const sessionChannel = (sessionId: string) => `seance#/#${rooms.session(sessionId)}#`;
-
 export interface RedisView {
+  /** The sharded Pub/Sub channel of a session's room (on a Redis Cluster, with the session id as hash tag). */
+  channelOf(sessionId: string): string;
   /** A plain connection to the Redis server that holds `key` (opened once, closed by close()). */
   serverFor(key: string): Promise<Redis>;
   /** The shard index of `key` on a Redis Cluster; 0 on one server. */
@@ -32,6 +31,7 @@ export function redisView(cluster: ClusterHandle): RedisView {
   };
   const shards = cluster.redisCluster?.shards;
   return {
+    channelOf: (sessionId) => `${redisNames.adapterPrefix}#/#${cluster.redisCluster ? redisNames.clusterSessionChannelRoom(sessionId) : rooms.session(sessionId)}#`,
     shardCount: shards?.length ?? 1,
     shardOf: async (key) => (cluster.redisCluster ? cluster.redisCluster.shardOf(key) : 0),
     serverFor: async (key) => {
@@ -50,7 +50,7 @@ export function redisView(cluster: ClusterHandle): RedisView {
 export async function sessionOnShard(view: RedisView, baseUrl: string, shard: number, overrides: Record<string, unknown> = {}): Promise<any> {
   for (let attempt = 0; attempt < 60; attempt++) {
     const session = await createSession(baseUrl, overrides);
-    if ((await view.shardOf(sessionChannel(session.id))) === shard) return session;
+    if ((await view.shardOf(view.channelOf(session.id))) === shard) return session;
   }
   throw new Error(`no session landed on shard ${shard} in 60 tries`);
 }

@@ -46,6 +46,8 @@ export type DeliveryTimer = (seconds: number) => void;
 export interface AdapterRedis {
   pub: Redis;
   sub: Redis;
+  /** 'cluster': a Redis Cluster (session channels carry a hash tag, see cluster/names.ts). */
+  mode?: 'single' | 'sentinel' | 'cluster';
 }
 
 /** The inter-node format this release speaks: 2 = the previous release's messages plus `seq` in stored messages' events. */
@@ -232,7 +234,8 @@ export class SeanceAdapter extends ClusterAdapter {
   }
 
   private roomChannel(room: string): string {
-    return `${this.channel}${room}#`;
+    const sessionId = this.redis?.mode === 'cluster' ? rooms.sessionOf(room) : null;
+    return `${this.channel}${sessionId === null ? room : redisNames.clusterSessionChannelRoom(sessionId)}#`;
   }
 
   private subscribe(channel: string, handler: (raw: Buffer) => void): void {

@@ -211,10 +211,6 @@ export class SessionFeeds implements SessionSubscriptions {
     return after.map((held) => historyItemOf(held.event, held.data));
   }
 
-  lastDelivered(sessionId: string): number | null {
-    return this.feeds.get(sessionId)?.delivered ?? null;
-  }
-
   private accept(feed: Feed, held: Held): void {
     if (feed.delivered !== null && held.seq <= feed.delivered) return; // already delivered: a repeat
     if (feed.delivered !== null && held.seq === feed.delivered + 1 && feed.ahead.size === 0) {

@@ -34,7 +34,6 @@ export interface ConnectionCoreDeps {
   logger: Logger;
 }
 
-
 const KNOWN_EVENTS = new Set<string>(CLIENT_EVENTS);
 
 export class Connection {

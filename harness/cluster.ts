@@ -27,8 +27,8 @@ export interface ClusterHandle {
   postgres: PostgresHandle;
   redis: RedisHandle;
   nginx: NginxHandle | null;
-  /** Starts node-(N+1) and, with nginx, reloads it to include the new node. */
-  addNode(env?: Record<string, string>): Promise<NodeHandle>;
+  /** Starts node-(N+1) (from `root`, another build, when given) and, with nginx, reloads it to include the new node. */
+  addNode(env?: Record<string, string>, root?: string): Promise<NodeHandle>;
   /** Stops nginx and every node, then PostgreSQL and Redis unless they were given. */
   stop(): Promise<void>;
 }
@@ -62,8 +62,9 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
     ]);
   };
 
-  const launch = (index: number, env: Record<string, string> = {}) =>
+  const launch = (index: number, env: Record<string, string> = {}, root?: string) =>
     startNode({
+      root,
       env: {
         NODE_ID: `node-${index}`,
         DATABASE_URL: postgres!.url,
@@ -97,8 +98,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
     postgres,
     redis,
     nginx,
-    addNode: async (env) => {
-      const node = await launch(nodes.length + 1, env);
+    addNode: async (env, root) => {
+      const node = await launch(nodes.length + 1, env, root);
       nodes.push(node);
       if (nginx) await nginx.reload(nodes.map((n) => `127.0.0.1:${n.port}`));
       return node;

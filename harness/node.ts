@@ -11,6 +11,8 @@ export const SERVER_ENTRY = path.join(PROJECT_ROOT, 'dist', 'server', 'index.js'
 
 export interface NodeOptions {
   env: Record<string, string>;
+  /** Another build of Séance to run (its directory, with dist/ built): a previous release, for instance. */
+  root?: string;
   port?: number;
   /** Default: node.log in a temp dir removed on stop. */
   logFile?: string;
@@ -48,13 +50,15 @@ async function health(port: number): Promise<{ ok: boolean; nodeId?: string }> {
 
 /** Starts a node and resolves once its /health answers 200. */
 export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
-  if (!fs.existsSync(SERVER_ENTRY)) throw new Error(`${SERVER_ENTRY} does not exist: run \`npm run build\` first`);
+  const root = opts.root ?? PROJECT_ROOT;
+  const entry = path.join(root, 'dist', 'server', 'index.js');
+  if (!fs.existsSync(entry)) throw new Error(`${entry} does not exist: run \`npm run build\` first`);
   const port = opts.port ?? (await freePort());
   const tempDir = opts.logFile ? undefined : makeTempDir('seance-node-');
   const logFile = opts.logFile ?? path.join(tempDir!, 'node.log');
   const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...opts.env };
 
-  const proc = spawnLogged(process.execPath, [SERVER_ENTRY], { cwd: PROJECT_ROOT, env, logFile });
+  const proc = spawnLogged(process.execPath, [entry], { cwd: root, env, logFile });
   const stop = async () => {
     await stopProcess(proc, 'SIGTERM', STOP_GRACE_MS);
     if (tempDir) await removeTempDir(tempDir);

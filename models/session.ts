@@ -8,6 +8,8 @@ export class Session extends Model<InferAttributes<Session>, InferCreationAttrib
   declare is_active: CreationOptional<boolean>;
   declare created_at: CreationOptional<Date>;
   declare ended_at: Date | null;
+  /** The seq of the session's latest message (0 before the first). */
+  declare last_seq: CreationOptional<number>;
 
   static initModel(sequelize: Sequelize): typeof Session {
     Session.init(
@@ -18,6 +20,7 @@ export class Session extends Model<InferAttributes<Session>, InferCreationAttrib
         is_active: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: true },
         created_at: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
         ended_at: { type: DataTypes.DATE, allowNull: true, defaultValue: null },
+        last_seq: { type: DataTypes.INTEGER, allowNull: false, defaultValue: 0 },
       },
       { sequelize, tableName: 'sessions', timestamps: false },
     );

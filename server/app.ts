@@ -33,6 +33,7 @@ import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
+import { SessionFeeds } from './ordering/sessionFeeds';
 import { createRequestPolicy } from './requestPolicy';
 import { MemoryPresence } from './services/presence/memory';
 import { RedisPresence } from './services/presence/redis';
@@ -65,6 +66,8 @@ export interface App {
   httpServer: HttpServer;
   io: SeanceServer;
   rooms: RoomService;
+  /** Ordering of stored messages on this node (gap repairs, delivery timing). */
+  feeds: SessionFeeds;
   metrics: Metrics;
   /** Graceful shutdown: stop accepting, finish in-flight work, send clients elsewhere, release presence. */
   close(): Promise<void>;
@@ -122,6 +125,16 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   const rawHub = new RawHub(adapter.main);
   adapter.main.onDelivered((seconds) => metrics.delivered(seconds));
+  const audioUrl = (sessionId: string, messageId: number) => voice.audioUrl(sessionId, messageId);
+  // Stored messages reach this node's clients in seq order, holes filled from the database.
+  const feeds = new SessionFeeds(
+    { hold: (room) => adapter.main.hold(room), release: (room) => adapter.main.release(room), deliverHere: (packet, opts, arrived) => adapter.main.deliverHere(packet, opts, arrived) },
+    messages,
+    logger,
+    { gapRepaired: () => metrics.gapRepaired() },
+    audioUrl,
+  );
+  adapter.main.setOrdering(feeds);
   const broadcaster = createBroadcaster(io);
   const rooms = new RoomService({
     config,
@@ -135,9 +148,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
     limits,
     broadcaster,
     metrics,
-    audioUrl: (sessionId, messageId) => voice.audioUrl(sessionId, messageId),
+    audioUrl,
+    subscriptions: feeds,
   });
-  attachSocketHandlers(io, { rooms, limits, policy, logger });
+  attachSocketHandlers(io, { rooms, limits, feeds, policy, logger });
   const adminUiPage = attachAdminUi(io, config.operations.adminUi, config.nodeId, redis?.command ?? null);
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
@@ -149,7 +163,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     logger: logger.child({ component: 'maintenance' }),
     metrics,
   });
-  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, policy, logger });
+  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, feeds, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {
     if (rawEdge.handleUpgrade(req, socket, head)) return;
@@ -248,6 +262,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     httpServer,
     io,
     rooms,
+    feeds,
     metrics,
     close: () => (closing ??= shutdown()),
   };

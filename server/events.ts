@@ -18,6 +18,8 @@ export interface ParticipantView {
 
 export interface ChatMessageView {
   id: number;
+  /** The message's place in its session: 1, 2, 3, … with no gap. */
+  seq: number;
   session_id: string;
   user_id: string | null;
   user_name: string | null;
@@ -32,6 +34,7 @@ export interface HistoryMessageView extends ChatMessageView {
 
 export interface SpiritResponseView {
   id: number;
+  seq: number;
   session_id: string;
   in_reply_to: number;
   message: string;
@@ -48,7 +51,8 @@ export interface ErrorView {
 }
 
 export interface ServerToClientEvents {
-  session_joined: (data: { session: SessionView; you: ParticipantView; users: ParticipantView[]; messages: HistoryMessageView[] }) => void;
+  /** `messages`: the last 50, or on a resume (`resumed: true`) every message after the join's `last_seq`. */
+  session_joined: (data: { session: SessionView; you: ParticipantView; users: ParticipantView[]; messages: HistoryMessageView[]; resumed: boolean }) => void;
   user_joined: (data: ParticipantView) => void;
   user_left: (data: ParticipantView) => void;
   message_received: (data: ChatMessageView) => void;
@@ -62,7 +66,7 @@ export interface ServerToClientEvents {
 export type ServerEventName = keyof ServerToClientEvents;
 export type ServerEventData<E extends ServerEventName> = Parameters<ServerToClientEvents[E]>[0];
 
-export type SendMessageAck = { ok: true; id: number } | { ok: false; error: ErrorView };
+export type SendMessageAck = { ok: true; id: number; seq: number } | { ok: false; error: ErrorView };
 
 export interface ClientToServerEvents {
   send_message: (data: { message: string }, ack?: (reply: SendMessageAck) => void) => void;

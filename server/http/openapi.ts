@@ -76,6 +76,7 @@ const definition = {
         type: 'object',
         properties: {
           id: { type: 'integer' },
+          seq: { type: 'integer', minimum: 1, description: 'the message’s place in its session: 1, 2, 3, … with no gap' },
           session_id: { type: 'string', format: 'uuid' },
           user_id: { type: 'string', nullable: true },
           user_name: { type: 'string', nullable: true },

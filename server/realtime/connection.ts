@@ -9,6 +9,7 @@
 import { AppError, classifyError, isServerFault } from '../errors';
 import { CLIENT_EVENTS, type ClientEventName, type ErrorView, type SendMessageAck, type ServerEventData, type ServerEventName } from '../events';
 import type { Logger } from '../logger';
+import type { SessionFeeds } from '../ordering/sessionFeeds';
 import type { RateLimits } from '../services/rateLimits';
 import type { JoinOutcome, JoinRequestInput, Participation, RoomService } from '../services/rooms';
 
@@ -29,8 +30,11 @@ export interface ConnectionLink {
 export interface ConnectionCoreDeps {
   rooms: RoomService;
   limits: RateLimits;
+  feeds: SessionFeeds;
   logger: Logger;
 }
+
+const JOIN_HISTORY = 50;
 
 const KNOWN_EVENTS = new Set<string>(CLIENT_EVENTS);
 
@@ -68,14 +72,42 @@ export class Connection {
     }
   }
 
-  /** The connection now listens: it gets `session_joined`, then the others hear of it. */
-  attach(): void {
-    if (!this.outcome || this.closed || this.live) return;
+  /** Queued: the connection starts listening before any of its client events is handled. */
+  attach(): Promise<void> {
+    return this.enqueue(() => this.attachNow());
+  }
+
+  /**
+   * The connection now listens: it gets `session_joined`, then the others hear of it. It waits
+   * until this node has delivered every message its history holds, then, in one tick, adds
+   * what was delivered beyond it to `session_joined.messages` and starts listening: nothing
+   * stored is missed or shown twice in between (ordering/sessionFeeds.ts).
+   */
+  async attachNow(): Promise<void> {
+    const outcome = this.outcome;
+    if (!outcome || this.closed || this.live) return;
+    const { sessionId } = outcome.participation;
+    const welcome = outcome.welcome;
+    for (;;) {
+      await this.deps.feeds.settle(sessionId, outcome.knownSeq);
+      if (this.closed) return;
+      const beyond = this.deps.feeds.since(sessionId, outcome.knownSeq);
+      if (beyond) {
+        welcome.messages.push(...beyond);
+        break;
+      }
+      // This node delivered more since the history was read than it keeps: read the rest.
+      const rows = await this.deps.rooms.messagesAfter(sessionId, outcome.knownSeq);
+      if (this.closed) return;
+      welcome.messages.push(...rows);
+      outcome.knownSeq = rows.at(-1)?.seq ?? outcome.knownSeq;
+    }
+    if (!welcome.resumed && welcome.messages.length > JOIN_HISTORY) welcome.messages.splice(0, welcome.messages.length - JOIN_HISTORY);
     this.live = true;
-    this.link.listen(this.outcome.participation);
-    this.link.send('session_joined', this.outcome.welcome);
-    this.link.welcomed?.(this.outcome.welcome);
-    this.deps.rooms.announceJoin(this.outcome);
+    this.link.listen(outcome.participation);
+    this.link.send('session_joined', welcome);
+    this.link.welcomed?.(welcome);
+    this.deps.rooms.announceJoin(outcome);
   }
 
   /** Runs `task` after every earlier one of this connection. */
@@ -125,7 +157,7 @@ export class Connection {
     switch (event as ClientEventName) {
       case 'send_message': {
         const message = await this.deps.rooms.sendMessage(p, data);
-        return { ok: true, id: message.id };
+        return { ok: true, id: message.id, seq: message.seq };
       }
       case 'typing':
         this.deps.rooms.typing(p);

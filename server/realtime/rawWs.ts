@@ -120,7 +120,7 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
         const body = frame.event === 'join_session' ? frame.data : frame.event === undefined ? frame : null;
         if (body === null) throw new AppError('VALIDATION_ERROR', 'Identify first: {"name": "...", "user_id": "..."}');
         await connection.join(policy.clientAddress(req), { sessionId, body, token: queryToken });
-        connection.attach();
+        await connection.attachNow();
       } catch (err) {
         const error = err as AppError;
         send('error', { code: error.code, message: error.message });

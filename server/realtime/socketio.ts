@@ -58,7 +58,7 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
 
   io.on('connection', (socket: SeanceSocket) => {
     const connection = socket.data.connection;
-    connection.attach();
+    void connection.attach();
     socket.onAny((event: unknown, ...args: unknown[]) => {
       // The acknowledgement, when there is one, is always the last argument.
       const ack = typeof args.at(-1) === 'function' ? (args.pop() as (reply: SendMessageAck) => void) : undefined;

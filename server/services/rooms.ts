@@ -16,7 +16,8 @@ import { schemas, validate, validateChatMessage } from '../validation/schemas';
 import type { Presence } from './presence/types';
 import { messageLimitKey, type RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
-import type { SpiritReply, SpiritService } from './spirit';
+import { spiritResponse } from './messageEvents';
+import type { SpiritService } from './spirit';
 
 /** What a transport knows about one joined connection. */
 export interface Participation {
@@ -31,6 +32,17 @@ export interface JoinOutcome {
   participation: Participation;
   isNewParticipant: boolean;
   welcome: ServerEventData<'session_joined'>;
+  /** The seq the welcome's messages reach: live events continue after it. */
+  knownSeq: number;
+}
+
+/**
+ * Keeps this node listening to a session while it has a connection in it: opened before the
+ * join reads history (so nothing stored after the read can pass this node by), closed on leave.
+ */
+export interface SessionSubscriptions {
+  open(sessionId: string): Promise<void>;
+  close(sessionId: string): void;
 }
 
 export interface JoinRequestInput {
@@ -42,6 +54,8 @@ export interface JoinRequestInput {
 }
 
 const JOIN_HISTORY = 50;
+/** A resume that missed more than this is an ordinary join (CONTRACT: Order, resume and repair). */
+const MAX_RESUME = 1000;
 const SPIRIT_CONTEXT = 10;
 
 export interface RoomDeps {
@@ -55,6 +69,8 @@ export interface RoomDeps {
   tokens: TokenService;
   limits: RateLimits;
   broadcaster: Broadcaster;
+  /** Absent in unit tests, where every event reaches everyone at once. */
+  subscriptions?: SessionSubscriptions;
   metrics?: Metrics;
   /** Where an answer's audio is served, or null when speech is off. */
   audioUrl: (sessionId: string, messageId: number) => string | null;
@@ -76,7 +92,7 @@ export class RoomService {
 
   /** Validates, authenticates and admits a connection; throws the contract's refusal codes. */
   async join(input: JoinRequestInput, connectionId: string, send: Participation['send']): Promise<JoinOutcome> {
-    const body = validate<{ name?: string; user_id?: string; token?: string }>(schemas.join, input.body ?? {});
+    const body = validate<{ name?: string; user_id?: string; token?: string; last_seq?: unknown }>(schemas.join, input.body ?? {});
     const identity = this.identify(body, body.token ?? input.token);
     const session = await this.deps.sessions.get(input.sessionId);
     if (!session.is_active) throw new AppError('SESSION_INACTIVE', 'This session has ended');
@@ -87,22 +103,50 @@ export class RoomService {
 
     const participation: Participation = { sessionId: session.id, connectionId, participant: admission.participant, send };
     this.deps.limits.prepareMessages(messageLimitKey(session.id, admission.participant.id));
+    const subscriptions = this.deps.subscriptions;
+    let subscribed = false;
     try {
-      const [users, messages] = await Promise.all([
+      await subscriptions?.open(session.id);
+      subscribed = true;
+      const [users, history] = await Promise.all([
         this.deps.presence.list(session.id),
-        this.deps.messages.recent(session.id, JOIN_HISTORY),
+        this.history(session.id, body.last_seq),
         admission.isNew ? this.deps.users.recordJoin(admission.participant) : undefined,
       ]);
-      this.log.info({ session_id: session.id, user_id: admission.participant.id, connection_id: connectionId }, 'participant joined');
+      this.log.info({ session_id: session.id, user_id: admission.participant.id, connection_id: connectionId, resumed: history.resumed }, 'participant joined');
       return {
         participation,
         isNewParticipant: admission.isNew,
-        welcome: { session, you: admission.participant, users, messages },
+        welcome: { session, you: admission.participant, users, messages: history.messages, resumed: history.resumed },
+        knownSeq: history.knownSeq,
       };
     } catch (err) {
+      if (subscribed) subscriptions?.close(session.id);
       await this.deps.presence.release(session.id, admission.participant.id, connectionId).catch(() => undefined);
       throw err;
     }
+  }
+
+  /**
+   * What a joining connection is shown: on a resume (a valid `last_seq`, at most 1,000 missed)
+   * every message after it, else the last 50; and the seq that reaches.
+   */
+  private async history(sessionId: string, lastSeq: unknown): Promise<{ messages: HistoryMessageView[]; resumed: boolean; knownSeq: number }> {
+    const { messages } = this.deps;
+    if (typeof lastSeq === 'number' && Number.isSafeInteger(lastSeq) && lastSeq >= 0) {
+      const [missed, latest] = await Promise.all([messages.after(sessionId, lastSeq, MAX_RESUME + 1), messages.latestSeq(sessionId)]);
+      if (lastSeq <= latest && missed.length <= MAX_RESUME) {
+        const items = missed.map(({ in_reply_to: _answered, ...item }) => item);
+        return { messages: items, resumed: true, knownSeq: items.at(-1)?.seq ?? lastSeq };
+      }
+    }
+    const recent = await messages.recent(sessionId, JOIN_HISTORY);
+    return { messages: recent, resumed: false, knownSeq: recent.at(-1)?.seq ?? 0 };
+  }
+
+  /** Up to 1,000 messages after `seq`, as history items (a join catching up). */
+  async messagesAfter(sessionId: string, seq: number): Promise<HistoryMessageView[]> {
+    return (await this.deps.messages.after(sessionId, seq, MAX_RESUME)).map(({ in_reply_to: _answered, ...item }) => item);
   }
 
   /** Called by a transport once the connection listens to the session: tells the others. */
@@ -113,6 +157,7 @@ export class RoomService {
   }
 
   async leave(p: Participation): Promise<void> {
+    this.deps.subscriptions?.close(p.sessionId);
     try {
       const left = await this.deps.presence.release(p.sessionId, p.participant.id, p.connectionId);
       if (left) this.deps.broadcaster.toSession(p.sessionId, 'user_left', left);
@@ -145,7 +190,7 @@ export class RoomService {
     const { message } = stored;
     broadcaster.toSession(p.sessionId, 'message_received', message);
     broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: message.id });
-    if (instant && stored.answer) broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, message.id, instant, this.deps.audioUrl));
+    if (instant && stored.answer) broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, message.id, instant, this.deps.audioUrl(p.sessionId, stored.answer.id)));
     else this.track(this.answer(p, message));
     return message;
   }
@@ -194,7 +239,7 @@ export class RoomService {
         history: history.map((m) => ({ user_name: m.user_name, message: m.message, is_spirit: m.is_spirit })),
       });
       const stored = await messages.storeSpirit(p.sessionId, question.id, reply.message);
-      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply, this.deps.audioUrl));
+      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply, this.deps.audioUrl(p.sessionId, stored.id)));
     } catch (err) {
       this.log.error({ err, session_id: p.sessionId, in_reply_to: question.id }, 'spirit answer failed');
       p.send('error', { code: 'SPIRIT_ERROR', message: 'The spirit could not answer this time' });
@@ -205,17 +250,4 @@ export class RoomService {
     this.pending.add(work);
     void work.finally(() => this.pending.delete(work));
   }
-}
-
-function spiritResponse(stored: HistoryMessageView, inReplyTo: number, reply: SpiritReply, audioUrl: RoomDeps['audioUrl']): ServerEventData<'spirit_response'> {
-  return {
-    id: stored.id,
-    session_id: stored.session_id,
-    in_reply_to: inReplyTo,
-    message: stored.message,
-    word_count: reply.word_count,
-    letter_timings: reply.letter_timings,
-    audio_url: audioUrl(stored.session_id, stored.id),
-    timestamp: stored.timestamp,
-  };
 }

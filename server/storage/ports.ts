@@ -19,6 +19,11 @@ export interface HistoryPage {
   nextCursor: string | null;
 }
 
+/** A stored message as the ordering layer repairs from it: a history item, and what it answers. */
+export interface StoredMessage extends HistoryMessageView {
+  in_reply_to: number | null;
+}
+
 export interface MessageStore {
   storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView>;
   storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView>;
@@ -26,8 +31,12 @@ export interface MessageStore {
   storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }>;
   /** The last `limit` messages, oldest first. */
   recent(sessionId: string, limit: number): Promise<HistoryMessageView[]>;
-  /** A page of history, oldest first, older than `before` when given. */
+  /** A page of history, oldest first, older than `before` (a seq) when given. */
   page(sessionId: string, opts: { limit: number; before?: string }): Promise<HistoryPage>;
+  /** The first `limit` messages with a seq above `afterSeq`, in seq order. */
+  after(sessionId: string, afterSeq: number, limit: number): Promise<StoredMessage[]>;
+  /** The seq of the session's latest message (0 when it has none). */
+  latestSeq(sessionId: string): Promise<number>;
   /** The text of one of the spirit's answers in this session, or null when there is no such answer. */
   spiritText(sessionId: string, id: number): Promise<string | null>;
 }

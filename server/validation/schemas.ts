@@ -58,7 +58,8 @@ export const schemas = {
     before: Joi.string()
       .pattern(/^[1-9][0-9]{0,14}$/)
       .message('"before" must be a cursor from meta.next_cursor'),
-  }),
+    after_seq: Joi.number().integer().min(0).max(Number.MAX_SAFE_INTEGER),
+  }).oxor('before', 'after_seq'),
 
   /** POST /api/tts/generate: the existing frontend's call. */
   speak: Joi.object({

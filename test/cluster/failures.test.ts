@@ -137,5 +137,13 @@ describe('cluster failures', function () {
     for (const inbox of [a.inbox, b.inbox]) expect((await inbox.waitFor('message_received', (m) => m.id === across.id)).message).to.equal('after the outage');
     const back = await sendWithAck(a, { message: 'and back' });
     expect((await c.inbox.waitFor('message_received', (m) => m.id === back.id)).user_id).to.equal('a');
+    // What was said on node 1 while Redis was down reached node 2's client once it was back, in
+    // seq order with nothing missing or repeated (read from the database: Redis lost it).
+    await c.inbox.waitFor('spirit_response', (m) => m.seq === back.seq + 1);
+    const seen = [
+      ...c.inbox.of('session_joined')[0].messages.map((m: any) => m.seq),
+      ...c.inbox.events.filter((e) => e.event === 'message_received' || e.event === 'spirit_response').map((e) => (e.data as { seq: number }).seq),
+    ];
+    expect(seen).to.deep.equal(Array.from({ length: back.seq + 1 }, (_, i) => i + 1));
   });
 });

@@ -1,7 +1,7 @@
 /**
  * The batched message writer on both dialects: everything asked for in one tick is stored,
- * ids come back to the right callers in order, and a spirit answer stored with its question
- * names the question's id.
+ * ids and seqs come back to the right callers in order, seqs are 1, 2, 3, … per session, and
+ * a spirit answer stored with its question names the question's id.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -12,7 +12,7 @@ import { QueryTypes } from 'sequelize';
 import { loadConfig } from '../../config';
 import { createDatabase, type Database } from '../../server/db';
 import { createLogger } from '../../server/logger';
-import { MessageWriter, type NewMessage } from '../../server/storage/sequelize/messageWriter';
+import { MessageWriter, type NewMessage, type StoredRef } from '../../server/storage/sequelize/messageWriter';
 import { sharedPostgres } from '../support/hooks';
 
 const dialects: Array<{ name: string; url: () => Promise<string> }> = [
@@ -63,34 +63,37 @@ for (const dialect of dialects) {
     }
 
     async function stored() {
-      return db.sequelize.query<{ id: number; text: string; is_spirit: boolean; in_reply_to: number | null; user_id: string | null }>(
-        'SELECT id, text, is_spirit, in_reply_to, user_id FROM messages WHERE session_id = $1 ORDER BY id',
+      return db.sequelize.query<{ id: number; seq: number; text: string; is_spirit: boolean; in_reply_to: number | null; user_id: string | null }>(
+        'SELECT id, seq, text, is_spirit, in_reply_to, user_id FROM messages WHERE session_id = $1 ORDER BY id',
         { bind: [sessionId], type: QueryTypes.SELECT },
       );
     }
 
     it('stores single rows and exchanges asked for in one tick, in order, and answers name their question', async () => {
-      const work: Array<Promise<number | [number, number]>> = [];
+      const work: Array<Promise<StoredRef | [StoredRef, StoredRef]>> = [];
       for (let n = 0; n < 30; n++) work.push(n % 3 === 0 ? writer.insert(question(n)) : writer.insertExchange(question(n), answer(n)));
       const ids = await Promise.all(work);
 
       const rows = await stored();
       const byId = new Map(rows.map((r) => [Number(r.id), r]));
       ids.forEach((result, n) => {
-        if (typeof result === 'number') {
-          expect(byId.get(result)).to.include({ text: `question ${n}`, in_reply_to: null });
+        if (!Array.isArray(result)) {
+          expect(byId.get(result.id)).to.include({ text: `question ${n}`, in_reply_to: null, seq: result.seq });
           return;
         }
         const [q, a] = result;
-        expect(byId.get(q)).to.include({ text: `question ${n}`, in_reply_to: null });
-        expect(Boolean(byId.get(a)!.is_spirit)).to.equal(true);
-        expect(byId.get(a)).to.include({ text: `answer ${n}`, in_reply_to: q });
-        expect(a).to.be.above(q);
+        expect(byId.get(q.id)).to.include({ text: `question ${n}`, in_reply_to: null, seq: q.seq });
+        expect(Boolean(byId.get(a.id)!.is_spirit)).to.equal(true);
+        expect(byId.get(a.id)).to.include({ text: `answer ${n}`, in_reply_to: q.id, seq: a.seq });
+        expect(a.id).to.be.above(q.id);
+        expect(a.seq).to.equal(q.seq + 1);
       });
-      // One sender's messages keep the order they were asked in.
-      const questionIds = ids.map((r) => (typeof r === 'number' ? r : r[0]));
-      expect(questionIds).to.deep.equal([...questionIds].sort((x, y) => x - y));
+      // One sender's messages keep the order they were asked in, in ids and in seqs.
+      const questions = ids.map((r) => (Array.isArray(r) ? r[0] : r));
+      expect(questions.map((r) => r.id)).to.deep.equal(questions.map((r) => r.id).sort((x, y) => x - y));
+      expect(questions.map((r) => r.seq)).to.deep.equal(questions.map((r) => r.seq).sort((x, y) => x - y));
       expect(rows).to.have.length(50);
+      expect(rows.map((r) => Number(r.seq)).sort((x, y) => x - y)).to.deep.equal(Array.from({ length: 50 }, (_, i) => i + 1));
       // PostgreSQL: all in one statement; SQLite: plain rows and questions first, then the answers.
       expect(await statementCount()).to.equal(dialect.name === 'PostgreSQL' ? 1 : 2);
     });
@@ -100,7 +103,8 @@ for (const dialect of dialects) {
       const rows = await stored();
       expect(rows).to.have.length(300);
       const byId = new Map(rows.map((r) => [Number(r.id), r]));
-      for (const [q, a] of exchanges) expect(byId.get(a)!.in_reply_to).to.equal(q);
+      for (const [q, a] of exchanges) expect(byId.get(a.id)!.in_reply_to).to.equal(q.id);
+      expect(rows.map((r) => Number(r.seq)).sort((x, y) => x - y)).to.deep.equal(Array.from({ length: 300 }, (_, i) => i + 1));
       expect(await statementCount()).to.equal(dialect.name === 'PostgreSQL' ? 2 : 4);
     });
 
@@ -111,18 +115,39 @@ for (const dialect of dialects) {
         const blocker = await db.sequelize.transaction();
         await db.sequelize.query('LOCK TABLE messages IN EXCLUSIVE MODE', { transaction: blocker });
         const first = oneAtATime.insert(question(0));
-        const rest: Array<Promise<number>> = [];
+        const rest: Array<Promise<StoredRef>> = [];
         for (let n = 1; n <= 10; n++) {
           await new Promise((resolve) => setTimeout(resolve, 5));
           rest.push(oneAtATime.insert(question(n)));
         }
         await blocker.commit();
-        const ids = await Promise.all([first, ...rest]);
+        const ids = (await Promise.all([first, ...rest])).map((r) => r.id);
         expect(ids).to.deep.equal([...ids].sort((x, y) => x - y));
         expect(await stored()).to.have.length(11);
         expect(await statementCount()).to.equal(2);
       });
     }
+
+    it('numbers the messages of several writers (as on several nodes) storing into two sessions at once 1, 2, 3, … with no gap and no repeat', async () => {
+      const other = randomUUID();
+      await db.models.Session.create({ id: other, name: 'writer 2', max_users: 6, is_active: true, created_at: new Date() });
+      const writers = [0, 1, 2].map(() => new MessageWriter(db.sequelize, db.models.Message));
+      const work: Array<Promise<StoredRef>> = [];
+      for (let round = 0; round < 40; round++) {
+        // Each writer's batch holds both sessions, in a different order per writer.
+        writers.forEach((w, k) => {
+          const sessions = k % 2 === 0 ? [sessionId, other] : [other, sessionId];
+          for (const session of sessions) work.push(w.insert({ ...question(round), session_id: session }));
+        });
+        if (round % 8 === 0) await new Promise((resolve) => setImmediate(resolve));
+      }
+      const refs = await Promise.all(work);
+      for (const session of [sessionId, other]) {
+        const seqs = (await db.sequelize.query<{ seq: number }>('SELECT seq FROM messages WHERE session_id = $1 ORDER BY seq', { bind: [session], type: QueryTypes.SELECT })).map((r) => Number(r.seq));
+        expect(seqs).to.deep.equal(Array.from({ length: 120 }, (_, i) => i + 1));
+      }
+      expect(new Set(refs.map((r) => `${r.id}`)).size).to.equal(240);
+    });
 
     it('rejects every caller of a batch that cannot be stored, and stores none of it', async () => {
       const missing = randomUUID();

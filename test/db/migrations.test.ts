@@ -30,6 +30,40 @@ async function withDatabase(url: string, work: (db: Database) => Promise<void>) 
   }
 }
 
+/**
+ * Undoes the seq migration, stores messages the way the previous release did (no seq), and
+ * migrates again: they are numbered per session in id order, and the sessions' counters go on
+ * from there (on PostgreSQL a plain INSERT, as an older node makes, gets the next seq).
+ */
+async function backfillsSeq(db: Database): Promise<void> {
+  await db.undoLast();
+  const sessions = ['6b0a8a38-5d0c-4a8e-9d0e-000000000001', '6b0a8a38-5d0c-4a8e-9d0e-000000000002'];
+  for (const id of sessions) await db.sequelize.query("INSERT INTO sessions (id, name, max_users, is_active, created_at) VALUES ($1, 'old', 6, true, CURRENT_TIMESTAMP)", { bind: [id] });
+  for (const n of [0, 1, 2, 3, 4]) {
+    await db.sequelize.query("INSERT INTO messages (session_id, user_id, user_name, text, is_spirit, timestamp) VALUES ($1, 'u', 'U', $2, false, CURRENT_TIMESTAMP)", {
+      bind: [sessions[n % 2], `m${n}`],
+    });
+  }
+  await db.migrate();
+  const rows = (await db.sequelize.query('SELECT session_id, seq, text FROM messages ORDER BY id'))[0] as Array<{ session_id: string; seq: number; text: string }>;
+  expect(rows.map((r) => [r.text, Number(r.seq)])).to.deep.equal([
+    ['m0', 1],
+    ['m1', 1],
+    ['m2', 2],
+    ['m3', 2],
+    ['m4', 3],
+  ]);
+  const counters = (await db.sequelize.query('SELECT last_seq FROM sessions ORDER BY id'))[0] as Array<{ last_seq: number }>;
+  expect(counters.map((c) => Number(c.last_seq))).to.deep.equal([3, 2]);
+  if (db.sequelize.getDialect() === 'postgres') {
+    await db.sequelize.query("INSERT INTO messages (session_id, user_id, user_name, text, is_spirit, timestamp) VALUES ($1, 'u', 'U', 'from an older node', false, CURRENT_TIMESTAMP)", {
+      bind: [sessions[1]],
+    });
+    const [late] = (await db.sequelize.query("SELECT seq FROM messages WHERE text = 'from an older node'"))[0] as Array<{ seq: number }>;
+    expect(Number(late.seq)).to.equal(3);
+  }
+}
+
 describe('migrations', () => {
   it('go up, down and up again on PostgreSQL, with the indexes of the design', async () => {
     const pg = await sharedPostgres();
@@ -46,6 +80,9 @@ describe('migrations', () => {
       expect(await indexNames(db, 'sessions')).to.include.members(['sessions_created_at_idx', 'sessions_is_active_idx']);
       expect(await indexNames(db, 'messages')).to.include.members(['messages_session_id_idx', 'messages_session_id_timestamp_idx']);
       expect(await indexNames(db, 'users')).to.include('users_name_idx');
+      expect(await indexNames(db, 'messages')).to.include('messages_session_id_seq_idx');
+      await backfillsSeq(db);
+      await db.undoLast();
       await db.undoLast();
       expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
       await db.undoLast();
@@ -77,6 +114,9 @@ describe('migrations', () => {
         await db.migrate();
         expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
         expect(await indexNames(db, 'messages')).to.include('messages_session_id_timestamp_idx');
+        expect(await indexNames(db, 'messages')).to.include('messages_session_id_seq_idx');
+        await backfillsSeq(db);
+        await db.undoLast();
         await db.undoLast();
         expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
         await db.undoLast();

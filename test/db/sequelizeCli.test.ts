@@ -22,6 +22,12 @@ describe('sequelize-cli migrations (npm run migrate)', () => {
 
     await run('npm', ['run', 'migrate'], { cwd: ROOT, env });
     expect(await tables()).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
+    const seqColumns = async () => (await pgQuery<{ n: string }>(url, "SELECT count(*) AS n FROM information_schema.columns WHERE column_name IN ('seq', 'last_seq')"))[0].n;
+    expect(await seqColumns()).to.equal('2');
+    // Each undo reverts one migration: the seq numbering, then the spoken audio.
+    await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
+    expect(await tables()).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
+    expect(await seqColumns()).to.equal('0');
     await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
     expect(await tables()).to.deep.equal(['messages', 'sessions', 'users']);
     await run('npm', ['run', 'migrate'], { cwd: ROOT, env });

@@ -50,14 +50,14 @@ describe('Socket.IO sessions', () => {
     const bob = await join({ session_id: session.id, name: 'Bob', user_id: 'bob' });
 
     const ack = await sendWithAck(alice, { message: '  Is anyone there?  ', user_name: 'Mallory' });
-    expect(ack).to.deep.equal({ ok: true, id: ack.id });
+    expect(ack).to.deep.equal({ ok: true, id: ack.id, seq: 1 });
     for (const socket of [alice, bob]) {
       const received = await socket.inbox.waitFor('message_received');
-      expect(received).to.include({ id: ack.id, session_id: session.id, user_id: 'alice', user_name: 'Alice', message: 'Is anyone there?' });
+      expect(received).to.include({ id: ack.id, seq: 1, session_id: session.id, user_id: 'alice', user_name: 'Alice', message: 'Is anyone there?' });
       expect(received.timestamp).to.match(/Z$/);
       expect(await socket.inbox.waitFor('spirit_thinking')).to.deep.equal({ session_id: session.id, in_reply_to: ack.id });
       const answer = await socket.inbox.waitFor('spirit_response');
-      expect(answer).to.include({ session_id: session.id, in_reply_to: ack.id, audio_url: `/api/sessions/${session.id}/messages/${answer.id}/audio` });
+      expect(answer).to.include({ seq: 2, session_id: session.id, in_reply_to: ack.id, audio_url: `/api/sessions/${session.id}/messages/${answer.id}/audio` });
       expect(answer.message).to.be.a('string').and.not.empty;
       expect(answer.letter_timings).to.have.length(answer.message.length);
       expect(answer.word_count).to.be.within(1, 30);

@@ -96,14 +96,16 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    * /api/sessions/{id}/history:
    *   get:
    *     tags: [Sessions]
-   *     summary: Stored messages, oldest first, paged backwards by cursor
+   *     summary: Stored messages, oldest first, paged backwards by cursor or forwards by seq
+   *     description: Every message has `seq`, its place in the session (1, 2, 3, … with no gap). `before` pages back from the newest; `after_seq` pages forward (a client catching up gives the last seq it has). The two cannot be combined.
    *     parameters:
    *       - { $ref: '#/components/parameters/SessionId' }
    *       - { name: limit, in: query, schema: { type: integer, minimum: 1, maximum: 100, default: 50 } }
    *       - { name: before, in: query, description: '`meta.next_cursor` of the previous page', schema: { type: string } }
+   *       - { name: after_seq, in: query, description: 'only messages with a greater `seq`, oldest first', schema: { type: integer, minimum: 0 } }
    *     responses:
    *       200:
-   *         description: A page of history; `meta.next_cursor` is null at the start of the session
+   *         description: A page of history; `meta.next_cursor` (backward pages only) is null at the start of the session
    *         content:
    *           application/json:
    *             schema: { $ref: '#/components/schemas/HistoryEnvelope' }
@@ -112,7 +114,17 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    */
   router.get('/:id/history', async (req, res) => {
     const session = await deps.sessions.get(req.params.id);
-    const query = validate<{ limit: number; before?: string }>(schemas.historyQuery, { ...req.query });
+    const query = validate<{ limit: number; before?: string; after_seq?: number }>(schemas.historyQuery, { ...req.query });
+    if (query.after_seq !== undefined) {
+      const messages = await deps.messages.after(session.id, query.after_seq, query.limit);
+      sendData(
+        req,
+        res,
+        200,
+        messages.map(({ in_reply_to: _answered, ...item }) => item),
+      );
+      return;
+    }
     const page = await deps.messages.page(session.id, query);
     sendData(req, res, 200, page.messages, { next_cursor: page.nextCursor });
   });

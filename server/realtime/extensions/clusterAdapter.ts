@@ -11,7 +11,13 @@
  *   tick); and local listeners get a broadcast at once, without waiting for Redis;
  * - local listeners beyond sockets: every broadcast applied here (from this node or from
  *   another) is also handed to `onApplied` listeners, which is how raw /ws clients, members
- *   of the session rooms under a member id that is no socket, receive it.
+ *   of the session rooms under a member id that is no socket, receive it;
+ * - an ordering gate: a broadcast goes through `setOrdering`'s router before it is applied
+ *   here, which holds a session's stored messages until they can go out in `seq` order
+ *   (ordering/sessionFeeds.ts), and `hold` keeps this node subscribed to a session's room;
+ * - a version on every message (`v`, PROTOCOL): what a newer release sends that this one
+ *   cannot read is not applied, and the session it was for is read from the database
+ *   instead. A message without `v` comes from the previous release (same shape, no `seq`).
  *
  * Internals relied on (checked at start by ./internals.ts): `ClusterAdapter#onMessage`,
  * `#onResponse`, `#publish` and the in-memory `Adapter#broadcast`, which this class calls
@@ -21,7 +27,7 @@ import { performance } from 'node:perf_hooks';
 import type { Namespace } from 'socket.io';
 import { Adapter, ClusterAdapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse } from 'socket.io-adapter';
 import type Redis from 'ioredis';
-import { redisNames } from '../../cluster/names';
+import { redisNames, rooms } from '../../cluster/names';
 import type { Logger } from '../../logger';
 
 /** Socket.IO's packet as the adapter sees it: EVENT packets (type 2) carry `[event, payload]`. */
@@ -40,6 +46,21 @@ export type DeliveryTimer = (seconds: number) => void;
 export interface AdapterRedis {
   pub: Redis;
   sub: Redis;
+}
+
+/** The inter-node format this release speaks: 2 = the previous release's messages plus `seq` in stored messages' events. */
+export const PROTOCOL = 2;
+/** The adapter member that keeps a room (and its channel) while this node serves its session. */
+const FEED_MEMBER = 'seance:feed';
+
+/** Where ordered events go before they are applied here (ordering/sessionFeeds.ts). */
+export interface OrderingRouter {
+  /** True when the router took the broadcast (it delivers it with `deliverHere` when its turn comes); `arrived` is for its timing. */
+  route(packet: Packet, opts: BroadcastOptions, arrived: number): boolean;
+  /** A message for this session could not be read. */
+  unreadable(sessionId: string): void;
+  /** The subscription came back after an outage: anything may have been missed. */
+  repairAll(): void;
 }
 
 const JSON_OBJECT = 0x7b; // '{'
@@ -62,6 +83,9 @@ export class SeanceAdapter extends ClusterAdapter {
   private readonly appliedListeners: AppliedListener[] = [];
   private readonly disconnectListeners: DisconnectListener[] = [];
   private readonly handlers = new Map<string, (raw: Buffer) => void>();
+  /** Subscriptions under way or done, by channel: `hold` waits for its room's. */
+  private readonly subscribed = new Map<string, Promise<unknown>>();
+  private ordering: OrderingRouter | null = null;
   private deliveryTimer: DeliveryTimer | null = null;
   /** When the Redis message being unpacked reached this node (its broadcasts' arrival). */
   private receivedAt: number | null = null;
@@ -77,16 +101,33 @@ export class SeanceAdapter extends ClusterAdapter {
     this.responseChannel = `${this.channel}${this.uid}#`;
     if (!redis) return;
     redis.sub.on('smessageBuffer', (channel: Buffer, raw: Buffer) => this.handlers.get(channel.toString())?.(raw));
+    // Back after an outage: whatever was published meanwhile never reached us.
+    redis.sub.on('ready', () => this.ordering?.repairAll());
     this.subscribe(this.channel, (raw) => this.receive(raw, false));
     this.subscribe(this.responseChannel, (raw) => this.receive(raw, true));
     // A room with members here gets its own channel, so only the nodes that serve a session hear it.
     this.on('create-room', (room: string) => {
-      if (!this.sids.has(room)) this.subscribe(this.roomChannel(room), (raw) => this.receive(raw, false));
+      if (!this.sids.has(room)) this.subscribe(this.roomChannel(room), (raw) => this.receive(raw, false, room));
     });
     this.on('delete-room', (room: string) => {
       const channel = this.roomChannel(room);
+      this.subscribed.delete(channel);
       if (this.handlers.delete(channel)) redis.sub.sunsubscribe(channel).catch((err: Error) => this.warn(err, channel, 'could not unsubscribe'));
     });
+  }
+
+  setOrdering(router: OrderingRouter): void {
+    this.ordering = router;
+  }
+
+  /** Keeps this node in `room` (and subscribed to its channel); resolves once Redis confirmed the subscription. */
+  async hold(room: string): Promise<void> {
+    void this.addAll(FEED_MEMBER, new Set([room]));
+    await this.subscribed.get(this.roomChannel(room));
+  }
+
+  release(room: string): void {
+    void this.del(FEED_MEMBER, room);
   }
 
   /** Called with every broadcast applied to this node's sockets (raw /ws clients listen here). */
@@ -145,7 +186,7 @@ export class SeanceAdapter extends ClusterAdapter {
     if (!this.redis) return Promise.resolve('');
     const channel = this.channelOf(message);
     const queued = this.pending.get(channel);
-    const payload = JSON.stringify(message);
+    const payload = JSON.stringify({ ...message, v: PROTOCOL });
     if (queued) queued.push(payload);
     else this.pending.set(channel, [payload]);
     if (!this.flushScheduled) {
@@ -157,11 +198,17 @@ export class SeanceAdapter extends ClusterAdapter {
 
   protected override doPublishResponse(requesterUid: string, response: ClusterResponse): Promise<void> {
     if (!this.redis) return Promise.resolve();
-    return this.redis.pub.spublish(`${this.channel}${requesterUid}#`, JSON.stringify(response)).then(() => undefined);
+    return this.redis.pub.spublish(`${this.channel}${requesterUid}#`, JSON.stringify({ ...response, v: PROTOCOL })).then(() => undefined);
   }
 
-  /** Applies a broadcast to this node's own listeners: sockets, then raw clients. */
+  /** `arrived`: when the broadcast reached this node (emitted here, or read from Redis). */
   private applyHere(packet: Packet, opts: BroadcastOptions, arrived: number): void {
+    if (this.ordering?.route(packet, opts, arrived)) return;
+    this.deliverHere(packet, opts, arrived);
+  }
+
+  /** Applies a broadcast to this node's own listeners: sockets, then raw clients; and times it. */
+  deliverHere(packet: Packet, opts: BroadcastOptions, arrived: number = performance.now()): void {
     Adapter.prototype.broadcast.call(this, packet, opts);
     for (const listener of this.appliedListeners) listener(packet, opts);
     this.deliveryTimer?.((performance.now() - arrived) / 1000);
@@ -190,26 +237,45 @@ export class SeanceAdapter extends ClusterAdapter {
 
   private subscribe(channel: string, handler: (raw: Buffer) => void): void {
     this.handlers.set(channel, handler);
-    this.redis!.sub.ssubscribe(channel).catch((err: Error) => this.warn(err, channel, 'could not subscribe'));
+    this.subscribed.set(
+      channel,
+      this.redis!.sub.ssubscribe(channel).catch((err: Error) => this.warn(err, channel, 'could not subscribe')),
+    );
   }
 
-  private receive(raw: Buffer, isResponse: boolean): void {
-    if (raw[0] !== JSON_OBJECT && raw[0] !== JSON_ARRAY) return; // MessagePack: binary payloads, which Séance never sends
-    this.receivedAt = performance.now();
-    let parsed: unknown;
-    try {
-      parsed = JSON.parse(raw.toString());
-    } catch {
-      return;
+  /** `room`: the room whose channel it came on (null: the namespace's channel, or a response). */
+  private receive(raw: Buffer, isResponse: boolean, room: string | null = null): void {
+    let parsed: unknown = null;
+    // MessagePack (binary payloads, which Séance never sends) and broken JSON are unreadable alike.
+    if (raw[0] === JSON_OBJECT || raw[0] === JSON_ARRAY) {
+      try {
+        parsed = JSON.parse(raw.toString());
+      } catch {
+        parsed = null;
+      }
     }
+    if (parsed === null || typeof parsed !== 'object') return this.cannotRead(room);
+    this.receivedAt = performance.now();
     try {
-      for (const message of Array.isArray(parsed) ? parsed : [parsed]) {
+      for (const message of Array.isArray(parsed) ? (parsed as unknown[]) : [parsed]) {
+        const version = (message as { v?: unknown } | null)?.v;
+        if (version !== undefined && (typeof version !== 'number' || version > PROTOCOL)) {
+          this.cannotRead(room);
+          continue;
+        }
         if (isResponse) this.onResponse(message as ClusterResponse);
         else this.onMessage(message as ClusterMessage);
       }
     } finally {
       this.receivedAt = null;
     }
+  }
+
+  /** What could not be read may have been a stored message: its session is read from the database. */
+  private cannotRead(room: string | null): void {
+    const sessionId = room === null ? null : rooms.sessionOf(room);
+    if (sessionId) this.ordering?.unreadable(sessionId);
+    else this.ordering?.repairAll();
   }
 
   private warn(err: Error, channel: string, what: string): void {

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, SessionView } from '../../events';
-import type { AudioLookup, AudioStore, HistoryPage, MessageStore, SessionStore, StoredAudio, Stores, UserStore } from '../ports';
+import type { AudioLookup, AudioStore, HistoryPage, MessageStore, SessionStore, StoredAudio, StoredMessage, Stores, UserStore } from '../ports';
 
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, { view: SessionView; endedAt: Date | null }>();
@@ -34,20 +34,20 @@ export class MemorySessionStore implements SessionStore {
 
 export class MemoryMessageStore implements MessageStore {
   private nextId = 1;
-  private readonly bySession = new Map<string, HistoryMessageView[]>();
+  private readonly bySession = new Map<string, StoredMessage[]>();
 
   async storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView> {
-    const { is_spirit: _spirit, ...chat } = this.append(sessionId, author, text);
+    const { is_spirit: _spirit, in_reply_to: _none, ...chat } = this.append(sessionId, author, text, null);
     return chat;
   }
 
-  async storeSpirit(sessionId: string, _inReplyTo: number, text: string): Promise<HistoryMessageView> {
-    return this.append(sessionId, null, text);
+  async storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView> {
+    return historyItem(this.append(sessionId, null, text, inReplyTo));
   }
 
   async storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }> {
     const message = await this.storeChat(sessionId, author, question);
-    return { message, answer: this.append(sessionId, null, answer) };
+    return { message, answer: historyItem(this.append(sessionId, null, answer, message.id)) };
   }
 
   async recent(sessionId: string, limit: number): Promise<HistoryMessageView[]> {
@@ -56,30 +56,47 @@ export class MemoryMessageStore implements MessageStore {
 
   async page(sessionId: string, opts: { limit: number; before?: string }): Promise<HistoryPage> {
     const all = this.bySession.get(sessionId) ?? [];
-    const older = opts.before ? all.filter((m) => m.id < Number(opts.before)) : all;
+    const older = opts.before ? all.filter((m) => m.seq < Number(opts.before)) : all;
     const page = older.slice(-opts.limit);
-    return { messages: page.map((m) => ({ ...m })), nextCursor: older.length > opts.limit && page.length > 0 ? String(page[0].id) : null };
+    return { messages: page.map(historyItem), nextCursor: older.length > opts.limit && page.length > 0 ? String(page[0].seq) : null };
   }
 
   async spiritText(sessionId: string, id: number): Promise<string | null> {
     return this.bySession.get(sessionId)?.find((m) => m.id === id && m.is_spirit)?.message ?? null;
   }
 
-  private append(sessionId: string, author: ParticipantView | null, text: string): HistoryMessageView {
-    const message: HistoryMessageView = {
+  async after(sessionId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+    return (this.bySession.get(sessionId) ?? [])
+      .filter((m) => m.seq > afterSeq)
+      .slice(0, limit)
+      .map((m) => ({ ...m }));
+  }
+
+  async latestSeq(sessionId: string): Promise<number> {
+    return this.bySession.get(sessionId)?.at(-1)?.seq ?? 0;
+  }
+
+  private append(sessionId: string, author: ParticipantView | null, text: string, inReplyTo: number | null): StoredMessage {
+    let list = this.bySession.get(sessionId);
+    if (!list) this.bySession.set(sessionId, (list = []));
+    const message: StoredMessage = {
       id: this.nextId++,
+      seq: list.length + 1,
       session_id: sessionId,
       user_id: author?.id ?? null,
       user_name: author?.name ?? null,
       message: text,
       is_spirit: author === null,
       timestamp: new Date().toISOString(),
+      in_reply_to: inReplyTo,
     };
-    let list = this.bySession.get(sessionId);
-    if (!list) this.bySession.set(sessionId, (list = []));
     list.push(message);
     return { ...message };
   }
+}
+
+function historyItem({ in_reply_to: _answered, ...item }: StoredMessage): HistoryMessageView {
+  return { ...item };
 }
 
 export class MemoryUserStore implements UserStore {

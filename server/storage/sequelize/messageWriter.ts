@@ -9,6 +9,11 @@
  * PostgreSQL stores the whole batch, answers included, in one statement (ids drawn from the
  * table's sequence inside it); SQLite, the single-node default, stores answers in a second.
  *
+ * Each row gets its `seq` in its session as it is stored: on PostgreSQL from the messages
+ * table's trigger, which takes the next number from the session's row (rows go in ordered by
+ * session, so two batches never wait for each other's sessions in opposite orders); on
+ * SQLite from the session rows, bumped in the batch's transaction.
+ *
  * It writes through Sequelize with the model's own table and column names, but as raw
  * parameterised statements: building model instances costs more than the insert itself.
  */
@@ -31,9 +36,15 @@ interface GroupRow extends NewMessage {
   answersPrevious: boolean;
 }
 
+/** Where a row was stored: its id, and its place in its session. */
+export interface StoredRef {
+  id: number;
+  seq: number;
+}
+
 interface Pending {
   rows: GroupRow[];
-  resolve: (ids: number[]) => void;
+  resolve: (refs: StoredRef[]) => void;
   reject: (err: unknown) => void;
 }
 
@@ -44,11 +55,11 @@ interface BatchRow extends NewMessage {
 
 /** The pg client Sequelize pools, as far as the writer uses it. */
 interface PgClient {
-  query(statement: { name: string; text: string; values: unknown[] }): Promise<{ rows: Array<{ id: string | number }> }>;
+  query(statement: { name: string; text: string; values: unknown[] }): Promise<{ rows: Array<{ id: string | number; seq: string | number }> }>;
   _invalid?: boolean;
 }
 
-const PREPARED_BATCH = 'seance_message_batch';
+const PREPARED_BATCH = 'seance_message_batch_seq';
 /** Statements one node has under way at once; more rows wait and go together in the next. */
 const MAX_IN_FLIGHT = 2;
 
@@ -61,6 +72,8 @@ function isStatementError(err: unknown): boolean {
 /** Bounded so one statement stays small (and, for SQLite, under its bind parameter limit). */
 const MAX_BATCH_ROWS = 200;
 const COLUMNS = ['session_id', 'user_id', 'user_name', 'text', 'is_spirit', 'in_reply_to', 'timestamp'] as const;
+/** SQLite's rows carry their seq (PostgreSQL's trigger gives it). */
+const SQLITE_COLUMNS = ['session_id', 'seq', 'user_id', 'user_name', 'text', 'is_spirit', 'in_reply_to', 'timestamp'] as const;
 
 /**
  * The text form Sequelize itself writes: SQLite stores dates as text and Sequelize reads them
@@ -91,22 +104,22 @@ export class MessageWriter {
     this.table = this.q(this.tableName);
   }
 
-  /** Resolves with the stored row's id. */
-  async insert(row: NewMessage): Promise<number> {
-    const [id] = await this.enqueue([{ ...row, answersPrevious: false }]);
-    return id;
+  /** Resolves with where the row was stored. */
+  async insert(row: NewMessage): Promise<StoredRef> {
+    const [ref] = await this.enqueue([{ ...row, answersPrevious: false }]);
+    return ref;
   }
 
-  /** Stores a question and its answer together; resolves with both ids (question first). */
-  async insertExchange(question: NewMessage, answer: Omit<NewMessage, 'in_reply_to'>): Promise<[number, number]> {
-    const [questionId, answerId] = await this.enqueue([
+  /** Stores a question and its answer together; resolves with both (question first). */
+  async insertExchange(question: NewMessage, answer: Omit<NewMessage, 'in_reply_to'>): Promise<[StoredRef, StoredRef]> {
+    const [asked, answered] = await this.enqueue([
       { ...question, answersPrevious: false },
       { ...answer, in_reply_to: null, answersPrevious: true },
     ]);
-    return [questionId, answerId];
+    return [asked, answered];
   }
 
-  private enqueue(rows: GroupRow[]): Promise<number[]> {
+  private enqueue(rows: GroupRow[]): Promise<StoredRef[]> {
     return new Promise((resolve, reject) => {
       this.queue.push({ rows, resolve, reject });
       if (!this.scheduled) {
@@ -147,11 +160,11 @@ export class MessageWriter {
       for (const { answersPrevious, ...row } of pending.rows) rows.push({ ...row, replyTo: answersPrevious ? rows.length : null });
     }
     try {
-      const ids = this.sequelize.getDialect() === 'postgres' ? await this.writePostgres(rows) : await this.writeInTwoSteps(rows);
-      if (ids.length !== rows.length) throw new Error(`expected ${rows.length} ids, got ${ids.length}`);
+      const refs = this.sequelize.getDialect() === 'postgres' ? await this.writePostgres(rows) : await this.writeSqlite(rows);
+      if (refs.length !== rows.length) throw new Error(`expected ${rows.length} rows stored, got ${refs.length}`);
       let next = 0;
       for (const pending of batch) {
-        pending.resolve(ids.slice(next, next + pending.rows.length));
+        pending.resolve(refs.slice(next, next + pending.rows.length));
         next += pending.rows.length;
       }
     } catch (err) {
@@ -179,12 +192,13 @@ export class MessageWriter {
       `inserted AS (INSERT INTO ${table} (${q('id')}, ${columns})`,
       '  SELECT r.id, r.session_id, r.user_id, r.user_name, r.body, r.is_spirit, COALESCE(r.in_reply_to, asked.id::integer), r.stamp',
       '  FROM input r LEFT JOIN input asked ON asked.n = r.reply_to',
-      '  RETURNING 1)',
-      'SELECT id FROM input ORDER BY n',
+      '  ORDER BY r.session_id, r.n',
+      `  RETURNING ${q('id')}, ${q('seq')})`,
+      `SELECT input.id, inserted.${q('seq')} AS seq FROM input JOIN inserted ON inserted.${q('id')} = input.id ORDER BY input.n`,
     ].join('\n');
   }
 
-  private async writePostgres(rows: BatchRow[]): Promise<number[]> {
+  private async writePostgres(rows: BatchRow[]): Promise<StoredRef[]> {
     const values = [
       rows.map((r) => r.session_id),
       rows.map((r) => r.user_id),
@@ -207,7 +221,7 @@ export class MessageWriter {
     const client = (await pool.getConnection({ type: 'write' })) as unknown as PgClient;
     try {
       const result = await client.query({ name: PREPARED_BATCH, text, values });
-      return result.rows.map((r) => Number(r.id));
+      return result.rows.map((r) => ({ id: Number(r.id), seq: Number(r.seq) }));
     } catch (err) {
       // Sequelize's own mark for a broken connection: the pool replaces it instead of lending it again.
       if (!isStatementError(err)) client._invalid = true;
@@ -218,36 +232,63 @@ export class MessageWriter {
   }
 
   /**
-   * SQLite: the rows that answer nothing in this batch first, then the answers, which now know
-   * their question's id; in one transaction, so a batch is stored whole or not at all.
+   * SQLite, in one transaction so a batch is stored whole or not at all: each session's
+   * counter is moved on by its rows, then the rows that answer nothing in this batch are
+   * inserted, then the answers, which now know their question's id.
    */
-  private async writeInTwoSteps(rows: BatchRow[]): Promise<number[]> {
-    const first = rows.flatMap((row, i) => (row.replyTo === null ? [i] : []));
-    const second = rows.flatMap((row, i) => (row.replyTo === null ? [] : [i]));
-    if (second.length === 0) return this.insertValues(rows);
+  private async writeSqlite(rows: BatchRow[]): Promise<StoredRef[]> {
     return this.sequelize.transaction(async (transaction) => {
-      const ids = new Array<number>(rows.length);
+      const seqs = await this.takeSeqs(rows, transaction);
+      const numbered = rows.map((row, i) => ({ ...row, seq: seqs[i] }));
+      const first = numbered.flatMap((row, i) => (row.replyTo === null ? [i] : []));
+      const second = numbered.flatMap((row, i) => (row.replyTo === null ? [] : [i]));
+      const refs = new Array<StoredRef>(rows.length);
       for (const positions of [first, second]) {
         if (positions.length === 0) continue;
-        const batch = positions.map((i) => ({ ...rows[i], in_reply_to: rows[i].replyTo === null ? rows[i].in_reply_to : ids[Number(rows[i].replyTo) - 1] }));
-        const stored = await this.insertValues(batch, transaction);
-        positions.forEach((position, k) => (ids[position] = stored[k]));
+        const batch = positions.map((i) => ({ ...numbered[i], in_reply_to: numbered[i].replyTo === null ? numbered[i].in_reply_to : refs[Number(numbered[i].replyTo) - 1].id }));
+        const ids = await this.insertValues(batch, transaction);
+        positions.forEach((position, k) => (refs[position] = { id: ids[k], seq: numbered[position].seq }));
       }
-      return ids;
+      return refs;
     });
   }
 
-  private async insertValues(rows: NewMessage[], transaction?: Transaction): Promise<number[]> {
+  /** The next numbers of each session the rows belong to, in row order. */
+  private async takeSeqs(rows: BatchRow[], transaction: Transaction): Promise<number[]> {
+    const counts = new Map<string, number>();
+    for (const row of rows) counts.set(row.session_id, (counts.get(row.session_id) ?? 0) + 1);
+    const next = new Map<string, number>();
+    for (const [sessionId, count] of counts) {
+      // The leading comment keeps Sequelize's SQLite driver from dropping RETURNING's row (see below).
+      const [bumped] = await this.sequelize.query<{ last_seq: number }>(
+        `/* seance:seq */ UPDATE ${this.q('sessions')} SET ${this.q('last_seq')} = ${this.q('last_seq')} + $1 WHERE ${this.q('id')} = $2 RETURNING ${this.q('last_seq')}`,
+        {
+          bind: [count, sessionId],
+          type: QueryTypes.SELECT,
+          transaction,
+        },
+      );
+      if (!bumped) throw new Error(`session ${sessionId} does not exist`);
+      next.set(sessionId, Number(bumped.last_seq) - count + 1);
+    }
+    return rows.map((row) => {
+      const seq = next.get(row.session_id)!;
+      next.set(row.session_id, seq + 1);
+      return seq;
+    });
+  }
+
+  private async insertValues(rows: Array<NewMessage & { seq: number }>, transaction?: Transaction): Promise<number[]> {
     const bind: unknown[] = [];
     const tuples = rows.map((row) => {
       const start = bind.length;
-      bind.push(row.session_id, row.user_id, row.user_name, row.text, row.is_spirit, row.in_reply_to, sqliteDate(row.timestamp));
-      return `(${COLUMNS.map((_, i) => `$${start + i + 1}`).join(', ')})`;
+      bind.push(row.session_id, row.seq, row.user_id, row.user_name, row.text, row.is_spirit, row.in_reply_to, sqliteDate(row.timestamp));
+      return `(${SQLITE_COLUMNS.map((_, i) => `$${start + i + 1}`).join(', ')})`;
     });
     // The leading comment names the statement in database logs, and it matters: Sequelize's
     // SQLite driver sends statements that start with "INSERT INTO" to sqlite3's run(), which
     // drops the rows RETURNING gives back.
-    const sql = `/* seance:message-batch */ INSERT INTO ${this.table} (${COLUMNS.map(this.q).join(', ')}) VALUES ${tuples.join(', ')} RETURNING ${this.q('id')}`;
+    const sql = `/* seance:message-batch */ INSERT INTO ${this.table} (${SQLITE_COLUMNS.map(this.q).join(', ')}) VALUES ${tuples.join(', ')} RETURNING ${this.q('id')}`;
     // Rows come back in VALUES order: SQLite assigns the ids as it inserts the rows.
     const result = await this.sequelize.query<{ id: number }>(sql, { bind, type: QueryTypes.SELECT, transaction });
     return result.map((r) => Number(r.id));

@@ -1,13 +1,14 @@
 /**
  * Message storage and history. Storing is one (batched) INSERT ... RETURNING, the only
- * database work on the message path; the integer id orders a session's history and serves
- * as the pagination cursor.
+ * database work on the message path; `seq` orders a session's history and serves as the
+ * pagination cursor both ways.
  */
-import { Op, type Sequelize } from 'sequelize';
+import { Op, type Sequelize, type WhereOptions } from 'sequelize';
+import type { Message } from '../../../models';
 import type { Models } from '../../../models';
 import type { ChatMessageView, HistoryMessageView, ParticipantView } from '../../events';
-import type { HistoryPage, MessageStore } from '../ports';
-import { MessageWriter, type NewMessage } from './messageWriter';
+import type { HistoryPage, MessageStore, StoredMessage } from '../ports';
+import { MessageWriter, type NewMessage, type StoredRef } from './messageWriter';
 import { historyMessageView, iso } from './views';
 
 export class SequelizeMessageStore implements MessageStore {
@@ -22,21 +23,21 @@ export class SequelizeMessageStore implements MessageStore {
 
   async storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView> {
     const timestamp = new Date();
-    const id = await this.writer.insert(chatRow(sessionId, author, text, timestamp));
-    return chatView(id, sessionId, author, text, timestamp);
+    const ref = await this.writer.insert(chatRow(sessionId, author, text, timestamp));
+    return chatView(ref, sessionId, author, text, timestamp);
   }
 
   async storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView> {
     const timestamp = new Date();
-    const id = await this.writer.insert({ ...spiritRow(sessionId, text, timestamp), in_reply_to: inReplyTo });
-    return spiritView(id, sessionId, text, timestamp);
+    const ref = await this.writer.insert({ ...spiritRow(sessionId, text, timestamp), in_reply_to: inReplyTo });
+    return spiritView(ref, sessionId, text, timestamp);
   }
 
   /** One statement on PostgreSQL. */
   async storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }> {
     const timestamp = new Date();
-    const [questionId, answerId] = await this.writer.insertExchange(chatRow(sessionId, author, question, timestamp), spiritRow(sessionId, answer, timestamp));
-    return { message: chatView(questionId, sessionId, author, question, timestamp), answer: spiritView(answerId, sessionId, answer, timestamp) };
+    const [asked, answered] = await this.writer.insertExchange(chatRow(sessionId, author, question, timestamp), spiritRow(sessionId, answer, timestamp));
+    return { message: chatView(asked, sessionId, author, question, timestamp), answer: spiritView(answered, sessionId, answer, timestamp) };
   }
 
   /** The text of one of the spirit's answers in this session, or null when there is no such answer. */
@@ -50,15 +51,25 @@ export class SequelizeMessageStore implements MessageStore {
   }
 
   async page(sessionId: string, opts: { limit: number; before?: string }): Promise<HistoryPage> {
-    const where = opts.before ? { session_id: sessionId, id: { [Op.lt]: Number(opts.before) } } : { session_id: sessionId };
+    const where: WhereOptions<Message> = opts.before ? { session_id: sessionId, seq: { [Op.lt]: Number(opts.before) } } : { session_id: sessionId };
     // One row more than asked tells whether an older page exists.
-    const rows = await this.models.Message.findAll({ where, order: [['id', 'DESC']], limit: opts.limit + 1 });
+    const rows = await this.models.Message.findAll({ where, order: [['seq', 'DESC']], limit: opts.limit + 1 });
     const hasOlder = rows.length > opts.limit;
     const page = rows.slice(0, opts.limit).reverse();
     return {
       messages: page.map(historyMessageView),
-      nextCursor: hasOlder && page.length > 0 ? String(page[0].id) : null,
+      nextCursor: hasOlder && page.length > 0 ? String(page[0].seq) : null,
     };
+  }
+
+  async after(sessionId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+    const rows = await this.models.Message.findAll({ where: { session_id: sessionId, seq: { [Op.gt]: afterSeq } }, order: [['seq', 'ASC']], limit });
+    return rows.map((row) => ({ ...historyMessageView(row), in_reply_to: row.in_reply_to }));
+  }
+
+  async latestSeq(sessionId: string): Promise<number> {
+    const row = await this.models.Session.findByPk(sessionId, { attributes: ['last_seq'] });
+    return row?.last_seq ?? 0;
   }
 }
 
@@ -70,10 +81,10 @@ function spiritRow(sessionId: string, text: string, timestamp: Date): Omit<NewMe
   return { session_id: sessionId, user_id: null, user_name: null, text, is_spirit: true, timestamp };
 }
 
-function chatView(id: number, sessionId: string, author: ParticipantView, text: string, timestamp: Date): ChatMessageView {
-  return { id, session_id: sessionId, user_id: author.id, user_name: author.name, message: text, timestamp: iso(timestamp) };
+function chatView(ref: StoredRef, sessionId: string, author: ParticipantView, text: string, timestamp: Date): ChatMessageView {
+  return { id: ref.id, seq: ref.seq, session_id: sessionId, user_id: author.id, user_name: author.name, message: text, timestamp: iso(timestamp) };
 }
 
-function spiritView(id: number, sessionId: string, text: string, timestamp: Date): HistoryMessageView {
-  return { id, session_id: sessionId, user_id: null, user_name: null, message: text, is_spirit: true, timestamp: iso(timestamp) };
+function spiritView(ref: StoredRef, sessionId: string, text: string, timestamp: Date): HistoryMessageView {
+  return { id: ref.id, seq: ref.seq, session_id: sessionId, user_id: null, user_name: null, message: text, is_spirit: true, timestamp: iso(timestamp) };
 }

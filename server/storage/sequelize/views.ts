@@ -11,6 +11,7 @@ export function sessionView(row: Session): SessionView {
 export function chatMessageView(row: Message): ChatMessageView {
   return {
     id: row.id,
+    seq: row.seq,
     session_id: row.session_id,
     user_id: row.user_id,
     user_name: row.user_name,

@@ -1,0 +1,176 @@
+/**
+ * The per-node ordering of stored messages, on in-memory storage: in order at once, a hole
+ * held and filled (live when the missing one arrives in time, else from the storage), repeats
+ * dropped, what cannot be placed read from the storage, and a join that starts listening
+ * exactly where its history ends.
+ */
+import { expect } from 'chai';
+import type { BroadcastOptions } from 'socket.io-adapter';
+import { loadConfig } from '../../config';
+import { createLogger } from '../../server/logger';
+import { GAP_GRACE_MS, SessionFeeds } from '../../server/ordering/sessionFeeds';
+import type { Packet } from '../../server/realtime/extensions/clusterAdapter';
+import { messageReceived } from '../../server/services/messageEvents';
+import { MemoryMessageStore, MemorySessionStore } from '../../server/storage/memory';
+
+const logger = createLogger(loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal' }));
+const author = { id: 'a', name: 'Ada', joined_at: new Date().toISOString() };
+
+async function setup() {
+  const store = new MemoryMessageStore();
+  const session = await new MemorySessionStore().create({ name: 'S', max_users: 6 });
+  const delivered: Array<{ event: string; seq: number }> = [];
+  const held = new Set<string>();
+  const counts = { repaired: 0, timings: 0 };
+  const feeds = new SessionFeeds(
+    {
+      hold: async (room) => void held.add(room),
+      release: (room) => void held.delete(room),
+      deliverHere: (packet: Packet) => {
+        const [event, data] = packet.data as [string, { seq: number }];
+        delivered.push({ event, seq: data.seq });
+        counts.timings += 1;
+      },
+    },
+    store,
+    logger,
+    { gapRepaired: () => (counts.repaired += 1) },
+  );
+  const room = `session:${session.id}`;
+  const opts = (): BroadcastOptions => ({ rooms: new Set([room]), except: new Set() });
+  /** Stores a message and returns the packet its broadcast would carry. */
+  const store1 = async (text: string): Promise<Packet> => {
+    const message = await store.storeChat(session.id, author, text);
+    return { type: 2, data: ['message_received', messageReceived({ ...message, is_spirit: false })], nsp: '/' };
+  };
+  const seqs = () => delivered.map((d) => d.seq);
+  return { store, session, feeds, delivered, held, counts, room, opts, store1, seqs };
+}
+
+const waitFor = async (what: string, check: () => boolean, timeoutMs = 2_000) => {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+};
+
+describe('session feeds (ordering of stored messages on a node)', () => {
+  it('delivers the next seq at once, and leaves other events and other sessions alone', async () => {
+    const w = await setup();
+    await w.feeds.open(w.session.id);
+    expect(w.held.has(w.room)).to.equal(true);
+    await w.feeds.settle(w.session.id, 0);
+    for (const text of ['one', 'two', 'three']) expect(w.feeds.route(await w.store1(text), w.opts())).to.equal(true);
+    expect(w.seqs()).to.deep.equal([1, 2, 3]);
+    expect(w.feeds.route({ type: 2, data: ['spirit_thinking', { in_reply_to: 1 }] }, w.opts())).to.equal(false);
+    expect(w.feeds.route({ type: 2, data: ['message_received', { seq: 1 }] }, { rooms: new Set(['session:other']), except: new Set() })).to.equal(false);
+    expect(w.counts).to.deep.equal({ repaired: 0, timings: 3 });
+  });
+
+  it('holds an event that comes early and delivers it after the one it overtook, without reading storage', async () => {
+    const w = await setup();
+    await w.feeds.open(w.session.id);
+    await w.feeds.settle(w.session.id, 0);
+    const [one, two, three] = [await w.store1('one'), await w.store1('two'), await w.store1('three')];
+    w.feeds.route(one, w.opts());
+    w.feeds.route(three, w.opts());
+    expect(w.seqs()).to.deep.equal([1]);
+    w.feeds.route(two, w.opts());
+    expect(w.seqs()).to.deep.equal([1, 2, 3]);
+    expect(w.counts.repaired).to.equal(0);
+  });
+
+  it('fills a hole that stays open past the grace from storage, in order, and counts the repair (one hole of two messages)', async () => {
+    const w = await setup();
+    await w.feeds.open(w.session.id);
+    await w.feeds.settle(w.session.id, 0);
+    const one = await w.store1('one');
+    await w.store1('lost between nodes');
+    await w.store1('lost too');
+    const four = await w.store1('four');
+    w.feeds.route(one, w.opts());
+    const started = Date.now();
+    w.feeds.route(four, w.opts());
+    expect(w.seqs()).to.deep.equal([1]);
+    await waitFor('the repair', () => w.delivered.length === 4);
+    expect(Date.now() - started).to.be.at.least(GAP_GRACE_MS - 5);
+    expect(w.seqs()).to.deep.equal([1, 2, 3, 4]);
+    expect(w.counts.repaired).to.equal(1);
+  });
+
+  it('drops a seq it already delivered (a repeat, or a live copy of a repaired message)', async () => {
+    const w = await setup();
+    await w.feeds.open(w.session.id);
+    await w.feeds.settle(w.session.id, 0);
+    const one = await w.store1('one');
+    w.feeds.route(one, w.opts());
+    w.feeds.route(one, w.opts());
+    expect(w.seqs()).to.deep.equal([1]);
+  });
+
+  it('reads the session from storage when an ordered event has no seq (a node of the previous release)', async () => {
+    const w = await setup();
+    await w.feeds.open(w.session.id);
+    await w.feeds.settle(w.session.id, 0);
+    const packet = await w.store1('from an old node');
+    const [, data] = packet.data as [string, Record<string, unknown>];
+    delete data.seq;
+    expect(w.feeds.route(packet, w.opts())).to.equal(true);
+    await waitFor('the repair', () => w.delivered.length === 1);
+    expect(w.seqs()).to.deep.equal([1]);
+    w.feeds.unreadable(w.session.id);
+    await w.store1('announced in a format this node cannot read');
+    w.feeds.unreadable(w.session.id);
+    await waitFor('the repair', () => w.delivered.length === 2);
+    expect(w.seqs()).to.deep.equal([1, 2]);
+  });
+
+  it('lets a join start listening exactly where its history ends', async () => {
+    const w = await setup();
+    await w.feeds.open(w.session.id);
+    await w.feeds.settle(w.session.id, 0);
+    const [one, two] = [await w.store1('one'), await w.store1('two')];
+    w.feeds.route(one, w.opts());
+    w.feeds.route(two, w.opts());
+    // A joiner whose history read ended at 1: it is given 2 with its welcome.
+    await w.feeds.settle(w.session.id, 1);
+    expect(w.feeds.since(w.session.id, 1)?.map((m) => [m.seq, m.message])).to.deep.equal([[2, 'two']]);
+    // A joiner whose history holds 3, which this node has not delivered yet: it waits for it.
+    const three = await w.store1('three');
+    let settled = false;
+    const settling = w.feeds.settle(w.session.id, 3).then(() => (settled = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(settled).to.equal(false);
+    w.feeds.route(three, w.opts());
+    await settling;
+    expect(w.feeds.since(w.session.id, 3)).to.deep.equal([]);
+    // ...and when the live event never comes, the storage has it.
+    await w.store1('four');
+    await w.feeds.settle(w.session.id, 4);
+    expect(w.seqs()).to.deep.equal([1, 2, 3, 4]);
+  });
+
+  it('starts a session new to this node where the first join read history, holding what arrived meanwhile', async () => {
+    const w = await setup();
+    await w.store1('before anyone here');
+    await w.feeds.open(w.session.id);
+    const two = await w.store1('stored while the join read history');
+    w.feeds.route(two, w.opts());
+    expect(w.seqs()).to.deep.equal([]);
+    await w.feeds.settle(w.session.id, 1);
+    expect(w.seqs()).to.deep.equal([2]);
+    expect(w.feeds.since(w.session.id, 1)?.map((m) => m.seq)).to.deep.equal([2]);
+  });
+
+  it('lets go of the session when its last holder closes', async () => {
+    const w = await setup();
+    await w.feeds.open(w.session.id);
+    await w.feeds.open(w.session.id);
+    w.feeds.close(w.session.id);
+    expect(w.held.has(w.room)).to.equal(true);
+    w.feeds.close(w.session.id);
+    expect(w.held.has(w.room)).to.equal(false);
+    expect(w.feeds.route(await w.store1('nobody here'), w.opts())).to.equal(false);
+  });
+});

@@ -45,7 +45,7 @@ import { LocalLease, RedisLease } from './services/maintenanceLease';
 import { SessionLifecycle } from './services/sessionLifecycle';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
-import { sequelizeStores } from './storage/sequelize';
+import { sequelizeMaintenance, sequelizeStores } from './storage/sequelize';
 import type { SpiritProvider } from './services/spirit/types';
 import { VoiceService } from './services/voice';
 import type { VoiceProvider } from './services/voice/types';
@@ -155,7 +155,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const adminUiPage = attachAdminUi(io, config.operations.adminUi, config.nodeId, redis?.command ?? null);
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
-    db,
+    store: sequelizeMaintenance(db),
     presence,
     broadcaster,
     // Three rounds of slack: a holder that dies is replaced within about three intervals.

@@ -7,18 +7,17 @@
  * so the cluster does each job once; ending a session is also a conditional update
  * (`WHERE is_active`), so even two holders in a hand-over could not end one twice.
  */
-import { Op, literal } from 'sequelize';
 import type { Config } from '../../config';
-import type { Database } from '../db';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { Broadcaster } from '../realtime/broadcaster';
+import type { MaintenanceStore } from '../storage/ports';
 import type { Lease } from './maintenanceLease';
 import type { Presence } from './presence/types';
 
 export interface SessionLifecycleDeps {
   config: Config['lifecycle'];
-  db: Database;
+  store: MaintenanceStore;
   presence: Presence;
   broadcaster: Broadcaster;
   lease: Lease;
@@ -68,19 +67,8 @@ export class SessionLifecycle {
 
   /** Sessions created before the cutoff with no message and no present participant who joined since. */
   private async endIdleSessions(): Promise<void> {
-    const { Session } = this.deps.db.models;
-    const { sequelize } = this.deps.db;
     const cutoff = new Date(Date.now() - this.deps.config.sessionIdleTimeoutMs);
-    const candidates = await Session.findAll({
-      attributes: ['id'],
-      where: {
-        is_active: true,
-        created_at: { [Op.lt]: cutoff },
-        [Op.and]: [literal(`NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = "Session"."id" AND m.timestamp >= ${sequelize.escape(cutoff)})`)],
-      },
-      limit: BATCH,
-    });
-    for (const { id } of candidates) {
+    for (const id of await this.deps.store.idleCandidates(cutoff, BATCH)) {
       const present = await this.deps.presence.list(id);
       if (present.some((p) => Date.parse(p.joined_at) >= cutoff.getTime())) continue;
       await this.endIdle(id);
@@ -89,8 +77,7 @@ export class SessionLifecycle {
 
   private async endIdle(sessionId: string): Promise<void> {
     const endedAt = new Date();
-    const [changed] = await this.deps.db.models.Session.update({ is_active: false, ended_at: endedAt }, { where: { id: sessionId, is_active: true } });
-    if (changed !== 1) return;
+    if (!(await this.deps.store.endIfActive(sessionId, endedAt))) return;
     await this.deps.presence.clear(sessionId);
     this.deps.broadcaster.endSession(sessionId, { session_id: sessionId, ended_at: endedAt.toISOString(), reason: 'idle' });
     this.deps.metrics.sessionEndedIdle();
@@ -98,19 +85,13 @@ export class SessionLifecycle {
   }
 
   private async deleteExpiredMessages(retentionMs: number): Promise<void> {
-    const { Message, Session } = this.deps.db.models;
     const cutoff = new Date(Date.now() - retentionMs);
     for (;;) {
-      const expired = await Message.findAll({
-        attributes: ['id'],
-        include: [{ model: Session, as: 'session', attributes: [], where: { is_active: false, ended_at: { [Op.lt]: cutoff } } }],
-        limit: BATCH * 10,
-      });
-      if (expired.length === 0) return;
-      const deleted = await Message.destroy({ where: { id: expired.map((m) => m.id) } });
+      const deleted = await this.deps.store.deleteExpiredMessages(cutoff, BATCH * 10);
+      if (deleted === 0) return;
       this.deps.metrics.messagesExpired(deleted);
       this.deps.logger.info({ deleted }, 'expired messages deleted');
-      if (expired.length < BATCH * 10) return;
+      if (deleted < BATCH * 10) return;
     }
   }
 }

@@ -82,3 +82,13 @@ export interface Stores {
   users: UserStore;
   audio: AudioStore;
 }
+
+/** Housekeeping over the whole deployment (idle sessions, message retention), run by one node at a time. */
+export interface MaintenanceStore {
+  /** Active sessions created before `cutoff` with no message since, at most `limit` of them. */
+  idleCandidates(cutoff: Date, limit: number): Promise<string[]>;
+  /** Ends the session if it is still active; false when it had already ended (the creator, another node). */
+  endIfActive(id: string, endedAt: Date): Promise<boolean>;
+  /** Deletes at most `limit` messages of sessions that ended before `cutoff`; resolves with how many. */
+  deleteExpiredMessages(cutoff: Date, limit: number): Promise<number>;
+}

@@ -1,6 +1,7 @@
 /** The stores on the database (PostgreSQL, or the embedded SQLite). */
 import type { Database } from '../../db';
-import type { Stores } from '../ports';
+import type { MaintenanceStore, Stores } from '../ports';
+import { SequelizeMaintenanceStore } from './maintenance';
 import { SequelizeMessageStore } from './messages';
 import { SequelizeSessionStore } from './sessions';
 import { SequelizeAudioStore } from './spokenAudio';
@@ -14,4 +15,9 @@ export function sequelizeStores(db: Database, nodeId: string): Stores {
     users: new SequelizeUserStore(db.models),
     audio: new SequelizeAudioStore(db.models.SpokenAudio, nodeId),
   };
+}
+
+/** The housekeeping queries (idle sessions, retention) on the same database. */
+export function sequelizeMaintenance(db: Database): MaintenanceStore {
+  return new SequelizeMaintenanceStore(db.models, db.sequelize);
 }

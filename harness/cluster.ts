@@ -3,6 +3,7 @@
  * nginx in front, rendered from the shipped nginx.conf. Shared by the cluster tests, the
  * benchmark and `npm run cluster`.
  */
+import path from 'node:path';
 import { startNginx, type NginxHandle } from './nginx';
 import { startNode, type NodeHandle } from './node';
 import { startPostgres, type PostgresHandle } from './postgres';
@@ -18,6 +19,8 @@ export interface ClusterOptions {
   /** Reused, not stopped by stop(). Started (and destroyed on stop) when absent. */
   postgres?: PostgresHandle;
   redis?: RedisHandle;
+  /** Node logs go to `logDir/node-N.log` (kept, appended across restarts) instead of temp dirs. */
+  logDir?: string;
 }
 
 export interface ClusterHandle {
@@ -29,6 +32,12 @@ export interface ClusterHandle {
   nginx: NginxHandle | null;
   /** Starts node-(N+1) (from `root`, another build, when given) and, with nginx, reloads it to include the new node. */
   addNode(env?: Record<string, string>, root?: string): Promise<NodeHandle>;
+  /**
+   * Starts node `index` (0-based) again, as the same NODE_ID on the same port with the same
+   * environment (nginx needs no reload); a process still running is stopped first (SIGTERM,
+   * SIGKILL after 10 s). The new handle replaces the old one in `nodes`.
+   */
+  restartNode(index: number): Promise<NodeHandle>;
   /** Stops nginx and every node, then PostgreSQL and Redis unless they were given. */
   stop(): Promise<void>;
 }
@@ -62,9 +71,15 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
     ]);
   };
 
-  const launch = (index: number, env: Record<string, string> = {}, root?: string) =>
+  // Each node's own extra environment, so a restart brings back the same node.
+  const nodeEnvs: Array<Record<string, string>> = [];
+  // Each node's build (undefined: this checkout), so a restart brings back the same release.
+  const nodeRoots: Array<string | undefined> = [];
+  const launch = (index: number, env: Record<string, string> = {}, port?: number, root?: string) =>
     startNode({
       root,
+      port,
+      logFile: opts.logDir ? path.join(opts.logDir, `node-${index}.log`) : undefined,
       env: {
         NODE_ID: `node-${index}`,
         DATABASE_URL: postgres!.url,
@@ -99,9 +114,20 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
     redis,
     nginx,
     addNode: async (env, root) => {
-      const node = await launch(nodes.length + 1, env, root);
+      const node = await launch(nodes.length + 1, env, undefined, root);
+      nodeEnvs[nodes.length] = env ?? {};
+      nodeRoots[nodes.length] = root;
       nodes.push(node);
       if (nginx) await nginx.reload(nodes.map((n) => `127.0.0.1:${n.port}`));
+      return node;
+    },
+    restartNode: async (index) => {
+      const old = nodes[index];
+      if (!old) throw new Error(`restartNode: no node ${index}`);
+      // Also removes the old temp log dir (unless logDir keeps the logs).
+      await old.stop();
+      const node = await launch(index + 1, nodeEnvs[index] ?? {}, old.port, nodeRoots[index]);
+      nodes[index] = node;
       return node;
     },
     stop,

@@ -35,6 +35,8 @@ export interface NginxHandle {
   workDir: string;
   configFile: string;
   errorLog: string;
+  /** Exit code of the master (null for a signal); never rejects. */
+  exited: Promise<number | null>;
   /** Fast shutdown (SIGTERM), SIGKILL after 10 s; removes the work dir if we made it. */
   stop(): Promise<void>;
   /** Re-renders with these upstreams and reloads (SIGHUP), resolving once new connections use them. */
@@ -181,5 +183,5 @@ export async function startNginx(opts: NginxOptions): Promise<NginxHandle> {
     );
   };
 
-  return { url: `http://127.0.0.1:${port}`, port, pid: master.pid, workDir, configFile, errorLog, stop, reload };
+  return { url: `http://127.0.0.1:${port}`, port, pid: master.pid, exited: master.exited, workDir, configFile, errorLog, stop, reload };
 }

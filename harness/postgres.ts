@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pgQuery } from './pg';
 import { freePort } from './ports';
-import { findExecutable, makeTempDir, removeTempDir, run, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
+import { findExecutable, makeTempDir, removeTempDir, signal, run, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
 
 export interface PostgresHandle {
   /** postgres://postgres@127.0.0.1:PORT/seance */
@@ -22,6 +22,12 @@ export interface PostgresHandle {
   start(): Promise<void>;
   /** stop() and remove the temp dir. */
   destroy(): Promise<void>;
+  /** PID of the current process (-1 before the first start). */
+  readonly pid: number;
+  /** Exit code (null for a signal) of the current process; never rejects. */
+  readonly exited: Promise<number | null>;
+  /** Sends a signal to the current process by PID (SIGSTOP/SIGCONT to freeze it, SIGKILL to crash it). */
+  kill(sig: NodeJS.Signals): void;
 }
 
 const READY_TIMEOUT_MS = 30_000;
@@ -123,6 +129,15 @@ export async function startPostgres(): Promise<PostgresHandle> {
     destroy: async () => {
       await stop();
       await removeTempDir(dir);
+    },
+    get pid() {
+      return proc?.pid ?? -1;
+    },
+    get exited() {
+      return proc ? proc.exited : new Promise<number | null>(() => undefined);
+    },
+    kill: (sig) => {
+      if (proc && !proc.hasExited()) signal(proc.pid, sig);
     },
   };
 }

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { freePort } from './ports';
-import { findExecutable, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
+import { findExecutable, makeTempDir, removeTempDir, signal, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
 
 export interface RedisHandle {
   /** redis://127.0.0.1:PORT */
@@ -15,6 +15,12 @@ export interface RedisHandle {
   start(): Promise<void>;
   /** stop() and remove the temp dir. */
   destroy(): Promise<void>;
+  /** PID of the current process (-1 before the first start). */
+  readonly pid: number;
+  /** Exit code (null for a signal) of the current process; never rejects. */
+  readonly exited: Promise<number | null>;
+  /** Sends a signal to the current process by PID (SIGSTOP/SIGCONT to freeze it, SIGKILL to crash it). */
+  kill(sig: NodeJS.Signals): void;
 }
 
 const READY_TIMEOUT_MS = 10_000;
@@ -74,6 +80,15 @@ export async function startRedis(): Promise<RedisHandle> {
     destroy: async () => {
       await stop();
       await removeTempDir(dir);
+    },
+    get pid() {
+      return proc?.pid ?? -1;
+    },
+    get exited() {
+      return proc ? proc.exited : new Promise<number | null>(() => undefined);
+    },
+    kill: (sig) => {
+      if (proc && !proc.hasExited()) signal(proc.pid, sig);
     },
   };
 }

@@ -56,6 +56,7 @@ export async function runIdle(system: SystemHandle, transport: Transport, levels
         joinTimeoutMs: 60_000,
         joinConcurrency: 64,
         sioTransports: ['websocket'],
+        warmupMs: 0,
       });
       generators.push(gen);
       const joined = await gen.join();

@@ -193,6 +193,7 @@ async function profileSystem(
         joinTimeoutMs: 20_000,
         joinConcurrency: 32,
         sioTransports: ['websocket'],
+        warmupMs: 0,
       });
       try {
         await gen.join();
@@ -260,7 +261,7 @@ async function main(): Promise<void> {
   };
   const log = (line: string) => process.stdout.write(`${line}\n`);
   buildFloor();
-  const [postgres, redis] = await Promise.all([startPostgres(), startRedis()]);
+  const [postgres, redis] = await Promise.all([startPostgres({ durable: true }), startRedis()]);
   const summaries: ProfileSummary[] = [];
   try {
     for (const kind of ['project', 'floor'] as SystemKind[]) summaries.push(await profileSystem(kind, { postgres, redis }, opts, log));

@@ -5,13 +5,13 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import ts from 'typescript';
 import { startCluster } from '../harness/cluster';
 import { startNginx, type NginxHandle } from '../harness/nginx';
 import { freePort } from '../harness/ports';
 import type { PostgresHandle } from '../harness/postgres';
 import { PROJECT_ROOT, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil } from '../harness/processes';
 import type { RedisHandle } from '../harness/redis';
+import { BUILD_DIR, transpile } from './lib/transpile';
 import { cpuDelta, groupRss, machineSeconds, memory, processTree, sampleCpu, type CpuSample } from './lib/procstat';
 
 export type SystemKind = 'project' | 'floor';
@@ -73,26 +73,8 @@ export async function startProject(backing: Backing, opts: { nodes: number; ngin
   };
 }
 
-const BUILD_DIR = path.join(PROJECT_ROOT, 'bench', '.build');
 const FLOOR_BUILD = path.join(BUILD_DIR, 'floor', 'server.js');
 export const PROFILER_PRELOAD = path.join(BUILD_DIR, 'lib', 'profiler-preload.js');
-
-/**
- * Transpiles bench/<relative>.ts to bench/.build/<relative>.js, so that it runs under plain
- * `node` exactly like the project's compiled dist/ (no TypeScript loader in its memory or
- * start-up). Resolution of packages still finds the project's node_modules.
- */
-function transpile(relative: string): string {
-  const source = path.join(PROJECT_ROOT, 'bench', `${relative}.ts`);
-  const out = ts.transpileModule(fs.readFileSync(source, 'utf8'), {
-    compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-    fileName: source,
-  });
-  const target = path.join(BUILD_DIR, `${relative}.js`);
-  fs.mkdirSync(path.dirname(target), { recursive: true });
-  fs.writeFileSync(target, out.outputText);
-  return target;
-}
 
 /** Builds the floor server and the profiler preload (cheap: no type check). */
 export function buildFloor(): string {

@@ -1,17 +1,25 @@
 /**
  * The bare floor the benchmark compares Séance against: one process of a minimal cluster
- * that does only the happy path of the contract. Socket.IO with the Redis adapter and a raw
- * `ws` endpoint on one HTTP server; join, `message_received` to the room, `spirit_thinking`
- * and a canned `spirit_response`. No database, no validation, no presence, no limits.
+ * that does only the happy path of the contract, the way a bare Socket.IO + Redis adapter
+ * cluster would. Socket.IO with @socket.io/redis-adapter and a raw `ws` endpoint on one HTTP
+ * server; join, `user_joined` / `user_left`, `message_received` to the room, `spirit_thinking`
+ * and a short canned `spirit_response`. No database, no validation, no presence, no limits.
  * Never shipped: it exists so the benchmark can say what our features cost.
+ *
+ * One path between nodes, whatever the transports: `io.to(room).emit()` publishes the event
+ * once through the adapter. Raw clients ride along: the adapter below applies every broadcast
+ * it delivers here (emitted here, or read from Redis) to this node's raw members of the room
+ * as well, with the frame serialised once per node. So a raw client costs no Redis channel or
+ * publish of its own, and a Socket.IO-only session costs nothing for raw clients.
  *
  * Environment: PORT, HOST (default 127.0.0.1), REDIS_URL, NODE_ID, NODE_INDEX (0-63).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import { createAdapter } from '@socket.io/redis-adapter';
+import { RedisAdapter } from '@socket.io/redis-adapter';
 import Redis from 'ioredis';
-import { Server } from 'socket.io';
+import { Server, type Namespace } from 'socket.io';
+import { Adapter, type BroadcastOptions } from 'socket.io-adapter';
 import { WebSocketServer, type WebSocket } from 'ws';
 
 const port = Number(process.env.PORT ?? 0);
@@ -29,89 +37,118 @@ if (!redisUrl) {
 let counter = 0;
 const nextId = () => ++counter * 64 + nodeIndex;
 
-// A typical oracle answer, with its per-character timings computed once.
-const SPIRIT_TEXT = 'The veil is thin tonight. Ask again when the candle burns low.';
-const SPIRIT_TIMINGS = Array.from(SPIRIT_TEXT, (c, i) => (i === 0 || c === ' ' ? 250 : '.!?'.includes(SPIRIT_TEXT[i - 1]) ? 300 : 120));
-const SPIRIT_WORDS = SPIRIT_TEXT.split(/\s+/).length;
+// A short canned answer, as a bare server would send.
+const SPIRIT_TEXT = 'YES.';
+const SPIRIT_TIMINGS = [250, 300, 280, 320];
 
-const pub = new Redis(redisUrl);
+interface RawMember {
+  ws: WebSocket;
+  /** What `except` names this member by (Socket.IO's socket ids play the same part). */
+  id: string;
+}
+
+/** This node's raw clients, by room (the session id). */
+const rawRooms = new Map<string, Set<RawMember>>();
+
+interface Packet {
+  type: number;
+  data?: unknown[];
+  nsp?: string;
+}
+
+/** Hands an EVENT packet to this node's raw members of its rooms, serialised once. */
+function applyToRaw(packet: Packet, opts: BroadcastOptions): void {
+  if (rawRooms.size === 0 || packet.type !== 2 || !Array.isArray(packet.data)) return;
+  let frame: string | null = null;
+  for (const room of opts.rooms) {
+    const members = rawRooms.get(room);
+    if (!members) continue;
+    for (const member of members) {
+      if (opts.except?.has(member.id) || member.ws.readyState !== member.ws.OPEN) continue;
+      frame ??= JSON.stringify({ event: packet.data[0], data: packet.data[1], timestamp: new Date().toISOString() });
+      member.ws.send(frame);
+    }
+  }
+}
+
+/** What the subclass uses of RedisAdapter (its typings keep these private). */
+interface RedisAdapterParts extends Adapter {
+  readonly channel: string;
+  readonly uid: string;
+  readonly parser: { decode(msg: Buffer): unknown };
+}
+const RedisAdapterBase = RedisAdapter as unknown as new (nsp: Namespace, pub: Redis, sub: Redis, opts: { key: string }) => RedisAdapterParts;
+
+/**
+ * The Redis adapter with one more kind of local listener. Publishing is the adapter's own;
+ * each broadcast applied here reaches Socket.IO sockets and raw clients from one decode.
+ */
+class FloorAdapter extends RedisAdapterBase {
+  override broadcast(packet: Packet, opts: BroadcastOptions): void {
+    super.broadcast(packet as Parameters<Adapter['broadcast']>[0], opts);
+    applyToRaw(packet, opts);
+  }
+
+  /** Replaces RedisAdapter's handler of a Redis message (it calls this method by name). */
+  onmessage(_pattern: string, channel: string | Buffer, msg: Buffer): void {
+    const name = channel.toString();
+    if (!name.startsWith(this.channel)) return;
+    const room = name.slice(this.channel.length, -1);
+    // Messages for rooms without a member here, of either kind, are skipped before decoding.
+    if (room !== '' && !this.rooms.has(room) && !rawRooms.has(room)) return;
+    const [uid, packet, wire] = this.parser.decode(msg) as [string, Packet | undefined, { rooms: string[]; except: string[]; flags?: BroadcastOptions['flags'] }];
+    if (uid === this.uid || !packet) return;
+    const nspName = (this.nsp as Namespace).name;
+    if ((packet.nsp ?? '/') !== nspName) return;
+    packet.nsp = nspName;
+    const opts: BroadcastOptions = { rooms: new Set(wire.rooms), except: new Set(wire.except), flags: wire.flags };
+    // The in-memory delivery to this node's sockets, as RedisAdapter does after its own decode.
+    Adapter.prototype.broadcast.call(this, packet as Parameters<Adapter['broadcast']>[0], opts);
+    applyToRaw(packet, opts);
+  }
+}
+
+const pub = new Redis(redisUrl, { maxRetriesPerRequest: null });
 const sub = pub.duplicate();
-const rawSub = pub.duplicate();
 
 const httpServer = createServer(onRequest);
 const io = new Server(httpServer, {
   serveClient: false,
   destroyUpgrade: false,
-  perMessageDeflate: false,
-  httpCompression: false,
+  cors: { origin: true, credentials: true },
 });
-io.adapter(createAdapter(pub, sub, { key: 'floor' }));
+io.adapter(function (this: unknown, nsp: Namespace) {
+  return new FloorAdapter(nsp, pub, sub, { key: 'floor' });
+} as never);
 
-/** Raw connections of this node, per session. */
-const rawClients = new Map<string, Set<WebSocket>>();
-const subscriptions = new Map<string, Promise<unknown>>();
-const RAW_CHANNEL = 'floor:raw:';
+const now = () => new Date().toISOString();
 
-rawSub.on('message', (channel: string, message: string) => {
-  // "<origin node>\n<frame>": frames from this node were already delivered locally.
-  const cut = message.indexOf('\n');
-  if (message.slice(0, cut) === nodeId) return;
-  deliverRaw(channel.slice(RAW_CHANNEL.length), message.slice(cut + 1));
-});
-
-function deliverRaw(sessionId: string, frame: string): void {
-  const clients = rawClients.get(sessionId);
-  if (!clients) return;
-  for (const ws of clients) ws.send(frame);
-}
-
-/** The one way an event reaches a session: Socket.IO room (all nodes) and raw clients (all nodes). */
-function broadcast(sessionId: string, event: string, data: unknown): void {
-  io.to(sessionId).emit(event, data);
-  const frame = JSON.stringify({ event, data, timestamp: new Date().toISOString() });
-  deliverRaw(sessionId, frame);
-  void pub.publish(RAW_CHANNEL + sessionId, `${nodeId}\n${frame}`);
-}
-
-function onMessage(sessionId: string, userId: string, userName: string, message: string): number {
+/** The one place events are made, for both transports. */
+function onMessage(sessionId: string, you: { id: string; name: string }, message: string): number {
   const id = nextId();
-  const timestamp = new Date().toISOString();
-  broadcast(sessionId, 'message_received', { id, session_id: sessionId, user_id: userId, user_name: userName, message, timestamp });
-  broadcast(sessionId, 'spirit_thinking', { session_id: sessionId, in_reply_to: id });
-  broadcast(sessionId, 'spirit_response', {
-    id: nextId(),
-    session_id: sessionId,
-    in_reply_to: id,
-    message: SPIRIT_TEXT,
-    word_count: SPIRIT_WORDS,
-    letter_timings: SPIRIT_TIMINGS,
-    audio_url: null,
-    timestamp,
-  });
+  const room = io.to(sessionId);
+  room.emit('message_received', { id, session_id: sessionId, user_id: you.id, user_name: you.name, message, timestamp: now() });
+  room.emit('spirit_thinking', { session_id: sessionId, in_reply_to: id });
+  room.emit('spirit_response', { id: nextId(), session_id: sessionId, in_reply_to: id, message: SPIRIT_TEXT, word_count: 1, letter_timings: SPIRIT_TIMINGS, audio_url: null, timestamp: now() });
   return id;
 }
 
-function welcome(sessionId: string, userId: string, name: string) {
-  const now = new Date().toISOString();
-  const you = { id: userId, name, joined_at: now };
-  return {
-    session: { id: sessionId, name: 'floor', created_at: now, max_users: 12, is_active: true },
-    you,
-    users: [you],
-    messages: [],
-  };
+function welcome(sessionId: string, you: { id: string; name: string; joined_at: string }) {
+  return { session: { id: sessionId, name: 'floor', created_at: you.joined_at, max_users: 12, is_active: true }, you, users: [you], messages: [], resumed: false };
 }
 
 io.on('connection', (socket) => {
   const auth = socket.handshake.auth as { session_id: string; name: string; user_id?: string };
   const sessionId = auth.session_id;
-  const userId = auth.user_id ?? randomUUID();
+  const you = { id: auth.user_id ?? randomUUID(), name: auth.name, joined_at: now() };
   void socket.join(sessionId);
-  socket.emit('session_joined', welcome(sessionId, userId, auth.name));
+  socket.emit('session_joined', welcome(sessionId, you));
+  socket.to(sessionId).emit('user_joined', you);
   socket.on('send_message', (data: { message: string }, ack?: (reply: unknown) => void) => {
-    const id = onMessage(sessionId, userId, auth.name, data.message);
+    const id = onMessage(sessionId, you, data.message);
     if (typeof ack === 'function') ack({ ok: true, id });
   });
+  socket.on('disconnect', () => io.to(sessionId).emit('user_left', you));
 });
 
 const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, clientTracking: false });
@@ -126,55 +163,44 @@ httpServer.on('upgrade', (req, socket, head) => {
 });
 
 function onRaw(ws: WebSocket, sessionId: string): void {
-  let user: { id: string; name: string } | null = null;
+  const member: RawMember = { ws, id: `raw:${randomUUID()}` };
+  let you: { id: string; name: string; joined_at: string } | null = null;
   ws.on('message', (raw) => {
     const frame = JSON.parse((raw as Buffer).toString()) as { event?: string; data?: { message: string }; user_id?: string; name?: string };
-    if (!user) {
-      user = { id: frame.user_id ?? randomUUID(), name: frame.name ?? 'anonymous' };
-      let clients = rawClients.get(sessionId);
-      if (!clients) rawClients.set(sessionId, (clients = new Set()));
-      clients.add(ws);
-      let subscribed = subscriptions.get(sessionId);
-      if (!subscribed) subscriptions.set(sessionId, (subscribed = rawSub.subscribe(RAW_CHANNEL + sessionId)));
-      const joined = welcome(sessionId, user.id, user.name);
-      // Joined only once remote frames for the session can reach this node.
-      subscribed.then(
-        () => ws.send(JSON.stringify({ event: 'session_joined', data: joined, timestamp: new Date().toISOString() })),
-        () => ws.close(1011),
-      );
+    if (!you) {
+      you = { id: frame.user_id ?? randomUUID(), name: frame.name ?? 'anonymous', joined_at: now() };
+      let members = rawRooms.get(sessionId);
+      if (!members) rawRooms.set(sessionId, (members = new Set()));
+      members.add(member);
+      ws.send(JSON.stringify({ event: 'session_joined', data: welcome(sessionId, you), timestamp: now() }));
+      io.to(sessionId).except(member.id).emit('user_joined', you);
       return;
     }
-    if (frame.event === 'send_message' && frame.data) onMessage(sessionId, user.id, user.name, frame.data.message);
+    if (frame.event === 'send_message' && frame.data) onMessage(sessionId, you, frame.data.message);
   });
   ws.on('close', () => {
-    const clients = rawClients.get(sessionId);
-    if (!clients?.delete(ws) || clients.size > 0) return;
-    rawClients.delete(sessionId);
-    subscriptions.delete(sessionId);
-    void rawSub.unsubscribe(RAW_CHANNEL + sessionId);
+    const members = rawRooms.get(sessionId);
+    if (members?.delete(member) && members.size === 0) rawRooms.delete(sessionId);
+    if (you) io.to(sessionId).emit('user_left', you);
   });
   ws.on('error', () => undefined);
 }
 
 function onRequest(req: IncomingMessage, res: ServerResponse): void {
   const json = (status: number, body: unknown) => {
-    res.writeHead(status, { 'content-type': 'application/json' });
+    res.writeHead(status, { 'content-type': 'application/json', 'x-seance-node': nodeId });
     res.end(JSON.stringify(body));
   };
   if (req.method === 'GET' && req.url === '/health') {
-    json(200, { status: 'healthy', redis: 'connected', node_id: nodeId, uptime_s: Math.round(process.uptime()), timestamp: new Date().toISOString() });
+    json(200, { status: 'healthy', redis: 'connected', node_id: nodeId, uptime_s: Math.round(process.uptime()), timestamp: now() });
     return;
   }
   if (req.method === 'POST' && req.url === '/api/sessions') {
     // The body is read and ignored: the floor has no sessions to validate or store.
     req.resume();
     req.on('end', () => {
-      const now = new Date().toISOString();
-      json(201, {
-        success: true,
-        data: { id: randomUUID(), name: 'floor', created_at: now, max_users: 12, is_active: true },
-        meta: { timestamp: now, request_id: randomUUID() },
-      });
+      const at = now();
+      json(201, { success: true, data: { id: randomUUID(), name: 'floor', created_at: at, max_users: 12, is_active: true }, meta: { timestamp: at, request_id: randomUUID() } });
     });
     return;
   }
@@ -190,7 +216,7 @@ function stop(): void {
   setTimeout(() => process.exit(0), 3_000).unref();
   void io.close();
   httpServer.closeAllConnections();
-  void Promise.allSettled([pub.quit(), sub.quit(), rawSub.quit()]).then(() => process.exit(0));
+  void Promise.allSettled([pub.quit(), sub.quit()]).then(() => process.exit(0));
 }
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

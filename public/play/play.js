@@ -12,10 +12,12 @@
   var storage = window.localStorage;
   var state = { socket: null, sessionId: null, me: null, lastSeq: null, people: new Map(), shown: new Set(), thinking: new Set() };
 
-  // Which node serves us: the node's id from /health (the reply's X-Seance-Node says the same).
+  // Which node serves us: the node's id from /health (the reply's X-Seance-Node says the same),
+  // asked with the session like the connection, so the load balancer picks the same node.
   // Asked again on every (re)connect: after a node goes away, the load balancer picks another.
   function showNode() {
-    fetch('/health', { cache: 'no-store' })
+    var query = state.sessionId ? '?session_id=' + encodeURIComponent(state.sessionId) : '';
+    fetch('/health' + query, { cache: 'no-store' })
       .then(function (res) {
         return res.json().then(function (body) {
           return body.node_id || res.headers.get('X-Seance-Node');
@@ -123,6 +125,8 @@
     setStatus('connecting', 'connecting…');
     var socket = io({
       transports: ['websocket', 'polling'],
+      // In the handshake URL, so the load balancer puts everyone in this session on one node.
+      query: { session_id: sessionId },
       // A function, so each reconnect sends the last seq seen and resumes instead of starting over.
       auth: function (cb) {
         var auth = { session_id: sessionId, name: name, user_id: userId() };

@@ -171,6 +171,49 @@ describe('cluster: 3 nodes behind nginx', function () {
     a.send({ event: 'send_message', data: { message: 'through nginx' } });
     expect((await b.inbox.waitFor('message_received')).message).to.equal('through nginx');
   });
+  it("puts Socket.IO clients that name their session in the handshake query on the session's node; without it, by address", async () => {
+    /** The node that answers an engine.io handshake through nginx from `localAddress` (X-Seance-Node). */
+    const handshakeNode = (localAddress: string, sessionId?: string) =>
+      new Promise<string>((resolve, reject) => {
+        const query = `EIO=4&transport=polling${sessionId ? `&session_id=${sessionId}` : ''}`;
+        const req = http.get(`${cluster.url}/socket.io/?${query}`, { localAddress, agent: false }, (res) => {
+          res.resume();
+          resolve(String(res.headers['x-seance-node']));
+        });
+        req.once('error', reject);
+      });
+    const perSession = new Map<string, Set<string>>();
+    for (let s = 0; s < 12; s++) {
+      const sessionId = randomUUID();
+      const nodes = new Set<string>();
+      for (let c = 0; c < 4; c++) nodes.add(await handshakeNode(sourceAddress(), sessionId));
+      perSession.set(sessionId, nodes);
+    }
+    for (const [sessionId, nodes] of perSession) expect([...nodes], sessionId).to.have.length(1);
+    expect(new Set([...perSession.values()].flatMap((nodes) => [...nodes])).size, 'sessions hashed over the nodes').to.be.at.least(2);
+    // No session in the query: the client's address decides, as before.
+    const byAddress = new Set<string>();
+    for (let c = 0; c < 24; c++) byAddress.add(await handshakeNode(sourceAddress()));
+    expect(byAddress.size, 'addresses hashed over the nodes').to.be.at.least(2);
+
+    // A client that names its session keeps working on long-polling, and meets the session's raw clients on one node.
+    const session = await createSession(cluster.url);
+    const node = await handshakeNode(sourceAddress(), session.id);
+    const poller = track(
+      await joinSocket(
+        cluster.url,
+        { session_id: session.id, user_id: 'poller', name: 'Poller' },
+        { transports: ['polling'], upgrade: false, query: { session_id: session.id }, agent: new http.Agent({ localAddress: sourceAddress(), keepAlive: true }) as any },
+      ),
+    );
+    const upgraded = track(await joinSocket(cluster.url, { session_id: session.id, user_id: 'ws', name: 'WS' }, { query: { session_id: session.id }, localAddress: sourceAddress() } as any));
+    for (let i = 0; i < 5; i++) expect((await sendWithAck(poller, { message: `poll ${i}` })).ok).to.equal(true);
+    const received = await upgraded.inbox.waitForCount('message_received', 5);
+    expect(received.map((m) => m.message)).to.deep.equal(Array.from({ length: 5 }, (_, i) => `poll ${i}`));
+    expect(poller.connected).to.equal(true);
+    expect(await handshakeNode(sourceAddress(), session.id)).to.equal(node);
+  });
+
   it("puts a session's raw ws clients on one node through nginx, whatever their addresses; sessions spread", async () => {
     /** The node that answers a raw ws upgrade for `sessionId` from `localAddress` (X-Seance-Node of the 101). */
     const rawNode = (sessionId: string, localAddress: string) =>

@@ -227,12 +227,13 @@ describe('deployment files', () => {
     const conf = read('nginx.conf');
     const uncommented = conf.replace(/#[^\n]*/g, '');
 
-    it('is sticky by full client address (raw ws by session) and upgrades both websocket paths', () => {
+    it('is sticky by session when the client names it (raw ws path, Socket.IO query), else by full client address, and upgrades both websocket paths', () => {
       expect(uncommented).to.match(/hash \$seance_balance_key consistent;/);
-      const key = /map \$uri \$seance_balance_key \{([^}]*)\}/.exec(uncommented);
+      const key = /map "\$uri\?\$arg_session_id" \$seance_balance_key \{([^}]*)\}/.exec(uncommented);
       expect(key, 'the map that picks the hash key').to.not.equal(null);
       expect(key![1]).to.match(/default\s+\$remote_addr;/);
-      expect(key![1]).to.include('"~^/ws/([^/]+)/?$"');
+      expect(key![1]).to.include('"~^/ws/([^/?]+)/?\\?"');
+      expect(key![1]).to.include('"~\\?(.+)$"');
       expect(uncommented).not.to.match(/\bip_hash\b/);
       expect(uncommented).to.match(/server app:8000 [^;]*max_fails=1/);
       for (const location of ['/socket.io/', '/ws/']) {

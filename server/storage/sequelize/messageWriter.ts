@@ -19,7 +19,7 @@
  */
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { Message } from '../../../models';
-import { isConnectionSqlState } from '../../errors';
+import { PgStatements } from './pgStatements';
 
 export interface NewMessage {
   session_id: string;
@@ -53,21 +53,9 @@ interface BatchRow extends NewMessage {
   replyTo: number | null;
 }
 
-/** The pg client Sequelize pools, as far as the writer uses it. */
-interface PgClient {
-  query(statement: { name: string; text: string; values: unknown[] }): Promise<{ rows: Array<{ id: string | number; seq: string | number }> }>;
-  _invalid?: boolean;
-}
-
 const PREPARED_BATCH = 'seance_message_batch_seq';
 /** Statements one node has under way at once; more rows wait and go together in the next. */
 const MAX_IN_FLIGHT = 2;
-
-/** An error PostgreSQL raised for the statement (a SQLSTATE outside connection loss and shutdown): the connection is fine. */
-function isStatementError(err: unknown): boolean {
-  const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && /^[0-9A-Z]{5}$/.test(code) && !isConnectionSqlState(code);
-}
 
 /** Bounded so one statement stays small (and, for SQLite, under its bind parameter limit). */
 const MAX_BATCH_ROWS = 200;
@@ -92,6 +80,7 @@ export class MessageWriter {
   private readonly tableName: string;
   /** The batch statement, built once the id sequence's name is known (looked up once: it costs a catalog scan). */
   private postgresSql: Promise<string> | null = null;
+  private readonly statements: PgStatements;
 
   constructor(
     private readonly sequelize: Sequelize,
@@ -102,6 +91,7 @@ export class MessageWriter {
     this.q = (identifier) => qi.quoteIdentifier(identifier);
     this.tableName = model.getTableName() as string;
     this.table = this.q(this.tableName);
+    this.statements = new PgStatements(sequelize);
   }
 
   /** Resolves with where the row was stored. */
@@ -217,18 +207,8 @@ export class MessageWriter {
       throw err;
     });
     const text = await this.postgresSql;
-    const pool = this.sequelize.connectionManager;
-    const client = (await pool.getConnection({ type: 'write' })) as unknown as PgClient;
-    try {
-      const result = await client.query({ name: PREPARED_BATCH, text, values });
-      return result.rows.map((r) => ({ id: Number(r.id), seq: Number(r.seq) }));
-    } catch (err) {
-      // Sequelize's own mark for a broken connection: the pool replaces it instead of lending it again.
-      if (!isStatementError(err)) client._invalid = true;
-      throw err;
-    } finally {
-      pool.releaseConnection(client);
-    }
+    const stored = await this.statements.run<{ id: string | number; seq: string | number }>(PREPARED_BATCH, text, values);
+    return stored.map((r) => ({ id: Number(r.id), seq: Number(r.seq) }));
   }
 
   /**

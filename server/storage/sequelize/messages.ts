@@ -9,7 +9,12 @@ import type { Models } from '../../../models';
 import type { ChatMessageView, HistoryMessageView, ParticipantView } from '../../events';
 import type { HistoryPage, MessageStore, StoredMessage } from '../ports';
 import { MessageWriter, type NewMessage, type StoredRef } from './messageWriter';
+import type { PgStatements } from './pgStatements';
 import { historyMessageView, iso } from './views';
+
+/** A messages row as the named statements read it (the model's columns). */
+type MessageRow = Pick<Message, 'id' | 'seq' | 'session_id' | 'user_id' | 'user_name' | 'text' | 'is_spirit' | 'in_reply_to' | 'timestamp'>;
+const MESSAGE_COLUMNS = 'id, seq, session_id, user_id, user_name, "text", is_spirit, in_reply_to, "timestamp"';
 
 export class SequelizeMessageStore implements MessageStore {
   private readonly writer: MessageWriter;
@@ -17,6 +22,7 @@ export class SequelizeMessageStore implements MessageStore {
   constructor(
     private readonly models: Models,
     sequelize: Sequelize,
+    private readonly statements: PgStatements,
   ) {
     this.writer = new MessageWriter(sequelize, models.Message);
   }
@@ -47,6 +53,11 @@ export class SequelizeMessageStore implements MessageStore {
   }
 
   async recent(sessionId: string, limit: number): Promise<HistoryMessageView[]> {
+    if (this.statements.enabled) {
+      // Every join reads the last messages: a named statement on PostgreSQL.
+      const rows = await this.statements.run<MessageRow>('seance_messages_recent', `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 ORDER BY seq DESC LIMIT $2`, [sessionId, limit]);
+      return rows.reverse().map(historyMessageView);
+    }
     return (await this.page(sessionId, { limit })).messages;
   }
 
@@ -63,11 +74,24 @@ export class SequelizeMessageStore implements MessageStore {
   }
 
   async after(sessionId: string, afterSeq: number, limit: number): Promise<StoredMessage[]> {
+    if (this.statements.enabled) {
+      // Resumes and the ordering's repairs: a named statement on PostgreSQL.
+      const found = await this.statements.run<MessageRow>('seance_messages_after', `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3`, [
+        sessionId,
+        afterSeq,
+        limit,
+      ]);
+      return found.map((row) => ({ ...historyMessageView(row), in_reply_to: row.in_reply_to }));
+    }
     const rows = await this.models.Message.findAll({ where: { session_id: sessionId, seq: { [Op.gt]: afterSeq } }, order: [['seq', 'ASC']], limit });
     return rows.map((row) => ({ ...historyMessageView(row), in_reply_to: row.in_reply_to }));
   }
 
   async latestSeq(sessionId: string): Promise<number> {
+    if (this.statements.enabled) {
+      const [found] = await this.statements.run<{ last_seq: number }>('seance_session_last_seq', 'SELECT last_seq FROM sessions WHERE id = $1', [sessionId]);
+      return found?.last_seq ?? 0;
+    }
     const row = await this.models.Session.findByPk(sessionId, { attributes: ['last_seq'] });
     return row?.last_seq ?? 0;
   }

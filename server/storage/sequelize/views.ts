@@ -8,7 +8,10 @@ export function sessionView(row: Session): SessionView {
   return { id: row.id, name: row.name, created_at: iso(row.created_at), max_users: row.max_users, is_active: row.is_active };
 }
 
-export function chatMessageView(row: Message): ChatMessageView {
+/** The columns the views read: a model instance, or a row a named statement returned. */
+type MessageFields = Pick<Message, 'id' | 'seq' | 'session_id' | 'user_id' | 'user_name' | 'text' | 'is_spirit' | 'timestamp'>;
+
+export function chatMessageView(row: MessageFields): ChatMessageView {
   return {
     id: row.id,
     seq: row.seq,
@@ -20,6 +23,6 @@ export function chatMessageView(row: Message): ChatMessageView {
   };
 }
 
-export function historyMessageView(row: Message): HistoryMessageView {
+export function historyMessageView(row: MessageFields): HistoryMessageView {
   return { ...chatMessageView(row), is_spirit: row.is_spirit };
 }

@@ -23,6 +23,10 @@ export const redisNames = {
     alive: (nodeId: string) => `seance:node:${nodeId}:alive`,
     nodes: 'seance:nodes',
   },
+  /** The lease of the node that runs the cluster's maintenance (idle sessions, retention). */
+  maintenanceLease: 'seance:maintenance:lease',
+  /** The admin UI's login sessions, shared by every node. */
+  adminUiPrefix: 'seance:admin-ui',
   rateLimits: {
     /** rate-limiter-flexible's key prefix of one limit. */
     limiterPrefix: (limit: string) => `seance:rl:${limit}`,

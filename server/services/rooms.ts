@@ -53,7 +53,8 @@ export interface JoinRequestInput {
   token?: string;
 }
 
-const JOIN_HISTORY = 50;
+/** What an ordinary join is shown: the last 50 messages. */
+export const JOIN_HISTORY = 50;
 /** A resume that missed more than this is an ordinary join (CONTRACT: Order, resume and repair). */
 const MAX_RESUME = 1000;
 const SPIRIT_CONTEXT = 10;

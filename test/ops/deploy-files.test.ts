@@ -25,6 +25,7 @@ interface ComposeService {
   ports?: Array<string | { published?: string | number; target?: number }>;
   expose?: Array<string | number>;
   environment?: Record<string, string> | string[];
+  env_file?: Array<string | { path: string; required?: boolean }>;
   healthcheck?: { test?: string | string[] };
   depends_on?: string[] | Record<string, { condition?: string }>;
   restart?: string;
@@ -110,6 +111,11 @@ describe('deployment files', () => {
     it('passes METRICS_TOKEN and ADMIN_UI_PASSWORD through to the replicas, unset by default', () => {
       expect(env('app').METRICS_TOKEN).to.equal('${METRICS_TOKEN:-}');
       expect(env('app').ADMIN_UI_PASSWORD).to.equal('${ADMIN_UI_PASSWORD:-}');
+    });
+
+    it('hands the replicas an optional .env for every other setting (.env.example lists them)', () => {
+      expect(services.app.env_file).to.deep.equal([{ path: '.env', required: false }]);
+      expect(read('.env.example')).to.include('SPIRIT_PROVIDER');
     });
 
     it('is what the README tells a newcomer to run', () => {

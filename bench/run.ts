@@ -15,6 +15,7 @@ import { parseArgs } from 'node:util';
 import { PROJECT_ROOT } from '../harness/processes';
 import { startPostgres } from '../harness/postgres';
 import { startRedis } from '../harness/redis';
+import { startRedisCluster } from '../harness/redisCluster';
 import { runIdle, type IdleResult } from './idle';
 import { LoadGenerator, WARMUP_MS, createSessions, nowMs, planUsers, type LoadSummary, type TransportMix } from './load';
 import { machineSeconds } from './lib/procstat';
@@ -25,9 +26,9 @@ import { buildFloor, meter, startFloor, startProject, type Backing, type Resourc
 // Options
 // ---------------------------------------------------------------------------------------
 
-const SCENARIOS = ['sio', 'sio-session', 'ws', 'mixed', 'sio-direct', 'ws-direct', 'sio-1node', 'sweep', 'idle'] as const;
+const SCENARIOS = ['sio', 'sio-session', 'ws', 'mixed', 'sio-direct', 'ws-direct', 'sio-1node', 'redis-cluster', 'sweep', 'idle'] as const;
 type ScenarioName = (typeof SCENARIOS)[number];
-const DEFAULT_SCENARIOS: ScenarioName[] = ['sio', 'sio-session', 'ws', 'mixed', 'sio-direct', 'sio-1node', 'sweep', 'idle'];
+const DEFAULT_SCENARIOS: ScenarioName[] = ['sio', 'sio-session', 'ws', 'mixed', 'sio-direct', 'sio-1node', 'redis-cluster', 'sweep', 'idle'];
 
 interface Options {
   quick: boolean;
@@ -62,7 +63,8 @@ const USAGE = `usage: npm run bench -- [options]
   --headline-repeat K   runs of the headline scenario sio per system (default: --repeat if
                         given, else 7; quick 1)
   --scenarios a,b       among ${SCENARIOS.join(', ')}
-                        (default ${DEFAULT_SCENARIOS.join(',')})
+                        (default ${DEFAULT_SCENARIOS.join(',')}); redis-cluster runs the
+                        project on a 3-shard Redis Cluster against the project on one Redis
   --workers W           load generator processes (default 1)
   --drain MS            wait for stragglers after the last send (default 5000)
   --sweep-rates a,b     per-user rates of the sweep (default 0.5,1,1.5,2,3,4,6,8,12; quick 1,2,4,8)
@@ -402,9 +404,73 @@ function crossing(steps: SweepStep[]): Crossing {
   return { rate: pass ? pass.rate : NaN, bound: 'above', lastPassing: pass ? pass.rate : null };
 }
 
+/** The project on a Redis Cluster ('cluster') or on one redis-server ('single'), same load. */
+type RedisVariant = 'cluster' | 'single';
+
+interface RedisClusterSummary {
+  description: string;
+  cluster: SystemAggregate;
+  single: SystemAggregate;
+  /** Cluster / one Redis, of the medians. */
+  ratios: { p50: number; p99: number; cpuPerDelivery: number; totalCpuPerDelivery: number; redisCpuPerDelivery: number };
+  /** p99 of each run, per variant, in run order (the spread behind the medians). */
+  p99Runs: Record<RedisVariant, number[]>;
+  /** Redis CPU ms per 1,000 deliveries (median of runs). */
+  redisCpuMsPer1k: Record<RedisVariant, number>;
+}
+
+function summarizeRedisCluster(records: Array<RunRecord & { variant: RedisVariant }>): RedisClusterSummary {
+  const of = (v: RedisVariant) => records.filter((r) => r.variant === v);
+  const redisCpu = (v: RedisVariant) => median(of(v).map((r) => (r.resources.redisCpuS * 1e6) / Math.max(1, r.load.received)));
+  const cluster = aggregate(of('cluster'));
+  const single = aggregate(of('single'));
+  const redisCpuMsPer1k = { cluster: redisCpu('cluster'), single: redisCpu('single') };
+  return {
+    description: 'the project on a 3-shard Redis Cluster against the project on one Redis, Socket.IO through nginx',
+    cluster,
+    single,
+    ratios: {
+      p50: ratio(cluster.p50, single.p50),
+      p99: ratio(cluster.p99, single.p99),
+      cpuPerDelivery: ratio(cluster.cpuMsPer1k, single.cpuMsPer1k),
+      totalCpuPerDelivery: ratio(cluster.totalCpuMsPer1k, single.totalCpuMsPer1k),
+      redisCpuPerDelivery: ratio(redisCpuMsPer1k.cluster, redisCpuMsPer1k.single),
+    },
+    p99Runs: { cluster: of('cluster').map((r) => r.load.latency.p99), single: of('single').map((r) => r.load.latency.p99) },
+    redisCpuMsPer1k,
+  };
+}
+
 // ---------------------------------------------------------------------------------------
 // Printing
 // ---------------------------------------------------------------------------------------
+
+function printRedisCluster(r: RedisClusterSummary): string {
+  const range = (xs: number[]) => (xs.length ? `${fmt(Math.min(...xs))}-${fmt(Math.max(...xs))}` : '-');
+  const faults = (a: SystemAggregate) => `${a.lost}/${a.duplicated}/${a.outOfOrder}`;
+  return [
+    'Redis Cluster (3 shards) vs one Redis: the project on both (median of runs; C = Redis Cluster, S = one Redis, x = C/S)\n',
+    table(
+      ['p50 C/S ms', 'p99 C/S ms', 'p99 x', 'p99 range C; S ms', 'delivered/s C/S', 'node CPU C/S ms', 'x', 'Redis CPU C/S ms', 'all CPU C/S ms', 'x', 'lost/dup/ooo C; S'],
+      [
+        [
+          `${fmt(r.cluster.p50)} / ${fmt(r.single.p50)}`,
+          `${fmt(r.cluster.p99)} / ${fmt(r.single.p99)}`,
+          fmt(r.ratios.p99, 2),
+          `${range(r.p99Runs.cluster)}; ${range(r.p99Runs.single)}`,
+          `${fmt(r.cluster.deliveredPerS, 0)} / ${fmt(r.single.deliveredPerS, 0)}`,
+          `${fmt(r.cluster.cpuMsPer1k, 0)} / ${fmt(r.single.cpuMsPer1k, 0)}`,
+          fmt(r.ratios.cpuPerDelivery, 2),
+          `${fmt(r.redisCpuMsPer1k.cluster, 0)} / ${fmt(r.redisCpuMsPer1k.single, 0)}`,
+          `${fmt(r.cluster.totalCpuMsPer1k, 0)} / ${fmt(r.single.totalCpuMsPer1k, 0)}`,
+          fmt(r.ratios.totalCpuPerDelivery, 2),
+          `${faults(r.cluster)}; ${faults(r.single)}`,
+        ],
+      ],
+    ),
+    '\n  CPU columns: ms per 1,000 message_received deliveries (node processes; Redis: every shard; all: nodes, nginx, PostgreSQL, Redis).',
+  ].join('\n');
+}
 
 function fmt(x: number, digits = 1): string {
   if (!Number.isFinite(x)) return '-';
@@ -547,6 +613,7 @@ const DESCRIPTIONS: Record<string, (o: Options) => string> = {
   'sio-direct': (o) => `Socket.IO straight to ${o.nodes} nodes (round-robin, no nginx)`,
   'ws-direct': (o) => `raw ws straight to ${o.nodes} nodes (round-robin, no nginx)`,
   'sio-1node': () => 'Socket.IO, 1 node through nginx',
+  'redis-cluster': (o) => `the project on a 3-shard Redis Cluster against the project on one Redis (Socket.IO, ${o.nodes} nodes through nginx)`,
 };
 
 async function main(): Promise<void> {
@@ -568,19 +635,20 @@ async function main(): Promise<void> {
   const [postgres, redis] = await Promise.all([startPostgres({ durable: true }), startRedis()]);
   const backing: Backing = { postgres, redis };
   const records: RunRecord[] = [];
+  const redisRecords: Array<RunRecord & { variant: RedisVariant }> = [];
   const sweepSteps: SweepStep[] = [];
   const idle: IdleResult[] = [];
   const running: SystemHandle[] = [];
 
   const built = distFingerprint();
   const codeChanges: string[] = [];
-  const start = async (kind: SystemKind, nodes: number, nginx: boolean) => {
+  const start = async (kind: SystemKind, nodes: number, nginx: boolean, on: Backing = backing) => {
     // Others may rebuild dist/ while a long run goes on: a cluster started after that runs other code.
     if (kind === 'project' && distFingerprint() !== built && codeChanges.length === 0) {
       codeChanges.push(`dist/server changed at ${elapsed()} into the run`);
       log(`warning: dist/server was rebuilt during this run (at ${elapsed()}); project clusters started from now on run different code than those before`);
     }
-    const sys = await (kind === 'project' ? startProject : startFloor)(backing, { nodes, nginx });
+    const sys = await (kind === 'project' ? startProject : startFloor)(on, { nodes, nginx });
     running.push(sys);
     return sys;
   };
@@ -590,9 +658,9 @@ async function main(): Promise<void> {
   };
 
   /** Warms the JIT, connection pools and prepared paths, so no measured run pays for them. */
-  const warm = async (sys: SystemHandle) => {
+  const warm = async (sys: SystemHandle, on: Backing = backing) => {
     for (const transport of ['sio', 'ws'] as const) {
-      await measure(sys, backing, { transport, direct: false, sessions: Math.min(opts.sessions, 30), users: opts.users, rate: 4, messages: 8 }, opts);
+      await measure(sys, on, { transport, direct: false, sessions: Math.min(opts.sessions, 30), users: opts.users, rate: 4, messages: 8 }, opts);
     }
   };
 
@@ -679,6 +747,31 @@ async function main(): Promise<void> {
       await stop(systems.project);
       await stop(systems.floor);
     }
+    if (opts.scenarios.includes('redis-cluster')) {
+      log(`[${elapsed()}] redis-cluster: ${DESCRIPTIONS['redis-cluster'](opts)}`);
+      const redisCluster = await startRedisCluster();
+      try {
+        const onCluster: Backing = { ...backing, redisCluster };
+        const variants: Record<RedisVariant, { sys: SystemHandle; backing: Backing }> = {
+          cluster: { sys: await start('project', opts.nodes, true, onCluster), backing: onCluster },
+          single: { sys: await start('project', opts.nodes, true), backing },
+        };
+        for (const v of Object.values(variants)) await warm(v.sys, v.backing);
+        const spec: LoadSpec = { transport: 'sio', direct: false, sessions: opts.sessions, users: opts.users, rate: opts.rate, messages: opts.messages };
+        for (let rep = 0; rep < opts.repeat; rep++) {
+          const order: RedisVariant[] = rep % 2 === 0 ? ['cluster', 'single'] : ['single', 'cluster'];
+          for (const variant of order) {
+            const r = await measureQuiet(variants[variant].sys, variants[variant].backing, spec, opts, log);
+            redisRecords.push({ scenario: 'redis-cluster', system: 'project', variant, repeat: rep, rate: spec.rate, ...r });
+            log(`  [${elapsed()}] redis-cluster #${rep + 1} ${(variant === 'cluster' ? 'cluster' : 'one').padEnd(7)} ${brief(r)}`);
+          }
+        }
+        await stop(variants.cluster.sys);
+        await stop(variants.single.sys);
+      } finally {
+        await redisCluster.destroy();
+      }
+    }
     if (opts.scenarios.includes('sio-1node')) {
       log(`[${elapsed()}] sio-1node: ${DESCRIPTIONS['sio-1node'](opts)}`);
       const systems = { project: await start('project', 1, true), floor: await start('floor', 1, true) };
@@ -745,6 +838,8 @@ async function main(): Promise<void> {
     sweep = { steps: sweepSteps, project: p, floor: f, ratio: ratio(p.rate, f.rate) };
   }
 
+  const redisCluster = redisRecords.length > 0 ? summarizeRedisCluster(redisRecords) : null;
+
   const machine = {
     cpus: os.cpus().length,
     cpuModel: os.cpus()[0]?.model ?? 'unknown',
@@ -752,7 +847,7 @@ async function main(): Promise<void> {
     os: `${os.type()} ${os.release()}`,
     node: process.version,
   };
-  const report = printReport(summaries, sweep, idle);
+  const report = printReport(summaries, sweep, idle) + (redisCluster ? `\n\n${printRedisCluster(redisCluster)}` : '');
   const goals = targets(summaries, sweep, idle);
   const describe = (c: { commit: string; changed: string[] }) => `${c.commit}${c.changed.length ? ` + uncommitted changes in ${c.changed.map((l) => l.slice(3)).join(', ')}` : ''}`;
   log(`\n=== Séance vs floor (${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB, ${machine.node}; ${elapsed()}) ===`);
@@ -774,9 +869,10 @@ async function main(): Promise<void> {
     durationS: round((nowMs() - t0) / 1000, 1),
     scenarios: summaries.map((s) => roundDeep(s)),
     sweep: sweep && roundDeep(sweep),
+    redisCluster: redisCluster && roundDeep(redisCluster),
     idle: idle.map((r) => roundDeep(r)),
     targets: goals,
-    runs: records.map((r) => roundDeep({ ...r, load: r.load })),
+    runs: [...records, ...redisRecords].map((r) => roundDeep({ ...r, load: r.load })),
   };
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
   fs.writeFileSync(opts.out, `${JSON.stringify(json, null, 2)}\n`);
@@ -784,6 +880,7 @@ async function main(): Promise<void> {
   log(
     JSON.stringify({
       scenarios: json.scenarios.map((s) => ({ scenario: s.scenario, ratios: s.ratios })),
+      redisCluster: redisCluster && round(redisCluster.ratios.p99, 3),
       sweep: sweep && { project: sweep.project, floor: sweep.floor, ratio: round(sweep.ratio) },
       targets: goals,
     }),

@@ -11,6 +11,7 @@ import { freePort } from '../harness/ports';
 import type { PostgresHandle } from '../harness/postgres';
 import { PROJECT_ROOT, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil } from '../harness/processes';
 import type { RedisHandle } from '../harness/redis';
+import type { RedisClusterHandle } from '../harness/redisCluster';
 import { BUILD_DIR, transpile } from './lib/transpile';
 import { cpuDelta, groupRss, machineSeconds, memory, processTree, sampleCpu, type CpuSample } from './lib/procstat';
 
@@ -34,7 +35,10 @@ export interface SystemHandle {
 
 export interface Backing {
   postgres: PostgresHandle;
+  /** One redis-server (the floor always uses it). */
   redis: RedisHandle;
+  /** When set, the project's nodes join this Redis Cluster instead of `redis`. */
+  redisCluster?: RedisClusterHandle;
 }
 
 /** A JWT secret for the production config (the project refuses a short one). */
@@ -62,7 +66,7 @@ export async function startProject(backing: Backing, opts: { nodes: number; ngin
     nginx: opts.nginx,
     env: projectEnv(opts.env),
     postgres: backing.postgres,
-    redis: backing.redis,
+    ...(backing.redisCluster ? { redisCluster: backing.redisCluster } : { redis: backing.redis }),
   });
   return {
     kind: 'project',
@@ -154,18 +158,25 @@ export function postgresPid(pg: PostgresHandle): number {
   return Number(text.split('\n')[0]);
 }
 
-/** redis-server's PID, found by the port in its command line. */
-export function redisPid(redis: RedisHandle): number {
+/** A redis-server's PID, found by its port in its command line. */
+export function redisPid(redis: { port: number }): number {
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
     try {
+      // redis-server retitles itself "redis-server 127.0.0.1:PORT" (plus " [cluster]" on a shard).
       const cmd = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmd.includes('redis-server') && cmd.includes(String(redis.port))) return Number(entry);
+      if (cmd.includes('redis-server') && new RegExp(`[: ]${redis.port}(\\D|$)`).test(cmd)) return Number(entry);
     } catch {
       // gone
     }
   }
   return -1;
+}
+
+/** The redis-server processes the project uses: the one server, or every shard of the cluster. */
+function redisPids(backing: Backing, system: SystemHandle): number[] {
+  const servers = system.kind === 'project' && backing.redisCluster ? backing.redisCluster.shards : [backing.redis];
+  return servers.map(redisPid).filter((pid) => pid > 0);
 }
 
 export interface ResourceReading {
@@ -189,11 +200,11 @@ export interface ResourceReading {
 /** Samples CPU of the nodes, their nginx, PostgreSQL and Redis; `stop()` returns the deltas. */
 export function meter(system: SystemHandle, backing: Backing): { stop(): ResourceReading } {
   const pgRoot = postgresPid(backing.postgres);
-  const redis = redisPid(backing.redis);
+  const redis = redisPids(backing, system);
   const groups = {
     nginx: () => (system.nginx ? processTree(system.nginx.pid) : []),
     postgres: () => processTree(pgRoot),
-    redis: () => (redis > 0 ? [redis] : []),
+    redis: () => redis,
   };
   const startedAt = process.hrtime.bigint();
   const machineBefore = machineSeconds();

@@ -30,7 +30,7 @@ export interface Config {
     migrateOnStart: boolean;
   };
   /** null: single node, no Redis. */
-  redisUrl: string | null;
+  redis: RedisTarget | null;
   corsOrigins: readonly string[] | '*';
   trustProxy: string;
   bodyLimitBytes: number;
@@ -96,6 +96,17 @@ export interface Config {
   };
 }
 
+export interface RedisAddress {
+  host: string;
+  port: number;
+}
+
+/** The three ways to reach Redis (exactly one may be configured). */
+export type RedisTarget =
+  | { mode: 'single'; url: string }
+  | { mode: 'sentinel'; sentinels: readonly RedisAddress[]; name: string; sentinelPassword: string | null; password: string | null }
+  | { mode: 'cluster'; nodes: readonly RedisAddress[]; password: string | null };
+
 export class ConfigError extends Error {
   constructor(public readonly problems: string[]) {
     super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
@@ -106,6 +117,9 @@ export class ConfigError extends Error {
 /** Used only outside production, so that `npm start` works with no configuration at all. */
 const DEVELOPMENT_JWT_SECRET = 'seance-development-secret-do-not-use-in-production';
 const MIN_PRODUCTION_SECRET_LENGTH = 32;
+
+/** `host:port[,host:port…]` (spaces around commas allowed; IPv6 hosts in brackets). */
+const ADDRESS_LIST = /^\s*(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}\s*(,\s*(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}\s*)*$/;
 
 const schema = Joi.object({
   NODE_ENV: Joi.string().valid('development', 'production', 'test').default('development'),
@@ -122,6 +136,13 @@ const schema = Joi.object({
   DB_POOL_OVERFLOW: Joi.number().integer().min(0).max(500).default(10),
   MIGRATE_ON_START: Joi.boolean().truthy('1').falsy('0').default(true),
   REDIS_URL: Joi.string().uri({ scheme: ['redis', 'rediss'] }),
+  REDIS_SENTINELS: Joi.string().pattern(ADDRESS_LIST).message('REDIS_SENTINELS must be a comma-separated list of host:port'),
+  REDIS_SENTINEL_NAME: Joi.string()
+    .pattern(/^[A-Za-z0-9_.-]{1,64}$/)
+    .message('REDIS_SENTINEL_NAME must be 1-64 of [A-Za-z0-9_.-]'),
+  REDIS_SENTINEL_PASSWORD: Joi.string(),
+  REDIS_PASSWORD: Joi.string(),
+  REDIS_CLUSTER_NODES: Joi.string().pattern(ADDRESS_LIST).message('REDIS_CLUSTER_NODES must be a comma-separated list of host:port'),
   CORS_ORIGINS: Joi.string().default('http://localhost:3000,http://127.0.0.1:3000,http://localhost:8000,http://127.0.0.1:8000'),
   TRUST_PROXY: Joi.string().default('loopback, linklocal, uniquelocal'),
   BODY_LIMIT_BYTES: Joi.number()
@@ -264,6 +285,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 
   if (v.SPIRIT_PROVIDER === 'gemini' && !v.GOOGLE_API_KEY) problems.push('SPIRIT_PROVIDER=gemini needs GOOGLE_API_KEY');
   if (v.TTS_PROVIDER === 'elevenlabs' && !v.ELEVENLABS_API_KEY) problems.push('TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY');
+  const redis = redisTarget(v, problems);
 
   if (problems.length > 0) throw new ConfigError(problems);
 
@@ -287,7 +309,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       poolOverflow: v.DB_POOL_OVERFLOW,
       migrateOnStart: v.MIGRATE_ON_START,
     },
-    redisUrl: v.REDIS_URL ?? null,
+    redis,
     corsOrigins: origins as readonly string[] | '*',
     trustProxy: v.TRUST_PROXY,
     bodyLimitBytes: v.BODY_LIMIT_BYTES,
@@ -342,6 +364,54 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
   };
   return deepFreeze(config);
+}
+
+function parseAddresses(name: string, list: string, problems: string[]): RedisAddress[] {
+  const addresses = list
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean)
+    .map((a) => {
+      const at = a.lastIndexOf(':');
+      return { host: a.slice(0, at).replace(/^\[(.*)\]$/, '$1'), port: Number(a.slice(at + 1)) };
+    });
+  for (const { host, port } of addresses) if (port < 1 || port > 65535) problems.push(`${name}: port of ${host} must be 1-65535`);
+  return addresses;
+}
+
+/** Which Redis the node joins: one server, a Sentinel-watched master, or a Redis Cluster. */
+function redisTarget(v: Record<string, any>, problems: string[]): RedisTarget | null {
+  const chosen = (['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'] as const).filter((name) => v[name] !== undefined);
+  if (chosen.length > 1) {
+    problems.push(`Set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES (got ${chosen.join(', ')})`);
+    return null;
+  }
+  const mode = chosen[0];
+  if (mode !== 'REDIS_SENTINELS') {
+    if (v.REDIS_SENTINEL_NAME !== undefined) problems.push('REDIS_SENTINEL_NAME needs REDIS_SENTINELS');
+    if (v.REDIS_SENTINEL_PASSWORD !== undefined) problems.push('REDIS_SENTINEL_PASSWORD needs REDIS_SENTINELS');
+  }
+  if (v.REDIS_PASSWORD !== undefined && mode !== 'REDIS_SENTINELS' && mode !== 'REDIS_CLUSTER_NODES') {
+    problems.push('REDIS_PASSWORD goes with REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, put it in the URL: redis://:PASSWORD@host:6379)');
+  }
+  const password: string | null = v.REDIS_PASSWORD ?? null;
+  switch (mode) {
+    case 'REDIS_URL':
+      return { mode: 'single', url: v.REDIS_URL };
+    case 'REDIS_SENTINELS':
+      if (v.REDIS_SENTINEL_NAME === undefined) problems.push('REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the master name the sentinels monitor)');
+      return {
+        mode: 'sentinel',
+        sentinels: parseAddresses('REDIS_SENTINELS', v.REDIS_SENTINELS, problems),
+        name: v.REDIS_SENTINEL_NAME ?? '',
+        sentinelPassword: v.REDIS_SENTINEL_PASSWORD ?? null,
+        password,
+      };
+    case 'REDIS_CLUSTER_NODES':
+      return { mode: 'cluster', nodes: parseAddresses('REDIS_CLUSTER_NODES', v.REDIS_CLUSTER_NODES, problems), password };
+    default:
+      return null;
+  }
 }
 
 /** True when the JWT secret is the built-in development one (the server logs a warning). */

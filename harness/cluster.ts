@@ -1,13 +1,17 @@
 /**
- * A whole Séance cluster on loopback: PostgreSQL, redis-server, N node processes and
- * nginx in front, rendered from the shipped nginx.conf. Shared by the cluster tests, the
- * benchmark and `npm run cluster`.
+ * A whole Séance cluster on loopback: PostgreSQL, Redis (one redis-server, a Redis Cluster or a
+ * Sentinel set), N node processes and nginx in front, rendered from the shipped nginx.conf.
+ * Shared by the cluster tests, the benchmark and `npm run cluster`.
  */
 import path from 'node:path';
 import { startNginx, type NginxHandle } from './nginx';
 import { startNode, type NodeHandle } from './node';
 import { startPostgres, type PostgresHandle } from './postgres';
 import { startRedis, type RedisHandle } from './redis';
+import { startRedisCluster, type RedisClusterHandle } from './redisCluster';
+import { startRedisSentinel, type RedisSentinelHandle } from './redisSentinel';
+
+export type RedisMode = 'single' | 'cluster' | 'sentinel';
 
 export interface ClusterOptions {
   /** Default 3. */
@@ -18,7 +22,11 @@ export interface ClusterOptions {
   env?: Record<string, string>;
   /** Reused, not stopped by stop(). Started (and destroyed on stop) when absent. */
   postgres?: PostgresHandle;
+  /** Which Redis the nodes join (default 'single'); a given handle decides it. */
+  redisMode?: RedisMode;
   redis?: RedisHandle;
+  redisCluster?: RedisClusterHandle;
+  redisSentinel?: RedisSentinelHandle;
   /** Node logs go to `logDir/node-N.log` (kept, appended across restarts) instead of temp dirs. */
   logDir?: string;
 }
@@ -28,7 +36,13 @@ export interface ClusterHandle {
   url: string;
   nodes: NodeHandle[];
   postgres: PostgresHandle;
-  redis: RedisHandle;
+  redisMode: RedisMode;
+  /** The one redis-server (mode 'single'; reading it in another mode throws). */
+  readonly redis: RedisHandle;
+  redisCluster: RedisClusterHandle | null;
+  redisSentinel: RedisSentinelHandle | null;
+  /** The variables that point a node at this Redis. */
+  redisEnv: Record<string, string>;
   nginx: NginxHandle | null;
   /** Starts node-(N+1) (from `root`, another build, when given) and, with nginx, reloads it to include the new node. */
   addNode(env?: Record<string, string>, root?: string): Promise<NodeHandle>;
@@ -54,7 +68,10 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
   if (count < 1) throw new Error('startCluster: at least one node');
   const nodes: NodeHandle[] = [];
   let postgres = opts.postgres;
-  let redis = opts.redis;
+  const mode: RedisMode = opts.redisCluster ? 'cluster' : opts.redisSentinel ? 'sentinel' : opts.redis ? 'single' : (opts.redisMode ?? 'single');
+  let redis = opts.redis ?? null;
+  let redisCluster = opts.redisCluster ?? null;
+  let redisSentinel = opts.redisSentinel ?? null;
   let nginx: NginxHandle | null = null;
 
   const stop = async () => {
@@ -68,9 +85,16 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
       async () => {
         if (redis && !opts.redis) await redis.destroy();
       },
+      async () => {
+        if (redisCluster && !opts.redisCluster) await redisCluster.destroy();
+      },
+      async () => {
+        if (redisSentinel && !opts.redisSentinel) await redisSentinel.destroy();
+      },
     ]);
   };
 
+  let redisEnv: Record<string, string> = {};
   // Each node's own extra environment, so a restart brings back the same node.
   const nodeEnvs: Array<Record<string, string>> = [];
   // Each node's build (undefined: this checkout), so a restart brings back the same release.
@@ -83,7 +107,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
       env: {
         NODE_ID: `node-${index}`,
         DATABASE_URL: postgres!.url,
-        REDIS_URL: redis!.url,
+        ...redisEnv,
         NODE_ENV: 'test',
         LOG_LEVEL: 'warn',
         // Tests and the benchmark want the answer at once; `npm run cluster` passes the product default.
@@ -94,7 +118,18 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
     });
 
   try {
-    [postgres, redis] = await Promise.all([postgres ?? startPostgres(), redis ?? startRedis()]);
+    const startRedisOfMode = async () => {
+      if (mode === 'single') redis ??= await startRedis();
+      if (mode === 'cluster') redisCluster ??= await startRedisCluster();
+      if (mode === 'sentinel') redisSentinel ??= await startRedisSentinel();
+    };
+    [postgres] = await Promise.all([postgres ?? startPostgres(), startRedisOfMode()]);
+    redisEnv =
+      mode === 'cluster'
+        ? { REDIS_CLUSTER_NODES: redisCluster!.nodesEnv }
+        : mode === 'sentinel'
+          ? { REDIS_SENTINELS: redisSentinel!.sentinelsEnv, REDIS_SENTINEL_NAME: redisSentinel!.name }
+          : { REDIS_URL: redis!.url };
     // node-1 applies the migrations (under an advisory lock) before the others race for it.
     nodes.push(await launch(1));
     const rest = await Promise.allSettled(Array.from({ length: count - 1 }, (_, i) => launch(i + 2)));
@@ -111,7 +146,14 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
     url: nginx ? nginx.url : nodes[0].url,
     nodes,
     postgres,
-    redis,
+    redisMode: mode,
+    get redis(): RedisHandle {
+      if (!redis) throw new Error(`this cluster runs on ${mode === 'cluster' ? 'a Redis Cluster' : 'Redis with Sentinel'}: see redisCluster / redisSentinel`);
+      return redis;
+    },
+    redisCluster,
+    redisSentinel,
+    redisEnv,
     nginx,
     addNode: async (env, root) => {
       const node = await launch(nodes.length + 1, env, undefined, root);

@@ -243,12 +243,23 @@ export async function createApp(deps: AppDeps): Promise<App> {
     draining = true;
     const deadline = Date.now() + config.shutdownTimeoutMs;
     httpServer.close();
-    await until(deadline, () => rooms.drain());
-    // Closing the transport (not a socket.io "disconnect") makes clients reconnect by themselves.
-    for (const socket of io.of('/').sockets.values()) socket.conn.close();
-    rawHub.closeAll(SERVICE_RESTART, 'server restarting');
+    // New messages are refused from now on (the clients send them again elsewhere), so what is
+    // pending can only shrink; the messages being stored finish and are acknowledged first.
+    await until(deadline, () => rooms.stopAccepting());
+    // Closing the transport (not a socket.io "disconnect") makes clients reconnect by themselves,
+    // to another node, resuming from their last seq. A connection that slipped in meanwhile goes too.
+    const sendClientsAway = () => {
+      for (const socket of io.of('/').sockets.values()) socket.conn.close();
+      rawHub.closeAll(SERVICE_RESTART, 'server restarting');
+    };
+    sendClientsAway();
+    // Spirit answers still under way are stored and broadcast (through the cluster to where
+    // their clients went, or read on resume) before the process goes.
     await until(deadline, async () => {
-      while (io.of('/').sockets.size > 0 || rawHub.size > 0) await new Promise((r) => setTimeout(r, 20));
+      while (io.of('/').sockets.size > 0 || rawHub.size > 0) {
+        await new Promise((r) => setTimeout(r, 20));
+        sendClientsAway();
+      }
       await rooms.drain();
     });
     rawEdge.close();

@@ -27,7 +27,7 @@ async function main(): Promise<void> {
 
   const db = createDatabase(config, logger);
   if (config.database.migrateOnStart) await db.migrate();
-  const redis = config.redisUrl ? createRedisConnections(config.redisUrl, logger) : null;
+  const redis = config.redis ? createRedisConnections(config.redis, logger) : null;
   if (redis) await waitForRedis(redis, 30_000);
 
   const app = await createApp({ config, logger, db, redis });

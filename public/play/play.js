@@ -169,6 +169,8 @@
         }),
       );
       renderPeople();
+      // A resume (the server had everything after last_seq) keeps what is shown and adds the rest.
+      $('messages').dataset.resumed = String(Boolean(data.resumed));
       if (!data.resumed) {
         $('messages').textContent = '';
         state.shown.clear();

@@ -34,8 +34,12 @@ import type { MessageStore } from '../storage/ports';
 export const GAP_GRACE_MS = 50;
 /** A session quiet this long checks once that nothing after its last delivery went missing. */
 const QUIET_CHECK_MS = 2_000;
-/** Delivered events kept per session, for joins whose history read ends before them. */
-const RECENT = 256;
+/**
+ * Delivered events kept per session, for joins whose history read ends before them (a join
+ * is usually a message or two behind; one further behind reads the rest from the database).
+ * Small: it holds the events' payloads for every session this node serves.
+ */
+const RECENT = 16;
 /** Messages read from the database per repair query. */
 const REPAIR_BATCH = 500;
 const EVENT_PACKET = 2;
@@ -209,10 +213,6 @@ export class SessionFeeds implements SessionSubscriptions {
     const after = this.recentInOrder(feed).filter((held) => held.seq > seq);
     if (after.length !== feed.delivered - seq) return null;
     return after.map((held) => historyItemOf(held.event, held.data));
-  }
-
-  lastDelivered(sessionId: string): number | null {
-    return this.feeds.get(sessionId)?.delivered ?? null;
   }
 
   private accept(feed: Feed, held: Held): void {

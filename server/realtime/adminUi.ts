@@ -16,6 +16,7 @@ import type Redis from 'ioredis';
 import bcrypt from 'bcryptjs';
 import express, { type RequestHandler } from 'express';
 import type { Config } from '../../config';
+import { redisNames } from '../cluster/names';
 import type { SeanceServer } from './socketio';
 
 export const ADMIN_NAMESPACE = '/admin';
@@ -25,7 +26,7 @@ const UI_DIR = path.join(path.dirname(require.resolve('@socket.io/admin-ui/packa
 export function attachAdminUi(io: SeanceServer, adminUi: Config['operations']['adminUi'], nodeId: string, redis: Redis | null): RequestHandler | null {
   if (!adminUi) return null;
   instrument(io, {
-    ...(redis ? { store: new RedisStore(redis, { prefix: 'seance:admin-ui', sessionDuration: 86_400 }) } : {}),
+    ...(redis ? { store: new RedisStore(redis, { prefix: redisNames.adminUiPrefix, sessionDuration: 86_400 }) } : {}),
     namespaceName: ADMIN_NAMESPACE,
     auth: { type: 'basic', username: adminUi.username, password: bcrypt.hashSync(adminUi.password, 10) },
     // Aggregated figures only: no per-packet listener on the participants' sockets.

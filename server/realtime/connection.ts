@@ -11,7 +11,7 @@ import { CLIENT_EVENTS, type ClientEventName, type ErrorView, type SendMessageAc
 import type { Logger } from '../logger';
 import type { SessionFeeds } from '../ordering/sessionFeeds';
 import type { RateLimits } from '../services/rateLimits';
-import type { JoinOutcome, JoinRequestInput, Participation, RoomService } from '../services/rooms';
+import { JOIN_HISTORY, type JoinOutcome, type JoinRequestInput, type Participation, type RoomService } from '../services/rooms';
 
 /** What a transport gives the core for one connection. */
 export interface ConnectionLink {
@@ -33,8 +33,6 @@ export interface ConnectionCoreDeps {
   feeds: SessionFeeds;
   logger: Logger;
 }
-
-const JOIN_HISTORY = 50;
 
 const KNOWN_EVENTS = new Set<string>(CLIENT_EVENTS);
 

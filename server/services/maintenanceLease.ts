@@ -5,6 +5,7 @@
  * expires. A single node without Redis always holds it.
  */
 import type Redis from 'ioredis';
+import { redisNames } from '../cluster/names';
 import type { Logger } from '../logger';
 
 export interface Lease {
@@ -14,7 +15,7 @@ export interface Lease {
   release(): Promise<void>;
 }
 
-const KEY = 'seance:maintenance:lease';
+const KEY = redisNames.maintenanceLease;
 
 // Renew when ours, take when free, in one step: two nodes never both believe they hold it.
 const ACQUIRE = `

@@ -79,5 +79,8 @@ export class RateLimits {
   }
 }
 
-/** The key of a participant's message limit. */
-export const messageLimitKey = (sessionId: string, participantId: string) => `${sessionId}:${participantId}`;
+/**
+ * The key of a participant's message limit. The session id is its hash tag: the count and the
+ * lease of one participant (and everything else of the session) share one Redis Cluster slot.
+ */
+export const messageLimitKey = (sessionId: string, participantId: string) => `{${sessionId}}:${participantId}`;

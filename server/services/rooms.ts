@@ -14,6 +14,7 @@ import type { Broadcaster } from '../realtime/broadcaster';
 import type { MessageStore, UserStore } from '../storage/ports';
 import { schemas, validate, validateChatMessage } from '../validation/schemas';
 import type { Presence } from './presence/types';
+import { AnswerRetry, type AnswerRetryOptions } from './answerRetry';
 import { messageLimitKey, type RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
 import { spiritResponse } from './messageEvents';
@@ -53,7 +54,8 @@ export interface JoinRequestInput {
   token?: string;
 }
 
-const JOIN_HISTORY = 50;
+/** What an ordinary join is shown: the last 50 messages. */
+export const JOIN_HISTORY = 50;
 /** A resume that missed more than this is an ordinary join (CONTRACT: Order, resume and repair). */
 const MAX_RESUME = 1000;
 const SPIRIT_CONTEXT = 10;
@@ -74,14 +76,22 @@ export interface RoomDeps {
   metrics?: Metrics;
   /** Where an answer's audio is served, or null when speech is off. */
   audioUrl: (sessionId: string, messageId: number) => string | null;
+  /** Bounds of an answer's store retried through a database outage (tests shorten them). */
+  answerRetry?: AnswerRetryOptions;
 }
 
 export class RoomService {
+  /** Spirit answers under way (graceful shutdown waits for them). */
   private readonly pending = new Set<Promise<unknown>>();
+  /** Messages being stored (shutdown lets them finish and be acknowledged before closing connections). */
+  private readonly sending = new Set<Promise<unknown>>();
+  private accepting = true;
   private readonly log: Logger;
+  private readonly answers: AnswerRetry;
 
   constructor(private readonly deps: RoomDeps) {
     this.log = deps.logger.child({ component: 'rooms' });
+    this.answers = new AnswerRetry(deps.messages, this.log, deps.answerRetry);
     // Joins and leaves nobody's own connection caused (a dead node reaped, an outage healed).
     deps.presence.onChange(({ sessionId, participant, kind }) =>
       deps.broadcaster.toSession(sessionId, kind === 'joined' ? 'user_joined' : 'user_left', participant, {
@@ -169,13 +179,19 @@ export class RoomService {
 
   /** Validates, rate-limits, stores, then broadcasts; a provider other than the oracle answers in the background. */
   async sendMessage(p: Participation, data: unknown): Promise<ChatMessageView> {
+    // Draining: the client sends it again once it has reconnected to another node.
+    if (!this.accepting) throw new AppError('SERVICE_UNAVAILABLE', 'This server is restarting; send again after reconnecting');
+    const work = this.storeAndBroadcast(p, data);
+    this.sending.add(work);
     try {
-      const message = await this.storeAndBroadcast(p, data);
+      const message = await work;
       this.deps.metrics?.messageAccepted();
       return message;
     } catch (err) {
       this.deps.metrics?.messageRejected();
       throw err;
+    } finally {
+      this.sending.delete(work);
     }
   }
 
@@ -212,9 +228,18 @@ export class RoomService {
     return session;
   }
 
-  /** Resolves once every spirit answer under way has been sent (graceful shutdown). */
+  /**
+   * Graceful shutdown, first step: new messages are refused (SERVICE_UNAVAILABLE); resolves
+   * once those already being stored are stored and broadcast, so their senders get the ack.
+   */
+  async stopAccepting(): Promise<void> {
+    this.accepting = false;
+    while (this.sending.size > 0) await Promise.allSettled([...this.sending]);
+  }
+
+  /** Resolves once every spirit answer under way has been stored and sent (graceful shutdown). */
   async drain(): Promise<void> {
-    while (this.pending.size > 0) await Promise.allSettled([...this.pending]);
+    while (this.pending.size > 0 || this.sending.size > 0) await Promise.allSettled([...this.pending, ...this.sending]);
   }
 
   private identify(body: { name?: string; user_id?: string }, token: string | undefined): { id: string; name: string } {
@@ -231,14 +256,20 @@ export class RoomService {
   private async answer(p: Participation, question: ChatMessageView): Promise<void> {
     const { spirit, messages, broadcaster } = this.deps;
     try {
-      const history = spirit.needsHistory ? await messages.recent(p.sessionId, SPIRIT_CONTEXT) : [];
+      // The prompt's context is a nicety: a database away for a moment does not cost the answer.
+      const history = spirit.needsHistory
+        ? await messages.recent(p.sessionId, SPIRIT_CONTEXT).catch((err: unknown) => {
+            this.log.warn({ err, session_id: p.sessionId }, 'spirit context unavailable: answering without it');
+            return [];
+          })
+        : [];
       const reply = await spirit.reply({
         sessionId: p.sessionId,
         question: question.message,
         askedBy: p.participant.name,
         history: history.map((m) => ({ user_name: m.user_name, message: m.message, is_spirit: m.is_spirit })),
       });
-      const stored = await messages.storeSpirit(p.sessionId, question.id, reply.message);
+      const stored = await this.answers.store(p.sessionId, question.id, reply.message);
       broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply, this.deps.audioUrl(p.sessionId, stored.id)));
     } catch (err) {
       this.log.error({ err, session_id: p.sessionId, in_reply_to: question.id }, 'spirit answer failed');

@@ -27,6 +27,8 @@ export interface StoredMessage extends HistoryMessageView {
 export interface MessageStore {
   storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView>;
   storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView>;
+  /** The spirit's stored answer to a question, or null (an answer's store retried after an outage). */
+  answerTo(sessionId: string, questionId: number): Promise<HistoryMessageView | null>;
   /** A question and the spirit's answer, already known, stored together. */
   storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }>;
   /** The last `limit` messages, oldest first. */

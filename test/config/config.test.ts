@@ -15,7 +15,7 @@ describe('config', () => {
     expect(config.port).to.equal(8000);
     expect(config.database.dialect).to.equal('sqlite');
     expect(config.database.storage).to.equal(path.join(ROOT, 'data', 'seance.sqlite'));
-    expect(config.redisUrl).to.equal(null);
+    expect(config.redis).to.equal(null);
     expect(config.spirit.provider).to.equal('oracle');
     expect(config.auth).to.include({ jwtAlgorithm: 'HS256', accessTokenExpireMinutes: 30, requireAuth: false });
     expect(config.limits).to.include({ messagesPerWindow: 10, messageWindowSeconds: 10 });
@@ -45,12 +45,65 @@ describe('config', () => {
       OPENAI_BASE_URL: 'http://llm.local/v1/',
       MESSAGE_RATE_LIMIT: '3',
     });
-    expect(config).to.deep.include({ port: 9000, host: '127.0.0.1', nodeId: 'node-7', redisUrl: 'redis://cache:6379' });
+    expect(config).to.deep.include({ port: 9000, host: '127.0.0.1', nodeId: 'node-7', redis: { mode: 'single', url: 'redis://cache:6379' } });
     expect(config.database.dialect).to.equal('postgres');
     expect(config.corsOrigins).to.deep.equal(['http://a.test', 'http://b.test:3000']);
     expect(config.auth).to.include({ jwtAlgorithm: 'HS512', accessTokenExpireMinutes: 5, requireAuth: true });
     expect(config.spirit.openai.baseUrl).to.equal('http://llm.local/v1');
     expect(config.limits.messagesPerWindow).to.equal(3);
+  });
+
+  it('reaches Redis through Sentinel or a Redis Cluster', () => {
+    const sentinel = loadConfig({
+      REDIS_SENTINELS: 'sentinel-1:26379, sentinel-2:26379,[::1]:26380',
+      REDIS_SENTINEL_NAME: 'seance',
+      REDIS_SENTINEL_PASSWORD: 'watch',
+      REDIS_PASSWORD: 'data',
+    });
+    expect(sentinel.redis).to.deep.equal({
+      mode: 'sentinel',
+      sentinels: [
+        { host: 'sentinel-1', port: 26379 },
+        { host: 'sentinel-2', port: 26379 },
+        { host: '::1', port: 26380 },
+      ],
+      name: 'seance',
+      sentinelPassword: 'watch',
+      password: 'data',
+    });
+    const cluster = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7001' });
+    expect(cluster.redis).to.deep.equal({
+      mode: 'cluster',
+      nodes: [
+        { host: '10.0.0.1', port: 7000 },
+        { host: '10.0.0.2', port: 7001 },
+      ],
+      password: null,
+    });
+  });
+
+  it('takes one way to Redis at a time, and says what each one is missing', () => {
+    const problems = (env: Record<string, string>) => {
+      try {
+        loadConfig(env);
+        return [];
+      } catch (err) {
+        return (err as ConfigError).problems;
+      }
+    };
+    expect(problems({ REDIS_URL: 'redis://a:6379', REDIS_CLUSTER_NODES: 'b:7000' })).to.deep.equal([
+      'Set only one of REDIS_URL, REDIS_SENTINELS and REDIS_CLUSTER_NODES (got REDIS_URL, REDIS_CLUSTER_NODES)',
+    ]);
+    expect(problems({ REDIS_SENTINELS: 'a:26379', REDIS_URL: 'redis://a', REDIS_CLUSTER_NODES: 'b:7000' })[0]).to.match(/Set only one of .*got REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES/);
+    expect(problems({ REDIS_SENTINELS: 'a:26379' })).to.deep.equal(['REDIS_SENTINELS needs REDIS_SENTINEL_NAME (the master name the sentinels monitor)']);
+    expect(problems({ REDIS_URL: 'redis://a:6379', REDIS_SENTINEL_NAME: 'x', REDIS_PASSWORD: 'p' })).to.have.members([
+      'REDIS_SENTINEL_NAME needs REDIS_SENTINELS',
+      'REDIS_PASSWORD goes with REDIS_SENTINELS or REDIS_CLUSTER_NODES (with REDIS_URL, put it in the URL: redis://:PASSWORD@host:6379)',
+    ]);
+    const bad = problems({ REDIS_CLUSTER_NODES: 'a:7000,b', PORT: 'x' }).join('\n');
+    expect(bad).to.include('REDIS_CLUSTER_NODES must be a comma-separated list of host:port');
+    expect(bad).to.include('PORT');
+    expect(problems({ REDIS_CLUSTER_NODES: 'a:70000' })).to.deep.equal(['REDIS_CLUSTER_NODES: port of a must be 1-65535']);
   });
 
   it('lists every problem in one error', () => {

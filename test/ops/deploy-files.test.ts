@@ -7,9 +7,12 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { expect } from 'chai';
 import { parse } from 'yaml';
+import Redis from 'ioredis';
+import { loadConfig } from '../../config';
 import { checkNginxConfig, findNginx, renderNginxConfig } from '../../harness/nginx';
 import { freePort } from '../../harness/ports';
-import { PROJECT_ROOT, makeTempDir, removeTempDir } from '../../harness/processes';
+import { startRedis } from '../../harness/redis';
+import { PROJECT_ROOT, findExecutable, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil } from '../../harness/processes';
 import { scrape } from '../support/metrics';
 import { startTestServer } from '../support/server';
 
@@ -22,6 +25,7 @@ interface ComposeService {
   ports?: Array<string | { published?: string | number; target?: number }>;
   expose?: Array<string | number>;
   environment?: Record<string, string> | string[];
+  env_file?: Array<string | { path: string; required?: boolean }>;
   healthcheck?: { test?: string | string[] };
   depends_on?: string[] | Record<string, { condition?: string }>;
   restart?: string;
@@ -109,6 +113,11 @@ describe('deployment files', () => {
       expect(env('app').ADMIN_UI_PASSWORD).to.equal('${ADMIN_UI_PASSWORD:-}');
     });
 
+    it('hands the replicas an optional .env for every other setting (.env.example lists them)', () => {
+      expect(services.app.env_file).to.deep.equal([{ path: '.env', required: false }]);
+      expect(read('.env.example')).to.include('SPIRIT_PROVIDER');
+    });
+
     it('is what the README tells a newcomer to run', () => {
       expect(read('README.md')).to.include('docker compose --profile monitoring up -d --build --scale app=3');
     });
@@ -118,6 +127,72 @@ describe('deployment files', () => {
       expect((nginx.ports ?? []).map(String)).to.include('8000:8000');
       expect((nginx.volumes ?? []).map(String)).to.include('./nginx.conf:/etc/nginx/nginx.conf:ro');
       expect(dependsOn('nginx')).to.have.property('app');
+    });
+  });
+
+  describe('docker-compose.sentinel.yml (the Sentinel override)', () => {
+    const base = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService> };
+    const override = parse(read('docker-compose.sentinel.yml'), { merge: true }) as { services: Record<string, ComposeService & { hostname?: string }> };
+    const { services } = override;
+    const sentinels = ['sentinel-1', 'sentinel-2', 'sentinel-3'];
+    const script = (name: string) => [services[name].command].flat()[2] as string;
+
+    it('adds a replica of the default redis and three sentinels watching it with quorum 2', () => {
+      expect(services).to.include.all.keys('redis', 'redis-replica', ...sentinels, 'app');
+      expect([services['redis-replica'].command].flat().join(' ')).to.include('--replicaof redis 6379');
+      for (const name of sentinels) {
+        expect(services[name].hostname).to.equal(name);
+        expect(script(name)).to.include('sentinel monitor seance redis 6379 2');
+        expect(script(name)).to.include('exec redis-sentinel');
+        expect(String(services[name].healthcheck?.test)).to.include('ping');
+      }
+    });
+
+    it('points app at the sentinels instead of REDIS_URL, and the merged environment passes config validation', () => {
+      const appEnv = { ...(base.services.app.environment as Record<string, string>), ...(services.app.environment as Record<string, string>) };
+      expect(appEnv.REDIS_SENTINELS.split(',')).to.deep.equal(sentinels.map((s) => `${s}:26379`));
+      for (const name of [...sentinels, 'redis-replica']) expect(dependsOn(name)).to.deep.equal({ condition: 'service_healthy' });
+      // Compose's defaults (${VAR:-default}) as an unset shell would leave them.
+      const interpolated = Object.fromEntries(Object.entries(appEnv).map(([k, v]) => [k, String(v).replace(/\$\{\w+:-([^}]*)\}/g, '$1')]));
+      const config = loadConfig({ ...interpolated, JWT_SECRET: 'x'.repeat(32), DATABASE_URL: 'postgres://u:p@postgres:5432/seance' });
+      expect(config.redis).to.deep.include({ mode: 'sentinel', name: 'seance' });
+      function dependsOn(name: string) {
+        return ((services.app.depends_on ?? {}) as Record<string, { condition?: string }>)[name];
+      }
+    });
+
+    it('starts a real redis-sentinel from its command, as compose runs it', async function () {
+      this.timeout(20_000);
+      const binary = findExecutable('redis-sentinel', ['/usr/bin', '/usr/local/bin']);
+      if (!binary) this.skip(); // CI installs it (.ci/run).
+      const redis = await startRedis();
+      const dir = makeTempDir('seance-sentinel-conf-');
+      const port = await freePort();
+      // What compose hands the shell ($$ is its escape for $), pointed at loopback and a temp dir.
+      const shell = script('sentinel-1')
+        .replace(/\$\$/g, '$')
+        .replaceAll('/tmp/sentinel.conf', path.join(dir, 'sentinel.conf'))
+        .replace('port 26379', `port ${port}`)
+        .replace('seance redis 6379', `seance 127.0.0.1 ${redis.port}`)
+        .replace('exec redis-sentinel', `exec ${binary}`);
+      const proc = spawnLogged('sh', ['-c', shell], { cwd: dir, logFile: path.join(dir, 'sentinel.log') });
+      const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => 100 });
+      client.on('error', () => undefined);
+      try {
+        await waitUntil(
+          'sentinel names the master',
+          async () => {
+            const addr = (await client.call('SENTINEL', 'get-master-addr-by-name', 'seance').catch(() => null)) as string[] | null;
+            return addr?.[1] === String(redis.port);
+          },
+          { timeoutMs: 10_000, proc, logFile: path.join(dir, 'sentinel.log') },
+        );
+      } finally {
+        client.disconnect();
+        await stopProcess(proc, 'SIGTERM', 5_000);
+        await redis.destroy();
+        await removeTempDir(dir);
+      }
     });
   });
 

@@ -138,6 +138,10 @@ describe('/play in headless Chromium, 3 nodes behind nginx', function () {
       .filter({ hasText: /^node-\d$/ })
       .waitFor();
     const servedBy = (await cleo.locator('#node').innerText()).trim();
+    await cleo.fill('#question', 'Is anyone listening?');
+    await cleo.click('#ask');
+    await cleo.locator('#messages li.spirit').first().waitFor({ timeout: 15_000 });
+    expect(await cleo.locator('#messages').getAttribute('data-resumed')).to.equal('false');
 
     const node = cluster.nodes.find((n) => n.nodeId === servedBy)!;
     node.kill('SIGKILL');
@@ -151,9 +155,13 @@ describe('/play in headless Chromium, 3 nodes behind nginx', function () {
       .filter({ hasText: /^node-\d$/ })
       .waitFor({ timeout: 10_000 });
     expect(await cleo.locator('#people li').allInnerTexts()).to.deep.equal(['Cleo']);
+    // It resumed from the last seq it had seen (auth.last_seq): what was shown stays, once.
+    await cleo.locator('#messages[data-resumed="true"]').waitFor();
+    expect(await cleo.locator('#messages li').count()).to.equal(2);
     await cleo.fill('#question', 'Are you still there?');
     await cleo.click('#ask');
-    await cleo.locator('#messages li.spirit').first().waitFor({ timeout: 15_000 });
-    expect(await cleo.locator('#messages li.chat').count()).to.equal(1);
+    await cleo.locator('#messages li.spirit').nth(1).waitFor({ timeout: 15_000 });
+    expect(await cleo.locator('#messages li.chat').count()).to.equal(2);
+    expect(await cleo.locator('#messages li.spirit').count()).to.equal(2);
   });
 });

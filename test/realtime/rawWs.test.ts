@@ -143,9 +143,12 @@ describe('raw WebSocket /ws/{id}', () => {
   it('pings, and drops a connection that stops answering pongs', async () => {
     const session = await createSession(server.url);
     const watcher = track(await RawClient.join(server.wsUrl, session.id, { user_id: 'watcher', name: 'W' }));
-    const silent = track(await RawClient.join(server.wsUrl, session.id, { user_id: 'silent', name: 'S' }, { autoPong: false } as any));
+    // Counted from the start: the first ping may come while the join is still under way.
+    const silent = track(await RawClient.connect(server.wsUrl, session.id, { autoPong: false } as any));
     let pings = 0;
     silent.ws.on('ping', () => pings++);
+    silent.send({ user_id: 'silent', name: 'S' });
+    await silent.inbox.waitFor('session_joined');
     expect((await watcher.inbox.waitFor('user_left', (u) => u.id === 'silent')).id).to.equal('silent');
     expect(pings).to.be.at.least(1);
     // The watcher answers pongs (ws does so by default) and is still there.

@@ -248,4 +248,21 @@ describe('RoomService (in memory)', () => {
       expect(await w.presence.count(session.id)).to.equal(0);
     });
   });
+
+  describe('draining (graceful shutdown)', () => {
+    it('lets a message being stored finish, then refuses new ones with SERVICE_UNAVAILABLE, storing and sending nothing', async () => {
+      const w = world();
+      const session = await w.sessions.create({ name: 'S', max_users: 6 });
+      const { participation } = await w.join(session.id, { user_id: 'a', name: 'A' });
+      const inFlight = w.rooms.sendMessage(participation, { message: 'just in time' });
+      await w.rooms.stopAccepting();
+      const stored = await inFlight;
+      expect(w.broadcaster.sent.filter((s) => s.event === 'message_received').map((s) => s.data.id)).to.deep.equal([stored.id]);
+      const sentBefore = w.broadcaster.sent.length;
+      const refused = await refusal(w.rooms.sendMessage(participation, { message: 'too late' }));
+      expect(refused.code).to.equal('SERVICE_UNAVAILABLE');
+      expect(w.broadcaster.sent).to.have.length(sentBefore);
+      expect((await w.stores.messages.recent(session.id, 10)).map((m) => m.message)).to.not.include('too late');
+    });
+  });
 });

@@ -53,7 +53,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
   const logger = createLogger(config);
   const db = createDatabase(config, logger);
   await db.migrate();
-  const redis = config.redisUrl ? createRedisConnections(config.redisUrl, logger) : null;
+  const redis = config.redis ? createRedisConnections(config.redis, logger) : null;
   if (redis) await waitForRedis(redis, 10_000);
   const app = await createApp({ config, logger, db, redis });
   await new Promise<void>((resolve) => app.httpServer.listen(0, '127.0.0.1', resolve));

@@ -46,10 +46,14 @@ export type DeliveryTimer = (seconds: number) => void;
 export interface AdapterRedis {
   pub: Redis;
   sub: Redis;
+  /** 'cluster': a Redis Cluster (session channels carry a hash tag, see cluster/names.ts). */
+  mode?: 'single' | 'sentinel' | 'cluster';
 }
 
 /** The inter-node format this release speaks: 2 = the previous release's messages plus `seq` in stored messages' events. */
 export const PROTOCOL = 2;
+/** How long a join waits for Redis to confirm its session's subscription. */
+const SUBSCRIBE_WAIT_MS = 2_000;
 /** The adapter member that keeps a room (and its channel) while this node serves its session. */
 const FEED_MEMBER = 'seance:feed';
 
@@ -120,10 +124,18 @@ export class SeanceAdapter extends ClusterAdapter {
     this.ordering = router;
   }
 
-  /** Keeps this node in `room` (and subscribed to its channel); resolves once Redis confirmed the subscription. */
+  /**
+   * Keeps this node in `room` (and subscribed to its channel); resolves once Redis confirmed
+   * the subscription, or after SUBSCRIBE_WAIT_MS while Redis is away (what the channel misses
+   * meanwhile is read from the database by the ordering layer).
+   */
   async hold(room: string): Promise<void> {
     void this.addAll(FEED_MEMBER, new Set([room]));
-    await this.subscribed.get(this.roomChannel(room));
+    const subscribed = this.subscribed.get(this.roomChannel(room));
+    if (!subscribed) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([subscribed, new Promise((resolve) => (timer = setTimeout(resolve, SUBSCRIBE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   release(room: string): void {
@@ -232,7 +244,8 @@ export class SeanceAdapter extends ClusterAdapter {
   }
 
   private roomChannel(room: string): string {
-    return `${this.channel}${room}#`;
+    const sessionId = this.redis?.mode === 'cluster' ? rooms.sessionOf(room) : null;
+    return `${this.channel}${sessionId === null ? room : redisNames.clusterSessionChannelRoom(sessionId)}#`;
   }
 
   private subscribe(channel: string, handler: (raw: Buffer) => void): void {

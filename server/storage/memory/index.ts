@@ -45,6 +45,11 @@ export class MemoryMessageStore implements MessageStore {
     return historyItem(this.append(sessionId, null, text, inReplyTo));
   }
 
+  async answerTo(sessionId: string, questionId: number): Promise<HistoryMessageView | null> {
+    const found = (this.bySession.get(sessionId) ?? []).find((m) => m.is_spirit && m.in_reply_to === questionId);
+    return found ? historyItem(found) : null;
+  }
+
   async storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }> {
     const message = await this.storeChat(sessionId, author, question);
     return { message, answer: historyItem(this.append(sessionId, null, answer, message.id)) };

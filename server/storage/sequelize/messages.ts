@@ -39,6 +39,11 @@ export class SequelizeMessageStore implements MessageStore {
     return spiritView(ref, sessionId, text, timestamp);
   }
 
+  async answerTo(sessionId: string, questionId: number): Promise<HistoryMessageView | null> {
+    const row = await this.models.Message.findOne({ where: { session_id: sessionId, in_reply_to: questionId, is_spirit: true }, order: [['seq', 'ASC']] });
+    return row ? historyMessageView(row) : null;
+  }
+
   /** One statement on PostgreSQL. */
   async storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }> {
     const timestamp = new Date();

@@ -69,6 +69,12 @@ describe('the built-in voice', function () {
     }
   });
 
+  it('stops speaking after 90 s (before the effect), so no text costs minutes of CPU and megabytes of storage', async () => {
+    // 500 letters spelled out one by one would last six minutes.
+    const info = parseWav((await voice.speak('W'.repeat(500), 'rms')).bytes);
+    expect(info.seconds).to.be.closeTo(90 / 0.8 + 1.2, 0.1);
+  });
+
   it('cuts text into short pieces at sentence ends, between words, or inside an endless word', () => {
     expect(pieces('Yes.')).to.deep.equal(['Yes.']);
     const sentences = 'The candle gutters and the room grows cold. I see a long road ahead of you, traveller.';

@@ -576,10 +576,11 @@ function targets(summaries: ScenarioSummary[], sweep: SweepSummary | null, idle:
     const clean = (a: SystemAggregate) => a.lost + a.duplicated + a.outOfOrder + a.spiritLost + a.spiritDuplicated + a.spiritBeforeQuestion;
     out.push({ target: 'headline: zero lost/duplicated/out-of-order', measured: `project ${clean(head.project)}, floor ${clean(head.floor)}`, ok: clean(head.project) === 0 });
     out.push({ target: 'headline: p99 message_received <= 1.2x floor', measured: `${fmt(head.ratios.p99, 2)}x (${fmt(head.project.p99)} vs ${fmt(head.floor.p99)} ms)`, ok: head.ratios.p99 <= 1.2 });
+    out.push({ target: 'headline: p50 message_received <= 1.5x floor', measured: `${fmt(head.ratios.p50, 2)}x (${fmt(head.project.p50)} vs ${fmt(head.floor.p50)} ms)`, ok: head.ratios.p50 <= 1.5 });
     out.push({
-      target: 'headline: node CPU per delivery <= 1.3x floor',
-      measured: `${fmt(head.ratios.cpuPerDelivery, 2)}x (all processes incl. PostgreSQL: ${fmt(head.ratios.totalCpuPerDelivery, 2)}x)`,
-      ok: head.ratios.cpuPerDelivery <= 1.3,
+      target: 'headline: CPU per delivery of all processes incl. PostgreSQL <= 1.3x floor',
+      measured: `${fmt(head.ratios.totalCpuPerDelivery, 2)}x (nodes alone: ${fmt(head.ratios.cpuPerDelivery, 2)}x)`,
+      ok: head.ratios.totalCpuPerDelivery <= 1.3,
     });
   }
   if (sweep) {
@@ -853,7 +854,7 @@ async function main(): Promise<void> {
   log(`\n=== Séance vs floor (${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB, ${machine.node}; ${elapsed()}) ===`);
   log(`    code: ${describe(codeAtStart)}${codeChanges.length ? `; WARNING: ${codeChanges.join('; ')} (now ${describe(gitState())})` : ''}\n`);
   log(report);
-  log('\nTargets (issue 6)\n');
+  log('\nTargets ("The tail": judged on the reference instrument; this is the in-repo estimate)\n');
   log(
     table(
       ['target', 'measured', 'met'],

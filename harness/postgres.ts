@@ -8,9 +8,9 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pgQuery } from './pg';
 import { freePort } from './ports';
-import { findExecutable, makeTempDir, removeTempDir, signal, run, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
+import { findExecutable, makeTempDir, removeTempDir, signal, run, spawnLogged, stopProcess, waitUntil, type ServerProcess, type Spawned } from './processes';
 
-export interface PostgresHandle {
+export interface PostgresHandle extends ServerProcess {
   /** postgres://postgres@127.0.0.1:PORT/seance */
   url: string;
   port: number;
@@ -21,14 +21,6 @@ export interface PostgresHandle {
   stop(): Promise<void>;
   /** Starts again on the same port with the same data (outage tests). */
   start(): Promise<void>;
-  /** stop() and remove the temp dir. */
-  destroy(): Promise<void>;
-  /** PID of the current process (-1 before the first start). */
-  readonly pid: number;
-  /** Exit code (null for a signal) of the current process; never rejects. */
-  readonly exited: Promise<number | null>;
-  /** Sends a signal to the current process by PID (SIGSTOP/SIGCONT to freeze it, SIGKILL to crash it). */
-  kill(sig: NodeJS.Signals): void;
 }
 
 const READY_TIMEOUT_MS = 30_000;

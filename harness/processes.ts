@@ -17,6 +17,18 @@ export interface Spawned {
   hasExited(): boolean;
 }
 
+/** A server the harness started and can stop, start again and signal (outage and chaos tests). */
+export interface ServerProcess {
+  /** stop() and remove the temp dir. */
+  destroy(): Promise<void>;
+  /** PID of the current process (-1 before the first start). */
+  readonly pid: number;
+  /** Exit code (null for a signal) of the current process; never rejects. */
+  readonly exited: Promise<number | null>;
+  /** Sends a signal to the current process by PID (SIGSTOP/SIGCONT to freeze it, SIGKILL to crash it). */
+  kill(sig: NodeJS.Signals): void;
+}
+
 export interface SpawnOptions {
   cwd: string;
   env?: NodeJS.ProcessEnv;

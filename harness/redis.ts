@@ -2,9 +2,9 @@
 import net from 'node:net';
 import path from 'node:path';
 import { freePort } from './ports';
-import { findExecutable, makeTempDir, removeTempDir, signal, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
+import { findExecutable, makeTempDir, removeTempDir, signal, spawnLogged, stopProcess, waitUntil, type ServerProcess, type Spawned } from './processes';
 
-export interface RedisHandle {
+export interface RedisHandle extends ServerProcess {
   /** redis://127.0.0.1:PORT */
   url: string;
   port: number;
@@ -13,14 +13,6 @@ export interface RedisHandle {
   stop(): Promise<void>;
   /** Starts again on the same port, empty (outage tests). */
   start(): Promise<void>;
-  /** stop() and remove the temp dir. */
-  destroy(): Promise<void>;
-  /** PID of the current process (-1 before the first start). */
-  readonly pid: number;
-  /** Exit code (null for a signal) of the current process; never rejects. */
-  readonly exited: Promise<number | null>;
-  /** Sends a signal to the current process by PID (SIGSTOP/SIGCONT to freeze it, SIGKILL to crash it). */
-  kill(sig: NodeJS.Signals): void;
 }
 
 const READY_TIMEOUT_MS = 10_000;

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { pgQuery } from './pg';
 import { freePort } from './ports';
-import { findExecutable, makeTempDir, removeTempDir, signal, run, spawnLogged, stopProcess, waitUntil, type ServerProcess, type Spawned } from './processes';
+import { findExecutable, makeTempDir, removeTempDir, run, spawnLogged, stopProcess, waitUntil, serverProcess, type ServerProcess, type Spawned } from './processes';
 
 export interface PostgresHandle extends ServerProcess {
   /** postgres://postgres@127.0.0.1:PORT/seance */
@@ -115,25 +115,16 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
     throw err;
   }
 
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/seance`,
-    port,
-    dir,
-    logFile,
-    stop,
-    start,
-    destroy: async () => {
-      await stop();
-      await removeTempDir(dir);
+  // Object.assign keeps serverProcess's getters live (a spread would copy their values once).
+  return Object.assign(
+    serverProcess(() => proc, stop, dir),
+    {
+      url: `postgres://postgres@127.0.0.1:${port}/seance`,
+      port,
+      dir,
+      logFile,
+      stop,
+      start,
     },
-    get pid() {
-      return proc?.pid ?? -1;
-    },
-    get exited() {
-      return proc ? proc.exited : new Promise<number | null>(() => undefined);
-    },
-    kill: (sig) => {
-      if (proc && !proc.hasExited()) signal(proc.pid, sig);
-    },
-  };
+  );
 }

@@ -237,3 +237,24 @@ export async function removeTempDir(dir: string): Promise<void> {
 
 /** The project root: test/harness is two levels below it. */
 export const PROJECT_ROOT = path.resolve(__dirname, '..');
+
+/** The ServerProcess controls of a server whose current process `current()` returns (it changes on each restart). */
+export function serverProcess(current: () => Spawned | undefined, stop: () => Promise<void>, dir: string): ServerProcess {
+  return {
+    destroy: async () => {
+      await stop();
+      await removeTempDir(dir);
+    },
+    get pid() {
+      return current()?.pid ?? -1;
+    },
+    get exited() {
+      const proc = current();
+      return proc ? proc.exited : new Promise<number | null>(() => undefined);
+    },
+    kill: (sig) => {
+      const proc = current();
+      if (proc && !proc.hasExited()) signal(proc.pid, sig);
+    },
+  };
+}

@@ -2,7 +2,7 @@
 import net from 'node:net';
 import path from 'node:path';
 import { freePort } from './ports';
-import { findExecutable, makeTempDir, removeTempDir, signal, spawnLogged, stopProcess, waitUntil, type ServerProcess, type Spawned } from './processes';
+import { findExecutable, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil, serverProcess, type ServerProcess, type Spawned } from './processes';
 
 export interface RedisHandle extends ServerProcess {
   /** redis://127.0.0.1:PORT */
@@ -63,24 +63,15 @@ export async function startRedis(): Promise<RedisHandle> {
     await removeTempDir(dir);
     throw err;
   }
-  return {
-    url: `redis://127.0.0.1:${port}`,
-    port,
-    logFile,
-    stop,
-    start,
-    destroy: async () => {
-      await stop();
-      await removeTempDir(dir);
+  // Object.assign keeps serverProcess's getters live (a spread would copy their values once).
+  return Object.assign(
+    serverProcess(() => proc, stop, dir),
+    {
+      url: `redis://127.0.0.1:${port}`,
+      port,
+      logFile,
+      stop,
+      start,
     },
-    get pid() {
-      return proc?.pid ?? -1;
-    },
-    get exited() {
-      return proc ? proc.exited : new Promise<number | null>(() => undefined);
-    },
-    kill: (sig) => {
-      if (proc && !proc.hasExited()) signal(proc.pid, sig);
-    },
-  };
+  );
 }

@@ -11,7 +11,7 @@ import Redis from 'ioredis';
 import { startCluster, type ClusterHandle } from '../../harness/cluster';
 import { pgClient } from '../../harness/pg';
 import { buildRelease, hasGitHistory, type ReleaseBuild } from '../../harness/release';
-import { joinSocket, RawClient, sendWithAck, type TestSocket } from '../support/clients';
+import { joinSocket, RawClient, sendWithAck, seqsSeen, type TestSocket } from '../support/clients';
 import { createSession, wholeHistory } from '../support/factories';
 import { sharedPostgres } from '../support/hooks';
 import { scrape, valueOf } from '../support/metrics';
@@ -19,16 +19,6 @@ import { scrape, valueOf } from '../support/metrics';
 const wsUrl = (url: string) => url.replace(/^http/, 'ws');
 /** The release before seq (main when this work started): nodes exchange unversioned messages and number nothing. */
 const PREVIOUS_RELEASE = 'd883407';
-
-/** Every seq a connection was shown, in order: its welcome's messages, then the live events. */
-function seqsSeen(inbox: { events: Array<{ event: string; data: any }> }): number[] {
-  const seqs: number[] = [];
-  for (const { event, data } of inbox.events) {
-    if (event === 'session_joined') seqs.push(...data.messages.map((m: any) => m.seq));
-    if (event === 'message_received' || event === 'spirit_response') seqs.push(data.seq);
-  }
-  return seqs;
-}
 
 const oneTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
 

@@ -7,19 +7,9 @@
  */
 import { expect } from 'chai';
 import { QueryTypes } from 'sequelize';
-import { joinSocket, RawClient, sendWithAck, socketClient, type TestSocket } from '../support/clients';
+import { joinSocket, RawClient, sendWithAck, seqsSeen, socketClient, type TestSocket } from '../support/clients';
 import { createSession } from '../support/factories';
 import { startTestServer, type TestServer } from '../support/server';
-
-/** Every seq a connection was shown, in order: its welcome's messages, then the live events. */
-function seqsSeen(inbox: { events: Array<{ event: string; data: any }> }): number[] {
-  const seqs: number[] = [];
-  for (const { event, data } of inbox.events) {
-    if (event === 'session_joined') seqs.push(...data.messages.map((m: any) => m.seq));
-    if (event === 'message_received' || event === 'spirit_response') seqs.push(data.seq);
-  }
-  return seqs;
-}
 
 describe('resume with last_seq', function () {
   this.timeout(30_000);

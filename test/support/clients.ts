@@ -182,3 +182,13 @@ export class RawClient {
     this.ws.close();
   }
 }
+
+/** Every seq a connection was shown, in order: its welcome's messages, then the live events. */
+export function seqsSeen(inbox: { events: Array<{ event: string; data: any }> }): number[] {
+  const seqs: number[] = [];
+  for (const { event, data } of inbox.events) {
+    if (event === 'session_joined') seqs.push(...data.messages.map((m: any) => m.seq));
+    if (event === 'message_received' || event === 'spirit_response') seqs.push(data.seq);
+  }
+  return seqs;
+}

@@ -8,7 +8,7 @@ import { Passport } from 'passport';
 import { ExtractJwt, Strategy as JwtStrategy } from 'passport-jwt';
 import type { Config } from '../../config';
 import { AppError } from '../errors';
-import { TokenService, type TokenClaims } from './tokens';
+import { hmacKey, TokenService, type TokenClaims } from './tokens';
 
 declare module 'express-serve-static-core' {
   interface Request {
@@ -23,7 +23,8 @@ export function createRequireAuth(auth: Config['auth']): RequestHandler {
     new JwtStrategy(
       {
         jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
-        secretOrKey: auth.jwtSecret,
+        // passport-jwt hands it to jsonwebtoken, which takes a key object (see hmacKey).
+        secretOrKey: hmacKey(auth.jwtSecret) as unknown as string,
         algorithms: [auth.jwtAlgorithm],
       },
       (payload: unknown, done: (err: unknown, user?: TokenClaims | false) => void) => {

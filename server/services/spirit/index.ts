@@ -16,7 +16,7 @@ import type { Metrics } from '../../metrics';
 import { GeminiProvider } from './gemini';
 import { OpenAIProvider } from './openai';
 import { OracleProvider, oracleAnswer } from './oracle';
-import { shapeReply, type ShapedReply } from './shape';
+import { letterTimings, shapeReply, type ShapedReply } from './shape';
 import type { SpiritProvider, SpiritReply, SpiritRequest } from './types';
 
 export type { SpiritReply } from './types';
@@ -32,6 +32,21 @@ function delay(ms: number): Promise<void> {
 }
 
 // Punctuation alone ("...", "?") is not an answer the board can spell out.
+/**
+ * The oracle's answers come from a fixed list, so their cleaned text and word count are worked
+ * out once each; the letter timings are drawn afresh for every answer.
+ */
+const oracleShapes = new Map<string, Omit<ShapedReply, 'letter_timings'>>();
+function shapeOracleAnswer(answer: string): ShapedReply {
+  let shaped = oracleShapes.get(answer);
+  if (!shaped) {
+    const { message, word_count } = shapeReply(answer);
+    shaped = { message, word_count };
+    oracleShapes.set(answer, shaped);
+  }
+  return { ...shaped, letter_timings: letterTimings(shaped.message) };
+}
+
 function isUsable(shaped: ShapedReply): boolean {
   return /[\p{L}\p{N}]/u.test(shaped.message);
 }
@@ -118,11 +133,11 @@ export class SpiritService {
       }
     }
     this.logger.warn({ provider: this.provider.name, breaker: this.breakerState, session_id: req.sessionId }, 'spirit answered from the oracle');
-    return { ...shapeReply(oracleAnswer(req.question)), provider: 'oracle', fallback: true };
+    return { ...shapeOracleAnswer(oracleAnswer(req.question)), provider: 'oracle', fallback: true };
   }
 
   private oracle(question: string): SpiritReply {
-    return { ...shapeReply(oracleAnswer(question)), provider: 'oracle', fallback: false };
+    return { ...shapeOracleAnswer(oracleAnswer(question)), provider: 'oracle', fallback: false };
   }
 
   /** One call bounded by `timeoutMs`, even for a provider that ignores its signal. */

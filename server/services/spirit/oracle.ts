@@ -119,8 +119,20 @@ const ANSWERS = {
 
 type Kind = keyof typeof ANSWERS | 'yesNo';
 
+/** Every character below U+0080 (a string of them is its own NFKC form). */
+const isAscii = (text: string) => !/[^\p{ASCII}]/u.test(text);
+
 /** Lower case, plain spaces, no apostrophes or trailing punctuation: "Will I?" = "will i". */
 export function normaliseQuestion(question: string): string {
+  // Plain ASCII (nearly every question): NFKC changes nothing and the letters and digits are a-z0-9.
+  if (isAscii(question)) {
+    return question
+      .toLowerCase()
+      .replace(/'/g, '')
+      .replace(/[^a-z0-9\s]+/g, ' ')
+      .replace(/\s+/g, ' ')
+      .trim();
+  }
   return question
     .normalize('NFKC')
     .toLowerCase()

@@ -26,6 +26,12 @@ export const TIMING_RULES = {
 // gesture instead of stuttering between a flick and half a second.
 const LETTER_BAND: Range = [80, 200];
 
+/** Which rule applies to a character, and its range (a constant table: nothing is built per character). */
+const RULES: ReadonlyArray<readonly [(first: boolean, afterSentenceEnd: boolean, afterPause: boolean) => boolean, Range]> = [
+  [(first) => first, TIMING_RULES.firstOrSpace],
+  [(_, afterSentenceEnd) => afterSentenceEnd, TIMING_RULES.afterSentenceEnd],
+  [(_, __, afterPause) => afterPause, TIMING_RULES.afterPause],
+];
 const SENTENCE_END = new Set(['.', '!', '?']);
 const PAUSE = new Set([',', '-', ';', ':']);
 
@@ -77,14 +83,10 @@ export function letterTimings(message: string, random: () => number = Math.rando
       // The applying rules' intersection (the rule sets are built so that none are disjoint).
       min = -Infinity;
       max = Infinity;
-      for (const [applies, range] of [
-        [first, TIMING_RULES.firstOrSpace],
-        [afterSentenceEnd, TIMING_RULES.afterSentenceEnd],
-        [afterPause, TIMING_RULES.afterPause],
-      ] as const) {
-        if (!applies) continue;
-        min = Math.max(min, range[0]);
-        max = Math.min(max, range[1]);
+      for (const [applies, [low, high]] of RULES) {
+        if (!applies(first, afterSentenceEnd, afterPause)) continue;
+        min = Math.max(min, low);
+        max = Math.min(max, high);
       }
     }
     timings[i] = Math.min(max, min + Math.floor(random() * (max - min + 1)));

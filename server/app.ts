@@ -151,7 +151,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     audioUrl,
     subscriptions: feeds,
   });
-  attachSocketHandlers(io, { rooms, limits, feeds, policy, logger });
+  attachSocketHandlers(io, { rooms, feeds, policy, logger });
   const adminUiPage = attachAdminUi(io, config.operations.adminUi, config.nodeId, redis?.command ?? null);
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
@@ -163,7 +163,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     logger: logger.child({ component: 'maintenance' }),
     metrics,
   });
-  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, limits, feeds, policy, logger });
+  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, feeds, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {
     if (rawEdge.handleUpgrade(req, socket, head)) return;

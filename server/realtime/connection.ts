@@ -10,7 +10,6 @@ import { AppError, classifyError, isServerFault } from '../errors';
 import { CLIENT_EVENTS, type ClientEventName, type ErrorView, type SendMessageAck, type ServerEventData, type ServerEventName } from '../events';
 import type { Logger } from '../logger';
 import type { SessionFeeds } from '../ordering/sessionFeeds';
-import type { RateLimits } from '../services/rateLimits';
 import { JOIN_HISTORY, type JoinOutcome, type JoinRequestInput, type Participation, type RoomService } from '../services/rooms';
 
 /** What a transport gives the core for one connection. */
@@ -29,7 +28,6 @@ export interface ConnectionLink {
 
 export interface ConnectionCoreDeps {
   rooms: RoomService;
-  limits: RateLimits;
   feeds: SessionFeeds;
   logger: Logger;
 }
@@ -55,13 +53,12 @@ export class Connection {
   }
 
   /**
-   * Admits the connection (rate limit, validation, auth, capacity). Throws the classified
+   * Admits the connection (rate limit, validation, auth, capacity: RoomService.join). Throws the classified
    * refusal, already logged when it is the server's fault; the transport maps its code.
    */
   async join(clientAddress: string, input: JoinRequestInput): Promise<void> {
     try {
-      await this.deps.limits.consume('connection', clientAddress);
-      const outcome = await this.deps.rooms.join(input, this.id, (event, data) => this.link.send(event, data));
+      const outcome = await this.deps.rooms.join({ ...input, clientAddress }, this.id, (event, data) => this.link.send(event, data));
       // Closed while joining: the seat just taken goes back at once.
       if (this.closed) return await this.deps.rooms.leave(outcome.participation);
       this.outcome = outcome;

@@ -8,6 +8,9 @@
  * adds what it admitted to the count in Redis every FLUSH_MS, renewing the lease in the same
  * script. The lease lasts LEASE_MS in Redis; the holder stops deciding LOCAL_MARGIN_MS before
  * that unless a renewal came back, so its authority always ends before Redis forgets it.
+ * Only a lease used since the previous flush is renewed: one that sat unused (a quiet
+ * participant, or one who joined and has not spoken yet) runs out on its own and is handed
+ * back then, so idle connections cost Redis nothing per second; the next message takes it again.
  *
  * When another node needs the same key (the participant is connected there too), it fences the
  * lease in Redis (the holder can no longer renew it) and asks the holder to give it up. The
@@ -43,8 +46,6 @@ const LOCAL_MARGIN_MS = 1_000;
 const SHARED_MS = 30_000;
 /** How often a holder adds its counts to Redis and renews its leases. */
 const FLUSH_MS = 1_000;
-/** A lease unused this long is handed back instead of renewed. */
-const IDLE_MS = 30_000;
 /** How often a requester looks at a fenced lease while it waits for the holder. */
 const POLL_MS = 100;
 /**
@@ -150,6 +151,8 @@ export class RateLimitLeases {
   private revocations = 0;
   private readonly durationMs: number;
   private flushTimer: NodeJS.Timeout | null = null;
+  /** When the previous flush ran (monotonic ms): a lease not used since is not renewed. */
+  private lastFlush = 0;
 
   constructor(
     /** The rate-limiter-flexible limiter that keeps the count in Redis. */
@@ -248,11 +251,15 @@ export class RateLimitLeases {
     return next;
   }
 
-  /** Every FLUSH_MS: leases in use are written and renewed; lapsed and idle ones are handed back. */
+  /** Every FLUSH_MS: leases used since the last flush are written and renewed; lapsed ones are handed back. */
   private flushAll(): void {
     const now = performance.now();
+    const previous = this.lastFlush;
+    this.lastFlush = now;
     for (const [key, lease] of this.leases) {
-      const lapsed = now >= lease.validUntil || now - lease.lastUsed >= IDLE_MS;
+      const lapsed = now >= lease.validUntil;
+      // Unused since the last flush and nothing to write: not renewed, it lapses within LEASE_MS.
+      if (!lapsed && lease.lastUsed < previous && lease.used === lease.acked) continue;
       if (lapsed) this.leases.delete(key);
       this.settle(key, lease, lapsed ? 'release' : 'renew').then(
         (held) => {

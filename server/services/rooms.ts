@@ -50,6 +50,8 @@ export interface JoinRequestInput {
   sessionId: unknown;
   /** The client's join object: Socket.IO `auth` or the raw path's first frame. */
   body: unknown;
+  /** Where the connection comes from: the connection rate limit's key (absent: not limited). */
+  clientAddress?: string;
   /** A token from elsewhere (the raw path's `?token=`), used when the body has none. */
   token?: string;
 }
@@ -100,24 +102,47 @@ export class RoomService {
     );
   }
 
-  /** Validates, authenticates and admits a connection; throws the contract's refusal codes. */
+  /**
+   * Rate-limits (by client address), validates, authenticates and admits a connection; throws
+   * the contract's refusal codes, the rate limit's first. A join is three steps of round trips
+   * to Redis and the database, each step's in parallel (a whole node's clients join again at
+   * once after a failover): the limit and the session; the seat and the subscription; the
+   * participants, the history and the user's row.
+   */
   async join(input: JoinRequestInput, connectionId: string, send: Participation['send']): Promise<JoinOutcome> {
-    const body = validate<{ name?: string; user_id?: string; token?: string; last_seq?: unknown }>(schemas.join, input.body ?? {});
-    const identity = this.identify(body, body.token ?? input.token);
-    const session = await this.deps.sessions.get(input.sessionId);
+    const limited = input.clientAddress === undefined ? Promise.resolve() : this.deps.limits.consume('connection', input.clientAddress);
+    let found: Promise<SessionView>;
+    let identity: { id: string; name: string };
+    let body: { name?: string; user_id?: string; token?: string; last_seq?: unknown };
+    try {
+      body = validate<{ name?: string; user_id?: string; token?: string; last_seq?: unknown }>(schemas.join, input.body ?? {});
+      identity = this.identify(body, body.token ?? input.token);
+      found = this.deps.sessions.get(input.sessionId);
+    } catch (err) {
+      await limited;
+      throw err;
+    }
+    const [limit, lookup] = await Promise.allSettled([limited, found]);
+    if (limit.status === 'rejected') throw limit.reason;
+    if (lookup.status === 'rejected') throw lookup.reason;
+    const session = lookup.value;
     if (!session.is_active) throw new AppError('SESSION_INACTIVE', 'This session has ended');
 
     const candidate: ParticipantView = { id: identity.id, name: identity.name, joined_at: new Date().toISOString() };
-    const admission = await this.deps.presence.admit(session.id, candidate, connectionId, session.max_users);
-    if (!admission.admitted) throw new AppError('SESSION_FULL', `This session is full (${session.max_users} participants)`);
-
+    const subscriptions = this.deps.subscriptions;
+    // Subscribed before the history is read (so nothing stored after the read passes this node by), while the seat is taken.
+    const [seat, subscription] = await Promise.allSettled([this.deps.presence.admit(session.id, candidate, connectionId, session.max_users), subscriptions?.open(session.id)]);
+    const subscribed = subscription.status === 'fulfilled';
+    if (seat.status === 'rejected' || !seat.value.admitted) {
+      if (subscribed) subscriptions?.close(session.id);
+      if (seat.status === 'rejected') throw seat.reason;
+      throw new AppError('SESSION_FULL', `This session is full (${session.max_users} participants)`);
+    }
+    const admission = seat.value;
     const participation: Participation = { sessionId: session.id, connectionId, participant: admission.participant, send };
     this.deps.limits.prepareMessages(messageLimitKey(session.id, admission.participant.id));
-    const subscriptions = this.deps.subscriptions;
-    let subscribed = false;
     try {
-      await subscriptions?.open(session.id);
-      subscribed = true;
+      if (subscription.status === 'rejected') throw subscription.reason;
       const [users, history] = await Promise.all([
         this.deps.presence.list(session.id),
         this.history(session.id, body.last_seq),

@@ -284,6 +284,29 @@ for (const { mode, label } of MODES)
         for (const node of used) expect(['node-1', 'node-2', 'node-3']).to.include(node);
       });
 
+    it("subscribes each node to its sessions' channels only: a participant's room (used to skip them) costs no subscription", async () => {
+      const [a, b] = cluster.nodes;
+      const session = await sessionOnShard(a.url, 0);
+      const alice = track(await joinSocket(a.url, { session_id: session.id, name: 'Alice' }));
+      const bob = track(await joinSocket(b.url, { session_id: session.id, name: 'Bob' }));
+      await expectSubscribers(session.id, 2);
+      const servers = cluster.redisCluster ? cluster.redisCluster.shards.map((shard) => new Redis({ host: '127.0.0.1', port: shard.port })) : [await redis.serverFor(redis.channelOf(session.id))];
+      try {
+        const channels: string[] = [];
+        for (const server of servers) channels.push(...((await server.call('PUBSUB', 'SHARDCHANNELS', `*${session.id}*`)) as string[]));
+        expect(channels).to.deep.equal([redis.channelOf(session.id)]);
+      } finally {
+        if (cluster.redisCluster) for (const server of servers) server.disconnect();
+      }
+      // "Everyone else" still holds across nodes: Bob hears Alice typing, Alice does not.
+      alice.emit('typing');
+      await bob.inbox.waitFor('user_typing');
+      // Alice's own message after it: once she has it, a user_typing for her would have come first.
+      expect((await sendWithAck(alice, { message: 'Hello?' })).ok).to.equal(true);
+      await alice.inbox.waitFor('message_received');
+      expect(alice.inbox.events.map((e) => e.event)).not.to.include('user_typing');
+    });
+
     it('carries the three events of a message to the other nodes in one Redis message, on the shard of its session', async () => {
       const [a, b] = cluster.nodes;
       const session = await sessionOnShard(a.url, redis.shardCount - 1);

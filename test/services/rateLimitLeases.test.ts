@@ -117,6 +117,31 @@ for (const kind of ['Redis', 'Redis Cluster'] as const)
       await backend?.destroy();
     });
 
+    it('keeps renewing a lease in use, and hands back one left unused instead of renewing it', async () => {
+      const a = await startNode('node-a', { messagesPerWindow: 1000 });
+      const [speaking, quiet] = [newKey(), newKey()];
+      a.limits.prepareMessages(speaking);
+      a.limits.prepareMessages(quiet);
+      await waitUntil('leases taken', async () => (await holderOf(speaking)) === 'node-a' && (await holderOf(quiet)) === 'node-a', { timeoutMs: 5_000, intervalMs: 10 });
+      // One participant speaks every 300 ms, the other not at all (an idle connection).
+      const started = Date.now();
+      let spoke = 0;
+      await waitUntil(
+        'the unused lease handed back',
+        async () => {
+          if (Date.now() - started >= spoke * 300) {
+            spoke += 1;
+            expect(await attempt(a, speaking)).to.equal(true);
+          }
+          return (await holderOf(quiet)) === null;
+        },
+        { timeoutMs: 8_000, intervalMs: 50 },
+      );
+      // The lease in use outlived its first term (3 s) by being renewed.
+      await waitUntil('three seconds of speaking', async () => (expect(await attempt(a, speaking)).to.equal(true), Date.now() - started > 3_500), { timeoutMs: 5_000, intervalMs: 300 });
+      expect(await holderOf(speaking)).to.equal('node-a');
+    });
+
     it('decides for the lease holder without waiting for Redis, and Redis catches up', async () => {
       const a = await startNode('node-a');
       const key = newKey();

@@ -69,8 +69,11 @@ export interface OrderingRouter {
 
 const JSON_OBJECT = 0x7b; // '{'
 const JSON_ARRAY = 0x5b; // '['
-/** Socket ids are 20 characters: they use the namespace channel, never a room channel of their own. */
-const looksLikeASocketId = (room: string) => room.length === 20;
+/**
+ * Session rooms are the only rooms broadcasts are sent to; each has its own Redis channel. A
+ * participant's room costs no subscription on every join (one SSUBSCRIBE, and SUNSUBSCRIBE on leave).
+ */
+const hasOwnChannel = (room: string) => rooms.sessionOf(room) !== null;
 
 interface WireOptions {
   rooms: string[];
@@ -109,9 +112,11 @@ export class SeanceAdapter extends ClusterAdapter {
     redis.sub.on('ready', () => this.ordering?.repairAll());
     this.subscribe(this.channel, (raw) => this.receive(raw, false));
     this.subscribe(this.responseChannel, (raw) => this.receive(raw, true));
-    // A room with members here gets its own channel, so only the nodes that serve a session hear it.
+    // A session's room gets its own channel, so only the nodes that serve the session hear it.
+    // Other rooms (a socket's own, a participant's, which only ever appear in `except`) have
+    // none: what is sent to them travels on the namespace's channel (see channelOf).
     this.on('create-room', (room: string) => {
-      if (!this.sids.has(room)) this.subscribe(this.roomChannel(room), (raw) => this.receive(raw, false, room));
+      if (hasOwnChannel(room)) this.subscribe(this.roomChannel(room), (raw) => this.receive(raw, false, room));
     });
     this.on('delete-room', (room: string) => {
       const channel = this.roomChannel(room);
@@ -235,9 +240,9 @@ export class SeanceAdapter extends ClusterAdapter {
     this.pending.clear();
   }
 
-  /** Broadcasts to one room (without acknowledgements) travel on the room's channel; the rest on the namespace's. */
+  /** Broadcasts to one session room (without acknowledgements) travel on the room's channel; the rest on the namespace's. */
   private channelOf(message: ClusterMessage): string {
-    if (message.type === MessageType.BROADCAST && message.data.requestId === undefined && message.data.opts.rooms.length === 1 && !looksLikeASocketId(message.data.opts.rooms[0])) {
+    if (message.type === MessageType.BROADCAST && message.data.requestId === undefined && message.data.opts.rooms.length === 1 && hasOwnChannel(message.data.opts.rooms[0])) {
       return this.roomChannel(message.data.opts.rooms[0]);
     }
     return this.channel;

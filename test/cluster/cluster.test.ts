@@ -335,6 +335,31 @@ for (const { mode, label } of MODES)
       expect(listener.inbox.events.map((e) => e.event).filter((e) => e !== 'user_joined')).to.deep.equal(['session_joined', 'message_received', 'spirit_thinking', 'spirit_response']);
     });
 
+    it("sends a session's end and the disconnection of its sockets on the session's channel, in that order (shards keep no order between channels)", async () => {
+      const [a, b] = cluster.nodes;
+      const session = await sessionOnShard(a.url, redis.shardCount - 1);
+      const listener = track(await joinSocket(b.url, { session_id: session.id, name: 'Listener' }));
+      const channel = redis.channelOf(session.id);
+      const owner = await redis.serverFor(channel);
+      const spy = new Redis({ host: '127.0.0.1', port: owner.options.port });
+      const kinds: string[] = [];
+      spy.on('smessageBuffer', (ch: Buffer, payload: Buffer) => {
+        if (ch.toString() !== channel) return;
+        for (const m of [JSON.parse(payload.toString())].flat()) kinds.push(m.type === 3 ? m.data.packet.data[0] : `type ${m.type}`);
+      });
+      try {
+        await spy.ssubscribe(channel);
+        const ended = await request(a.url, 'DELETE', `/api/sessions/${session.id}`, { headers: { authorization: `Bearer ${session.creator_token}` } });
+        expect(ended.status).to.equal(200);
+        await waitUntil('the disconnection on the channel', async () => kinds.includes('type 6'), { timeoutMs: 5_000, intervalMs: 10 });
+      } finally {
+        spy.disconnect();
+      }
+      expect(kinds.filter((k) => k === 'session_ended' || k === 'type 6')).to.deep.equal(['session_ended', 'type 6']);
+      await listener.inbox.waitFor('disconnect');
+      expect(listener.inbox.events.map((e) => e.event).slice(-2)).to.deep.equal(['session_ended', 'disconnect']);
+    });
+
     it("delivers to listeners on the sender's node without waiting for Redis", async () => {
       const [a] = cluster.nodes;
       const session = await createSession(a.url);

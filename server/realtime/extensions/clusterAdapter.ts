@@ -240,12 +240,17 @@ export class SeanceAdapter extends ClusterAdapter {
     this.pending.clear();
   }
 
-  /** Broadcasts to one session room (without acknowledgements) travel on the room's channel; the rest on the namespace's. */
+  /**
+   * Broadcasts to one session room (without acknowledgements) travel on the room's channel, and
+   * so does the disconnection of its sockets: on a Redis Cluster, channels on different shards
+   * keep no order between them, and a session's end must arrive before its disconnection. The
+   * rest travels on the namespace's channel.
+   */
   private channelOf(message: ClusterMessage): string {
-    if (message.type === MessageType.BROADCAST && message.data.requestId === undefined && message.data.opts.rooms.length === 1 && hasOwnChannel(message.data.opts.rooms[0])) {
-      return this.roomChannel(message.data.opts.rooms[0]);
-    }
-    return this.channel;
+    let targets: string[] | null = null;
+    if (message.type === MessageType.BROADCAST && message.data.requestId === undefined) targets = message.data.opts.rooms;
+    else if (message.type === MessageType.DISCONNECT_SOCKETS) targets = message.data.opts.rooms;
+    return targets?.length === 1 && hasOwnChannel(targets[0]) ? this.roomChannel(targets[0]) : this.channel;
   }
 
   private roomChannel(room: string): string {

@@ -38,4 +38,4 @@ COPY --from=build /app/.sequelizerc ./.sequelizerc
 # The `node` user ships with the official image.
 USER node
 EXPOSE 8000
-CMD ["node", "--heap-growing-percent=100", "dist/server/index.js"]
+CMD ["node", "dist/server/index.js"]

@@ -35,8 +35,8 @@ interface ComposeService {
 }
 
 /**
- * How `npm start` runs the server (node with its heap settings): the image and the Procfile
- * must run it the same way, so a deployment has the memory behaviour the benchmarks measured.
+ * How `npm start` runs the server (node and any node flags): the image and the Procfile must
+ * run it the same way, so a deployment behaves as the benchmarks measured.
  */
 const NODE_COMMAND = (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.replace(/^exec /, '');
 

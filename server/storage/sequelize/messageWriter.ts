@@ -1,6 +1,7 @@
 /**
- * Writes messages in batches: every insert asked for within one turn of the event loop goes
- * to the database together, and each caller's promise settles when its rows are stored.
+ * Writes messages in batches: every insert asked for within one macrotask goes to the database
+ * together (and, while MAX_IN_FLIGHT statements are under way, everything asked for until one
+ * ends), and each caller's promise settles when its rows are stored.
  * Under load this turns many statements into few; alone, a message waits for nothing but its
  * own insert, so store-before-broadcast holds either way.
  *
@@ -114,7 +115,10 @@ export class MessageWriter {
       this.queue.push({ rows, resolve, reject });
       if (!this.scheduled) {
         this.scheduled = true;
-        setImmediate(() => {
+        // At the end of this macrotask, not after the loop's other I/O: a message's insert
+        // leaves as soon as the code handling it returns. Rows keep gathering while both
+        // statements are under way, so batches still grow under load.
+        process.nextTick(() => {
           this.scheduled = false;
           this.flush();
         });

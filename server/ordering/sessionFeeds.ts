@@ -37,9 +37,12 @@ const QUIET_CHECK_MS = 2_000;
 /**
  * Delivered events kept per session, for joins whose history read ends before them (a join
  * is usually a message or two behind; one further behind reads the rest from the database).
- * Small: it holds the events' payloads for every session this node serves.
+ * Small, and only the payload is kept: every event this ring holds lives for as many events of
+ * its session after it, long enough at a busy session's pace to outlive a young-generation
+ * collection, and whatever outlives two is copied into the old generation (with 16 events and
+ * the packets around them, most of a node's promoted memory, and scavenge pauses of 5 ms).
  */
-const RECENT = 16;
+const RECENT = 4;
 /** Messages read from the database per repair query. */
 const REPAIR_BATCH = 500;
 const EVENT_PACKET = 2;
@@ -70,6 +73,13 @@ interface Held {
   packet: Packet | null;
 }
 
+/** What the ring keeps of a delivered event: what a join's history needs. */
+interface Recent {
+  seq: number;
+  event: OrderedEventName;
+  data: OrderedData;
+}
+
 interface Feed {
   sessionId: string;
   room: string;
@@ -80,7 +90,7 @@ interface Feed {
   /** Events ahead of `delivered`, by seq (before the start is known: all of them). */
   ahead: Map<number, Held>;
   /** The last RECENT delivered, oldest first from `recentStart` (a ring). */
-  recent: Held[];
+  recent: Recent[];
   recentStart: number;
   /** The broadcast options of the session's room, made once. */
   opts: BroadcastOptions;
@@ -243,15 +253,16 @@ export class SessionFeeds implements SessionSubscriptions {
     }
   }
 
-  private recentInOrder(feed: Feed): Held[] {
+  private recentInOrder(feed: Feed): Recent[] {
     return feed.recent.length < RECENT ? feed.recent : [...feed.recent.slice(feed.recentStart), ...feed.recent.slice(0, feed.recentStart)];
   }
 
   private deliver(feed: Feed, held: Held): void {
     feed.delivered = held.seq;
-    if (feed.recent.length < RECENT) feed.recent.push(held);
+    const kept: Recent = { seq: held.seq, event: held.event, data: held.data };
+    if (feed.recent.length < RECENT) feed.recent.push(kept);
     else {
-      feed.recent[feed.recentStart] = held;
+      feed.recent[feed.recentStart] = kept;
       feed.recentStart = (feed.recentStart + 1) % RECENT;
     }
     this.transport.deliverHere(held.packet ?? { type: EVENT_PACKET, data: [held.event, held.data], nsp: '/' }, feed.opts, held.arrived);

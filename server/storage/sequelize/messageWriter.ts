@@ -54,7 +54,7 @@ interface BatchRow extends NewMessage {
   replyTo: number | null;
 }
 
-const PREPARED_BATCH = 'seance_message_batch_seq';
+const PREPARED_BATCH = 'seance_message_batch_json';
 /** Statements one node has under way at once; more rows wait and go together in the next. */
 const MAX_IN_FLIGHT = 2;
 
@@ -167,8 +167,8 @@ export class MessageWriter {
   }
 
   /**
-   * One statement whatever the batch holds, and always the same text (the rows travel as
-   * arrays), so PostgreSQL parses nothing new per batch. Ids are drawn in row order first, so
+   * One statement whatever the batch holds, and always the same text (the rows travel as one
+   * JSON array), so PostgreSQL parses nothing new per batch. Ids are drawn in row order first, so
    * answers can name their question's id and the ids come back in row order.
    */
   private async buildPostgresSql(): Promise<string> {
@@ -180,8 +180,8 @@ export class MessageWriter {
       '/* seance:message-batch */',
       'WITH input AS MATERIALIZED (',
       `  SELECT nextval(${this.sequelize.escape(found.name)}::regclass) AS id, given.*`,
-      '  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::integer[], $7::integer[], $8::timestamptz[])',
-      '    WITH ORDINALITY AS given(session_id, user_id, user_name, body, is_spirit, in_reply_to, reply_to, stamp, n)',
+      '  FROM json_to_recordset($1::json)',
+      '    AS given(session_id uuid, user_id text, user_name text, body text, is_spirit boolean, in_reply_to integer, reply_to integer, stamp timestamptz, n integer)',
       '),',
       `inserted AS (INSERT INTO ${table} (${q('id')}, ${columns})`,
       '  SELECT r.id, r.session_id, r.user_id, r.user_name, r.body, r.is_spirit, COALESCE(r.in_reply_to, asked.id::integer), r.stamp',
@@ -193,16 +193,21 @@ export class MessageWriter {
   }
 
   private async writePostgres(rows: BatchRow[]): Promise<StoredRef[]> {
-    const values = [
-      rows.map((r) => r.session_id),
-      rows.map((r) => r.user_id),
-      rows.map((r) => r.user_name),
-      rows.map((r) => r.text),
-      rows.map((r) => r.is_spirit),
-      rows.map((r) => r.in_reply_to),
-      rows.map((r) => r.replyTo),
-      rows.map((r) => r.timestamp.toISOString()),
-    ];
+    // One JSON parameter: pg turns an array parameter into PostgreSQL's array text in
+    // JavaScript, element by element; JSON.stringify does the whole batch natively.
+    const batch = JSON.stringify(
+      rows.map((r, i) => ({
+        session_id: r.session_id,
+        user_id: r.user_id,
+        user_name: r.user_name,
+        body: r.text,
+        is_spirit: r.is_spirit,
+        in_reply_to: r.in_reply_to,
+        reply_to: r.replyTo,
+        stamp: r.timestamp,
+        n: i + 1,
+      })),
+    );
     // Straight to a pooled pg client: a named statement is parsed and planned once per
     // connection, which Sequelize's query() cannot ask for (it cut PostgreSQL's CPU on the
     // message path by about a third).
@@ -211,7 +216,7 @@ export class MessageWriter {
       throw err;
     });
     const text = await this.postgresSql;
-    const stored = await this.statements.run<{ id: string | number; seq: string | number }>(PREPARED_BATCH, text, values);
+    const stored = await this.statements.run<{ id: string | number; seq: string | number }>(PREPARED_BATCH, text, [batch]);
     return stored.map((r) => ({ id: Number(r.id), seq: Number(r.seq) }));
   }
 

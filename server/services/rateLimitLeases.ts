@@ -3,7 +3,7 @@
  *
  * The count of a key (one participant in one session) lives in Redis, under the key
  * rate-limiter-flexible gives it, so the limit holds across nodes. The node that serves the key
- * takes a lease on it (normally when the participant joins): while it holds the lease no other
+ * takes a lease on it (at the participant's first message): while it holds the lease no other
  * node touches that count, so the holder keeps it in memory, decides each request at once, and
  * adds what it admitted to the count in Redis every FLUSH_MS, renewing the lease in the same
  * script. The lease lasts LEASE_MS in Redis; the holder stops deciding LOCAL_MARGIN_MS before
@@ -192,7 +192,7 @@ export class RateLimitLeases {
     );
   }
 
-  /** Starts taking the lease of `key` ahead of its first request (at join). */
+  /** Starts taking the lease of `key` ahead of its first request. */
   prepare(key: string): void {
     if (!this.leases.has(key)) void this.acquire(key);
   }

@@ -73,7 +73,7 @@ export class RateLimits {
     }
   }
 
-  /** A participant joined here: its message limit is settled now, so its messages need not wait for Redis. */
+  /** Takes the lease of a participant's message limit ahead of its first message (which then need not wait for Redis). */
   prepareMessages(key: string): void {
     this.messageLeases?.prepare(key);
   }

@@ -140,7 +140,6 @@ export class RoomService {
     }
     const admission = seat.value;
     const participation: Participation = { sessionId: session.id, connectionId, participant: admission.participant, send };
-    this.deps.limits.prepareMessages(messageLimitKey(session.id, admission.participant.id));
     try {
       if (subscription.status === 'rejected') throw subscription.reason;
       const [users, history] = await Promise.all([

@@ -284,12 +284,15 @@ for (const { mode, label } of MODES)
         for (const node of used) expect(['node-1', 'node-2', 'node-3']).to.include(node);
       });
 
-    it("subscribes each node to its sessions' channels only: a participant's room (used to skip them) costs no subscription", async () => {
+    it("subscribes each node to its sessions' channels only: a participant's room (used to skip them) costs no subscription, and a join no lease", async () => {
       const [a, b] = cluster.nodes;
       const session = await sessionOnShard(a.url, 0);
-      const alice = track(await joinSocket(a.url, { session_id: session.id, name: 'Alice' }));
+      const alice = track(await joinSocket(a.url, { session_id: session.id, user_id: 'alice', name: 'Alice' }));
       const bob = track(await joinSocket(b.url, { session_id: session.id, name: 'Bob' }));
       await expectSubscribers(session.id, 2);
+      // Nor does a join take a message lease: a participant's first message does.
+      const lease = `seance:rl:lease:{${session.id}}:alice`;
+      expect(await (await redis.serverFor(lease)).get(lease)).to.equal(null);
       const servers = cluster.redisCluster ? cluster.redisCluster.shards.map((shard) => new Redis({ host: '127.0.0.1', port: shard.port })) : [await redis.serverFor(redis.channelOf(session.id))];
       try {
         const channels: string[] = [];
@@ -304,6 +307,7 @@ for (const { mode, label } of MODES)
       // Alice's own message after it: once she has it, a user_typing for her would have come first.
       expect((await sendWithAck(alice, { message: 'Hello?' })).ok).to.equal(true);
       await alice.inbox.waitFor('message_received');
+      expect(await (await redis.serverFor(lease)).get(lease)).not.to.equal(null);
       expect(alice.inbox.events.map((e) => e.event)).not.to.include('user_typing');
     });
 

@@ -173,8 +173,9 @@ const DAY_PARTS = new Set(['morning', 'afternoon', 'evening', 'day']);
 function classify(text: string): Kind {
   const words = text.replace(ADDRESS, '').split(' ');
   const [first = '', second = ''] = words;
-  if (/\b(any(one|body|thing) (there|here)|who is (there|here))\b/.test(text)) return 'greeting';
-  if (/\b(your name|who are you|what are you)\b/.test(text)) return 'self';
+  // The cheap substring first: these run for every question, and most contain neither.
+  if (text.includes('here') && /\b(any(one|body|thing) (there|here)|who is (there|here))\b/.test(text)) return 'greeting';
+  if (text.includes('you') && /\b(your name|who are you|what are you)\b/.test(text)) return 'self';
   if (['hello', 'hi', 'hey', 'greetings'].includes(first) && words.length <= 4) return 'greeting';
   if (first === 'good' && DAY_PARTS.has(second)) return 'greeting';
   if (['bye', 'goodbye', 'farewell'].includes(first)) return 'farewell';

@@ -6,6 +6,7 @@
  */
 import type { ClusterHandle } from '../harness/cluster';
 import type { NodeHandle } from '../harness/node';
+import type { ServerProcess } from '../harness/processes';
 
 export const FAULT_KINDS = ['node-sigkill', 'node-sigterm', 'node-sigstop', 'redis-restart', 'postgres-restart'] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -181,24 +182,14 @@ export class FaultInjector {
           node.kill('SIGCONT');
           break;
         }
-        case 'redis-restart': {
+        case 'redis-restart':
           record.target = 'redis';
-          watch.expect(cluster.redis.pid);
-          await cluster.redis.stop();
-          await sleep(300 + this.opts.random() * 1500);
-          await cluster.redis.start();
-          watch.watch('redis', cluster.redis.pid, cluster.redis.exited);
+          await this.restartServer('redis', cluster.redis);
           break;
-        }
-        case 'postgres-restart': {
+        case 'postgres-restart':
           record.target = 'postgres';
-          watch.expect(cluster.postgres.pid);
-          await cluster.postgres.stop();
-          await sleep(300 + this.opts.random() * 1500);
-          await cluster.postgres.start();
-          watch.watch('postgres', cluster.postgres.pid, cluster.postgres.exited);
+          await this.restartServer('postgres', cluster.postgres);
           break;
-        }
       }
     } catch (err) {
       record.note = `fault failed: ${err instanceof Error ? err.message.split('\n')[0] : String(err)}`;
@@ -211,6 +202,15 @@ export class FaultInjector {
       `fault ${kind.padEnd(16)} ${record.target.padEnd(8)} ${String(record.durationMs).padStart(5)} ms` +
         `${record.exitCode !== undefined ? `, exit ${record.exitCode} after ${record.exitMs} ms` : ''}, healthy again after ${record.recoveredMs ?? 'never'} ms${record.note ? ` (${record.note})` : ''}`,
     );
+  }
+
+  /** Stops Redis or PostgreSQL (an expected exit), keeps it down a moment, starts it again and watches the new process. */
+  private async restartServer(name: string, server: ServerProcess & { stop(): Promise<void>; start(): Promise<void> }): Promise<void> {
+    this.watch.expect(server.pid);
+    await server.stop();
+    await sleep(300 + this.opts.random() * 1500);
+    await server.start();
+    this.watch.watch(name, server.pid, server.exited);
   }
 
   private async restart(index: number): Promise<void> {

@@ -1,7 +1,6 @@
 /**
- * One Séance node as a real process: `node [flags] dist/server/index.js`, what `npm start`
- * runs, with the same node flags (npm itself is not spawned so that signals reach the server
- * directly).
+ * One Séance node as a real process: `node dist/server/index.js` (what `npm start` runs;
+ * npm itself is not spawned so that signals reach the server directly).
  */
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,13 +8,6 @@ import { freePort } from './ports';
 import { PROJECT_ROOT, makeTempDir, removeTempDir, signal, spawnLogged, stopProcess, tailFile, waitUntil } from './processes';
 
 export const SERVER_ENTRY = path.join(PROJECT_ROOT, 'dist', 'server', 'index.js');
-
-/** The node flags of package.json's `start` script (`exec node FLAGS dist/server/index.js`). */
-export const NODE_FLAGS: string[] = (() => {
-  const start = (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start;
-  const words = start.split(/\s+/);
-  return words.slice(words.indexOf('node') + 1, words.indexOf('dist/server/index.js'));
-})();
 
 export interface NodeOptions {
   env: Record<string, string>;
@@ -66,7 +58,7 @@ export async function startNode(opts: NodeOptions): Promise<NodeHandle> {
   const logFile = opts.logFile ?? path.join(tempDir!, 'node.log');
   const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', ...opts.env };
 
-  const proc = spawnLogged(process.execPath, [...NODE_FLAGS, entry], { cwd: root, env, logFile });
+  const proc = spawnLogged(process.execPath, [entry], { cwd: root, env, logFile });
   const stop = async () => {
     await stopProcess(proc, 'SIGTERM', STOP_GRACE_MS);
     if (tempDir) await removeTempDir(tempDir);

@@ -1,6 +1,7 @@
 /** A throwaway redis-server in the foreground on a free loopback port, nothing persisted. */
 import net from 'node:net';
 import path from 'node:path';
+import Redis from 'ioredis';
 import { freePort } from './ports';
 import { findExecutable, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil, serverProcess, type ServerProcess, type Spawned } from './processes';
 
@@ -36,6 +37,23 @@ export function redisPing(port: number): Promise<boolean> {
     socket.once('error', () => done(false));
     socket.once('timeout', () => done(false));
   });
+}
+
+/**
+ * One question to the Redis server on `port`, on a connection of its own that gives up at once;
+ * `unanswered` when the server does not answer (stopped, restarting, refusing).
+ */
+export async function askRedis<T>(port: number, ask: (client: Redis) => Promise<T>, unanswered: T): Promise<T> {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1_000 });
+  client.on('error', () => undefined);
+  try {
+    await client.connect();
+    return await ask(client);
+  } catch {
+    return unanswered;
+  } finally {
+    client.disconnect();
+  }
 }
 
 export async function startRedis(): Promise<RedisHandle> {

@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import Redis from 'ioredis';
 import { freePort } from './ports';
-import { redisPing } from './redis';
+import { askRedis, redisPing } from './redis';
 import { findExecutable, makeTempDir, removeTempDir, run, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
 
 export interface RedisShardHandle {
@@ -37,18 +37,8 @@ const STOP_GRACE_MS = 5_000;
 const MASTERS = 3;
 
 /** One CLUSTER INFO field of the node on `port` ('' when it does not answer). */
-async function clusterInfo(port: number, field: string): Promise<string> {
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1_000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    const info = await client.cluster('INFO');
-    return new RegExp(`^${field}:(\\S+)`, 'm').exec(String(info))?.[1] ?? '';
-  } catch {
-    return '';
-  } finally {
-    client.disconnect();
-  }
+function clusterInfo(port: number, field: string): Promise<string> {
+  return askRedis(port, async (client) => new RegExp(`^${field}:(\\S+)`, 'm').exec(String(await client.cluster('INFO')))?.[1] ?? '', '');
 }
 
 export async function startRedisCluster(): Promise<RedisClusterHandle> {

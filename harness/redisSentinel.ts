@@ -6,9 +6,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import Redis from 'ioredis';
 import { freePort } from './ports';
-import { redisPing } from './redis';
+import { askRedis, redisPing } from './redis';
 import { findExecutable, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil, type Spawned } from './processes';
 
 export const SENTINEL_MASTER_NAME = 'seance';
@@ -45,33 +44,27 @@ const READY_TIMEOUT_MS = 15_000;
 const STOP_GRACE_MS = 5_000;
 const DOWN_AFTER_MS = 1_000;
 
-async function sentinelMaster(port: number): Promise<number | null> {
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1_000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    const addr = (await client.call('SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER_NAME)) as [string, string] | null;
-    return addr ? Number(addr[1]) : null;
-  } catch {
-    return null;
-  } finally {
-    client.disconnect();
-  }
+function sentinelMaster(port: number): Promise<number | null> {
+  return askRedis(
+    port,
+    async (client) => {
+      const addr = (await client.call('SENTINEL', 'get-master-addr-by-name', SENTINEL_MASTER_NAME)) as [string, string] | null;
+      return addr ? Number(addr[1]) : null;
+    },
+    null,
+  );
 }
 
 /** The server's ROLE ('master', 'slave'; '' when it does not answer), and for a replica whether its link is up. */
-async function role(port: number): Promise<string> {
-  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0, connectTimeout: 1_000 });
-  client.on('error', () => undefined);
-  try {
-    await client.connect();
-    const reply = (await client.call('ROLE')) as unknown[];
-    return reply[0] === 'slave' && reply[3] !== 'connected' ? 'slave-syncing' : String(reply[0]);
-  } catch {
-    return '';
-  } finally {
-    client.disconnect();
-  }
+function role(port: number): Promise<string> {
+  return askRedis(
+    port,
+    async (client) => {
+      const reply = (await client.call('ROLE')) as unknown[];
+      return reply[0] === 'slave' && reply[3] !== 'connected' ? 'slave-syncing' : String(reply[0]);
+    },
+    '',
+  );
 }
 
 export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
@@ -148,20 +141,17 @@ export async function startRedisSentinel(): Promise<RedisSentinelHandle> {
       'sentinels know each other and the replica',
       async () => {
         const states = await Promise.all(
-          sentinelPorts.map(async (port) => {
-            const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-            client.on('error', () => undefined);
-            try {
-              await client.connect();
-              const master = (await client.call('SENTINEL', 'master', SENTINEL_MASTER_NAME)) as string[];
-              const field = (name: string) => Number(master[master.indexOf(name) + 1]);
-              return field('num-slaves') >= 1 && field('num-other-sentinels') >= 2;
-            } catch {
-              return false;
-            } finally {
-              client.disconnect();
-            }
-          }),
+          sentinelPorts.map((port) =>
+            askRedis(
+              port,
+              async (client) => {
+                const master = (await client.call('SENTINEL', 'master', SENTINEL_MASTER_NAME)) as string[];
+                const field = (name: string) => Number(master[master.indexOf(name) + 1]);
+                return field('num-slaves') >= 1 && field('num-other-sentinels') >= 2;
+              },
+              false,
+            ),
+          ),
         );
         return states.every(Boolean);
       },

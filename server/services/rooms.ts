@@ -56,6 +56,9 @@ export interface JoinRequestInput {
   token?: string;
 }
 
+/** A join object as validated: Socket.IO `auth` or the raw path's first frame. */
+type JoinBody = { name?: string; user_id?: string; token?: string; last_seq?: unknown };
+
 /** What an ordinary join is shown: the last 50 messages. */
 export const JOIN_HISTORY = 50;
 /** A resume that missed more than this is an ordinary join (CONTRACT: Order, resume and repair). */
@@ -111,21 +114,10 @@ export class RoomService {
    */
   async join(input: JoinRequestInput, connectionId: string, send: Participation['send']): Promise<JoinOutcome> {
     const limited = input.clientAddress === undefined ? Promise.resolve() : this.deps.limits.consume('connection', input.clientAddress);
-    let found: Promise<SessionView>;
-    let identity: { id: string; name: string };
-    let body: { name?: string; user_id?: string; token?: string; last_seq?: unknown };
-    try {
-      body = validate<{ name?: string; user_id?: string; token?: string; last_seq?: unknown }>(schemas.join, input.body ?? {});
-      identity = this.identify(body, body.token ?? input.token);
-      found = this.deps.sessions.get(input.sessionId);
-    } catch (err) {
-      await limited;
-      throw err;
-    }
-    const [limit, lookup] = await Promise.allSettled([limited, found]);
+    const [limit, request] = await Promise.allSettled([limited, this.readJoinRequest(input)]);
     if (limit.status === 'rejected') throw limit.reason;
-    if (lookup.status === 'rejected') throw lookup.reason;
-    const session = lookup.value;
+    if (request.status === 'rejected') throw request.reason;
+    const { body, identity, session } = request.value;
     if (!session.is_active) throw new AppError('SESSION_INACTIVE', 'This session has ended');
 
     const candidate: ParticipantView = { id: identity.id, name: identity.name, joined_at: new Date().toISOString() };
@@ -159,6 +151,13 @@ export class RoomService {
       await this.deps.presence.release(session.id, admission.participant.id, connectionId).catch(() => undefined);
       throw err;
     }
+  }
+
+  /** The join's body validated, the participant identified, the session looked up (a refusal rejects). */
+  private async readJoinRequest(input: JoinRequestInput): Promise<{ body: JoinBody; identity: { id: string; name: string }; session: SessionView }> {
+    const body = validate<JoinBody>(schemas.join, input.body ?? {});
+    const identity = this.identify(body, body.token ?? input.token);
+    return { body, identity, session: await this.deps.sessions.get(input.sessionId) };
   }
 
   /**

@@ -1,7 +1,7 @@
 /**
- * Writes messages in batches: every insert asked for within one macrotask goes to the database
- * together (and, while MAX_IN_FLIGHT statements are under way, everything asked for until one
- * ends), and each caller's promise settles when its rows are stored.
+ * Writes messages in batches (StatementBatches: what one macrotask asks for goes together, and
+ * while MAX_IN_FLIGHT statements are under way, everything asked for until one ends), and each
+ * caller's promise settles when its rows are stored.
  * Under load this turns many statements into few; alone, a message waits for nothing but its
  * own insert, so store-before-broadcast holds either way.
  *
@@ -21,6 +21,7 @@
 import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
 import type { Message } from '../../../models';
 import { PgStatements } from './pgStatements';
+import { StatementBatches } from './statementBatches';
 
 export interface NewMessage {
   session_id: string;
@@ -41,12 +42,6 @@ interface GroupRow extends NewMessage {
 export interface StoredRef {
   id: number;
   seq: number;
-}
-
-interface Pending {
-  rows: GroupRow[];
-  resolve: (refs: StoredRef[]) => void;
-  reject: (err: unknown) => void;
 }
 
 /** A batch flattened: `replyTo` is the 1-based position, in the batch, of the row answered. */
@@ -73,9 +68,8 @@ function sqliteDate(date: Date): string {
 }
 
 export class MessageWriter {
-  private queue: Pending[] = [];
-  private scheduled = false;
-  private inFlight = 0;
+  /** Groups of rows (a question and its answer are one), batched: see StatementBatches. */
+  private readonly batches: StatementBatches<GroupRow[], StoredRef[]>;
   private readonly table: string;
   private readonly q: (identifier: string) => string;
   private readonly tableName: string;
@@ -86,8 +80,9 @@ export class MessageWriter {
   constructor(
     private readonly sequelize: Sequelize,
     model: typeof Message,
-    private readonly maxInFlight = MAX_IN_FLIGHT,
+    maxInFlight = MAX_IN_FLIGHT,
   ) {
+    this.batches = new StatementBatches((groups) => this.write(groups), { maxInFlight, maxSize: MAX_BATCH_ROWS, sizeOf: (group) => group.length });
     const qi = sequelize.getQueryInterface();
     this.q = (identifier) => qi.quoteIdentifier(identifier);
     this.tableName = model.getTableName() as string;
@@ -97,73 +92,29 @@ export class MessageWriter {
 
   /** Resolves with where the row was stored. */
   async insert(row: NewMessage): Promise<StoredRef> {
-    const [ref] = await this.enqueue([{ ...row, answersPrevious: false }]);
+    const [ref] = await this.batches.add([{ ...row, answersPrevious: false }]);
     return ref;
   }
 
   /** Stores a question and its answer together; resolves with both (question first). */
   async insertExchange(question: NewMessage, answer: Omit<NewMessage, 'in_reply_to'>): Promise<[StoredRef, StoredRef]> {
-    const [asked, answered] = await this.enqueue([
+    const [asked, answered] = await this.batches.add([
       { ...question, answersPrevious: false },
       { ...answer, in_reply_to: null, answersPrevious: true },
     ]);
     return [asked, answered];
   }
 
-  private enqueue(rows: GroupRow[]): Promise<StoredRef[]> {
-    return new Promise((resolve, reject) => {
-      this.queue.push({ rows, resolve, reject });
-      if (!this.scheduled) {
-        this.scheduled = true;
-        // At the end of this macrotask, not after the loop's other I/O: a message's insert
-        // leaves as soon as the code handling it returns. Rows keep gathering while both
-        // statements are under way, so batches still grow under load.
-        process.nextTick(() => {
-          this.scheduled = false;
-          this.flush();
-        });
-      }
-    });
-  }
-
-  /**
-   * Sends what is queued, as long as fewer than `maxInFlight` statements are under way; the
-   * rest waits for one to finish and then goes as one batch. Under load that makes batches
-   * grow instead of statements multiplying (each costs PostgreSQL far more than a row).
-   */
-  private flush(): void {
-    while (this.queue.length > 0 && this.inFlight < this.maxInFlight) {
-      // Whole groups only: a question and its answer are never split across statements.
-      let take = 0;
-      let rows = 0;
-      while (take < this.queue.length && (take === 0 || rows + this.queue[take].rows.length <= MAX_BATCH_ROWS)) {
-        rows += this.queue[take].rows.length;
-        take += 1;
-      }
-      this.inFlight += 1;
-      void this.write(this.queue.splice(0, take)).finally(() => {
-        this.inFlight -= 1;
-        this.flush();
-      });
-    }
-  }
-
-  private async write(batch: Pending[]): Promise<void> {
+  /** Stores the groups of one batch (whole: a question and its answer are never split); resolves with each group's refs. */
+  private async write(groups: GroupRow[][]): Promise<StoredRef[][]> {
     const rows: BatchRow[] = [];
-    for (const pending of batch) {
-      for (const { answersPrevious, ...row } of pending.rows) rows.push({ ...row, replyTo: answersPrevious ? rows.length : null });
+    for (const group of groups) {
+      for (const { answersPrevious, ...row } of group) rows.push({ ...row, replyTo: answersPrevious ? rows.length : null });
     }
-    try {
-      const refs = this.sequelize.getDialect() === 'postgres' ? await this.writePostgres(rows) : await this.writeSqlite(rows);
-      if (refs.length !== rows.length) throw new Error(`expected ${rows.length} rows stored, got ${refs.length}`);
-      let next = 0;
-      for (const pending of batch) {
-        pending.resolve(refs.slice(next, next + pending.rows.length));
-        next += pending.rows.length;
-      }
-    } catch (err) {
-      for (const pending of batch) pending.reject(err);
-    }
+    const refs = this.sequelize.getDialect() === 'postgres' ? await this.writePostgres(rows) : await this.writeSqlite(rows);
+    if (refs.length !== rows.length) throw new Error(`expected ${rows.length} rows stored, got ${refs.length}`);
+    let next = 0;
+    return groups.map((group) => refs.slice(next, (next += group.length)));
   }
 
   /**

@@ -12,12 +12,20 @@
  * as well, with the frame serialised once per node. So a raw client costs no Redis channel or
  * publish of its own, and a Socket.IO-only session costs nothing for raw clients.
  *
- * Environment: PORT, HOST (default 127.0.0.1), REDIS_URL, NODE_ID, NODE_INDEX (0-63).
+ * With DATABASE_URL it is the **committing floor**: the same server, but each message and
+ * its canned answer are stored first, durably, numbered in their session (`seq`), in one
+ * statement on a plain pg pool, and broadcast once PostgreSQL confirmed the commit; a created
+ * session gets a row. That is the least the contract's "stored before it is broadcast" costs a
+ * bare cluster, with no validation, limits, presence, ordering or repair around it.
+ *
+ * Environment: PORT, HOST (default 127.0.0.1), REDIS_URL, NODE_ID, NODE_INDEX (0-63),
+ * DATABASE_URL (optional: the committing floor).
  */
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import { RedisAdapter } from '@socket.io/redis-adapter';
 import Redis from 'ioredis';
+import { Pool } from 'pg';
 import { Server, type Namespace } from 'socket.io';
 import { Adapter, type BroadcastOptions } from 'socket.io-adapter';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -27,6 +35,7 @@ const host = process.env.HOST ?? '127.0.0.1';
 const nodeId = process.env.NODE_ID ?? `floor-${process.pid}`;
 const nodeIndex = Number(process.env.NODE_INDEX ?? 0);
 const redisUrl = process.env.REDIS_URL;
+const databaseUrl = process.env.DATABASE_URL;
 if (!redisUrl) {
   process.stderr.write('floor: REDIS_URL is required\n');
   process.exit(1);
@@ -123,14 +132,99 @@ io.adapter(function (this: unknown, nsp: Namespace) {
 
 const now = () => new Date().toISOString();
 
-/** The one place events are made, for both transports. */
-function onMessage(sessionId: string, you: { id: string; name: string }, message: string): number {
-  const id = nextId();
+interface Stored {
+  id: number;
+  seq: number;
+}
+
+/**
+ * The committing floor's storage: a plain pg pool, a named statement per message, no batching.
+ * The one statement takes two numbers from the session's row and inserts the question and
+ * the answer that replies to it; it returns once the commit is durable (PostgreSQL's defaults).
+ */
+class FloorStore {
+  private readonly pool: Pool;
+  private readonly ready: Promise<void>;
+
+  constructor(url: string) {
+    this.pool = new Pool({ connectionString: url, max: 10 });
+    this.ready = this.createTables();
+    // A pooled client's connection error must not end the process; the next query reports it.
+    this.pool.on('error', () => undefined);
+  }
+
+  async createSession(id: string): Promise<void> {
+    await this.ready;
+    await this.pool.query({ name: 'floor_session', text: 'INSERT INTO floor_sessions (id) VALUES ($1)', values: [id] });
+  }
+
+  async storeExchange(sessionId: string, you: { id: string; name: string }, message: string): Promise<[Stored, Stored]> {
+    await this.ready;
+    const { rows } = await this.pool.query<{ qid: string; qseq: number; aid: string; aseq: number }>({
+      name: 'floor_exchange',
+      text: `WITH s AS (UPDATE floor_sessions SET last_seq = last_seq + 2 WHERE id = $1 RETURNING last_seq),
+q AS (INSERT INTO floor_messages (session_id, seq, user_id, user_name, body, is_spirit)
+      SELECT $1, s.last_seq - 1, $2, $3, $4, false FROM s RETURNING id, seq),
+a AS (INSERT INTO floor_messages (session_id, seq, body, is_spirit, in_reply_to)
+      SELECT $1, q.seq + 1, $5, true, q.id FROM q RETURNING id, seq)
+SELECT q.id AS qid, q.seq AS qseq, a.id AS aid, a.seq AS aseq FROM q, a`,
+      values: [sessionId, you.id, you.name, message, SPIRIT_TEXT],
+    });
+    if (rows.length !== 1) throw new Error(`no session ${sessionId}`);
+    const [row] = rows;
+    return [
+      { id: Number(row.qid), seq: row.qseq },
+      { id: Number(row.aid), seq: row.aseq },
+    ];
+  }
+
+  close(): Promise<void> {
+    return this.pool.end();
+  }
+
+  private async createTables(): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      // Every node starts at once: one creates the tables while the others wait for it.
+      await client.query('SELECT pg_advisory_lock(7201)');
+      await client.query('CREATE TABLE IF NOT EXISTS floor_sessions (id uuid PRIMARY KEY, last_seq integer NOT NULL DEFAULT 0)');
+      await client.query(`CREATE TABLE IF NOT EXISTS floor_messages (
+  id bigserial PRIMARY KEY, session_id uuid NOT NULL REFERENCES floor_sessions (id), seq integer NOT NULL,
+  user_id text, user_name text, body text NOT NULL, is_spirit boolean NOT NULL, in_reply_to bigint,
+  created_at timestamptz NOT NULL DEFAULT now(), UNIQUE (session_id, seq))`);
+      await client.query('SELECT pg_advisory_unlock(7201)');
+    } finally {
+      client.release();
+    }
+  }
+}
+
+/** Null: the bare floor, which stores nothing. */
+const store = databaseUrl ? new FloorStore(databaseUrl) : null;
+
+/** The three events of a message, to the whole room (`seq` only when stored). */
+function emitExchange(sessionId: string, you: { id: string; name: string }, message: string, question: Partial<Stored> & { id: number }, answer: Partial<Stored> & { id: number }): void {
   const room = io.to(sessionId);
-  room.emit('message_received', { id, session_id: sessionId, user_id: you.id, user_name: you.name, message, timestamp: now() });
-  room.emit('spirit_thinking', { session_id: sessionId, in_reply_to: id });
-  room.emit('spirit_response', { id: nextId(), session_id: sessionId, in_reply_to: id, message: SPIRIT_TEXT, word_count: 1, letter_timings: SPIRIT_TIMINGS, audio_url: null, timestamp: now() });
-  return id;
+  room.emit('message_received', { id: question.id, seq: question.seq, session_id: sessionId, user_id: you.id, user_name: you.name, message, timestamp: now() });
+  room.emit('spirit_thinking', { session_id: sessionId, in_reply_to: question.id });
+  room.emit('spirit_response', { id: answer.id, seq: answer.seq, session_id: sessionId, in_reply_to: question.id, message: SPIRIT_TEXT, word_count: 1, letter_timings: SPIRIT_TIMINGS, audio_url: null, timestamp: now() });
+}
+
+/** The one place events are made, for both transports; `ack` gets the question's id. */
+function onMessage(sessionId: string, you: { id: string; name: string }, message: string, ack?: (reply: unknown) => void): void {
+  if (!store) {
+    const question = { id: nextId() };
+    emitExchange(sessionId, you, message, question, { id: nextId() });
+    ack?.({ ok: true, id: question.id });
+    return;
+  }
+  store.storeExchange(sessionId, you, message).then(
+    ([question, answer]) => {
+      emitExchange(sessionId, you, message, question, answer);
+      ack?.({ ok: true, id: question.id, seq: question.seq });
+    },
+    () => ack?.({ ok: false, error: { code: 'DATABASE_ERROR', message: 'not stored' } }),
+  );
 }
 
 function welcome(sessionId: string, you: { id: string; name: string; joined_at: string }) {
@@ -145,8 +239,7 @@ io.on('connection', (socket) => {
   socket.emit('session_joined', welcome(sessionId, you));
   socket.to(sessionId).emit('user_joined', you);
   socket.on('send_message', (data: { message: string }, ack?: (reply: unknown) => void) => {
-    const id = onMessage(sessionId, you, data.message);
-    if (typeof ack === 'function') ack({ ok: true, id });
+    onMessage(sessionId, you, data.message, typeof ack === 'function' ? ack : undefined);
   });
   socket.on('disconnect', () => io.to(sessionId).emit('user_left', you));
 });
@@ -196,11 +289,16 @@ function onRequest(req: IncomingMessage, res: ServerResponse): void {
     return;
   }
   if (req.method === 'POST' && req.url === '/api/sessions') {
-    // The body is read and ignored: the floor has no sessions to validate or store.
+    // The body is read and ignored: the floor validates nothing (the committing floor stores the session's row).
     req.resume();
     req.on('end', () => {
-      const at = now();
-      json(201, { success: true, data: { id: randomUUID(), name: 'floor', created_at: at, max_users: 12, is_active: true }, meta: { timestamp: at, request_id: randomUUID() } });
+      const id = randomUUID();
+      const created = () => {
+        const at = now();
+        json(201, { success: true, data: { id, name: 'floor', created_at: at, max_users: 12, is_active: true }, meta: { timestamp: at, request_id: randomUUID() } });
+      };
+      if (!store) return created();
+      store.createSession(id).then(created, () => json(500, { success: false, error: { code: 'DATABASE_ERROR', message: 'not stored' } }));
     });
     return;
   }
@@ -216,7 +314,7 @@ function stop(): void {
   setTimeout(() => process.exit(0), 3_000).unref();
   void io.close();
   httpServer.closeAllConnections();
-  void Promise.allSettled([pub.quit(), sub.quit()]).then(() => process.exit(0));
+  void Promise.allSettled([pub.quit(), sub.quit(), store?.close()]).then(() => process.exit(0));
 }
 process.once('SIGTERM', stop);
 process.once('SIGINT', stop);

@@ -38,9 +38,12 @@ interface ConnectionRole {
 }
 
 const ROLES: ConnectionRole[] = [
-  // Auto-pipelining: the commands one message causes in one tick (publishes, limiter, presence)
-  // leave in one write instead of one syscall each.
-  { name: 'pub', queueOffline: true, autoPipelining: true },
+  // No auto-pipelining for publishes: the adapter already sends one tick's publishes to a
+  // channel as one message, and ioredis's auto-pipeline (a Pipeline object per tick, at most
+  // one in flight per connection) made each publish wait for the previous one's reply, and kept
+  // enough alive across young-generation collections to triple their pauses.
+  { name: 'pub', queueOffline: true, autoPipelining: false },
+  // Auto-pipelining: the limiter's and presence's commands of one tick leave in one write.
   { name: 'sub', queueOffline: true, autoPipelining: false },
   { name: 'command', queueOffline: false, autoPipelining: true },
 ];

@@ -207,7 +207,17 @@ function emitExchange(sessionId: string, you: { id: string; name: string }, mess
   const room = io.to(sessionId);
   room.emit('message_received', { id: question.id, seq: question.seq, session_id: sessionId, user_id: you.id, user_name: you.name, message, timestamp: now() });
   room.emit('spirit_thinking', { session_id: sessionId, in_reply_to: question.id });
-  room.emit('spirit_response', { id: answer.id, seq: answer.seq, session_id: sessionId, in_reply_to: question.id, message: SPIRIT_TEXT, word_count: 1, letter_timings: SPIRIT_TIMINGS, audio_url: null, timestamp: now() });
+  room.emit('spirit_response', {
+    id: answer.id,
+    seq: answer.seq,
+    session_id: sessionId,
+    in_reply_to: question.id,
+    message: SPIRIT_TEXT,
+    word_count: 1,
+    letter_timings: SPIRIT_TIMINGS,
+    audio_url: null,
+    timestamp: now(),
+  });
 }
 
 /** The one place events are made, for both transports; `ack` gets the question's id. */

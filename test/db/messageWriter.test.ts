@@ -8,7 +8,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { expect } from 'chai';
-import { QueryTypes } from 'sequelize';
+import { QueryTypes, Sequelize } from 'sequelize';
 import { loadConfig } from '../../config';
 import { createDatabase, type Database } from '../../server/db';
 import { createLogger } from '../../server/logger';
@@ -148,6 +148,63 @@ for (const dialect of dialects) {
       }
       expect(new Set(refs.map((r) => `${r.id}`)).size).to.equal(240);
     });
+
+    it('numbers lone exchanges of several writers into one session at once, mixed with batches, 1, 2, 3, … with no gap and no repeat', async () => {
+      const writers = [0, 1, 2].map(() => new MessageWriter(db.sequelize, db.models.Message));
+      const work: Array<Promise<[StoredRef, StoredRef]>> = [];
+      for (let round = 0; round < 30; round++) {
+        // Mostly one exchange per writer per tick (one group: its own statement on PostgreSQL), sometimes two (a batch).
+        writers.forEach((w) => work.push(w.insertExchange(question(round), answer(round))));
+        if (round % 5 === 0) writers.forEach((w) => work.push(w.insertExchange(question(round), answer(round))));
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+      const refs = await Promise.all(work);
+      for (const [q, a] of refs) expect(a.seq).to.equal(q.seq + 1);
+      const rows = await stored();
+      expect(rows.map((r) => Number(r.seq)).sort((x, y) => x - y)).to.deep.equal(Array.from({ length: refs.length * 2 }, (_, i) => i + 1));
+      const byId = new Map(rows.map((r) => [Number(r.id), r]));
+      for (const [q, a] of refs) expect(byId.get(a.id)).to.include({ in_reply_to: q.id, seq: a.seq });
+    });
+
+    it('rejects a lone exchange for a session that does not exist, and stores none of it', async () => {
+      const missing = randomUUID();
+      const result = await Promise.allSettled([writer.insertExchange({ ...question(1), session_id: missing }, { ...answer(1), session_id: missing })]);
+      expect(result[0].status).to.equal('rejected');
+      const [count] = await db.sequelize.query<{ n: string }>('SELECT count(*) AS n FROM messages WHERE session_id = $1', { bind: [missing], type: QueryTypes.SELECT });
+      expect(Number(count.n)).to.equal(0);
+    });
+
+    if (dialect.name === 'PostgreSQL') {
+      it('stores a lone message or exchange with its own statement, which moves the session counter once, and the batch statement where the trigger would number it again', async () => {
+        const url = (await sharedPostgres()).url;
+        // One connection, so the statements it has prepared are the writer's.
+        const single = new Sequelize(url, { logging: false, pool: { max: 1, min: 1 } });
+        const prepared = async () => (await single.query<{ name: string }>('SELECT name FROM pg_prepared_statements', { type: QueryTypes.SELECT })).map((r) => r.name).sort();
+        try {
+          const [q, a] = await new MessageWriter(single, db.models.Message).insertExchange(question(1), answer(1));
+          const lone = await new MessageWriter(single, db.models.Message).insert(question(2));
+          expect([q.seq, a.seq, lone.seq]).to.deep.equal([1, 2, 3]);
+          expect(await prepared()).to.deep.equal(['seance_message_group']);
+          const [session] = await db.sequelize.query<{ last_seq: number }>('SELECT last_seq FROM sessions WHERE id = $1', { bind: [sessionId], type: QueryTypes.SELECT });
+          expect(Number(session.last_seq)).to.equal(3);
+        } finally {
+          await single.close();
+        }
+        // The trigger as it was before the migration `seq-given-by-writer` (a database not yet
+        // migrated): the batch statement serves, and nothing is numbered twice.
+        // eslint-disable-next-line @typescript-eslint/no-require-imports -- a migration is a CommonJS module sequelize-cli loads
+        const migration = require('../../migrations/20261202000000-seq-given-by-writer.js') as { up(qi: unknown): Promise<void>; down(qi: unknown): Promise<void> };
+        await migration.down(db.sequelize.getQueryInterface());
+        try {
+          const oldWriter = new MessageWriter(db.sequelize, db.models.Message);
+          const [oq, oa] = await oldWriter.insertExchange(question(3), answer(3));
+          const ol = await oldWriter.insert(question(4));
+          expect([oq.seq, oa.seq, ol.seq]).to.deep.equal([4, 5, 6]);
+        } finally {
+          await migration.up(db.sequelize.getQueryInterface());
+        }
+      });
+    }
 
     it('rejects every caller of a batch that cannot be stored, and stores none of it', async () => {
       const missing = randomUUID();

@@ -30,13 +30,17 @@ async function withDatabase(url: string, work: (db: Database) => Promise<void>) 
   }
 }
 
+/** The migrations after the one that adds `seq` (undone first). */
+const AFTER_SEQ = 1;
+
 /**
  * Undoes the seq migration, stores messages the way the previous release did (no seq), and
  * migrates again: they are numbered per session in id order, and the sessions' counters go on
- * from there (on PostgreSQL a plain INSERT, as an older node makes, gets the next seq).
+ * from there (on PostgreSQL a plain INSERT, as an older node makes, gets the next seq, and an
+ * INSERT that gives its seq, as the message writer's, keeps it).
  */
 async function backfillsSeq(db: Database): Promise<void> {
-  await db.undoLast();
+  for (let n = 0; n <= AFTER_SEQ; n++) await db.undoLast();
   const sessions = ['6b0a8a38-5d0c-4a8e-9d0e-000000000001', '6b0a8a38-5d0c-4a8e-9d0e-000000000002'];
   for (const id of sessions) await db.sequelize.query("INSERT INTO sessions (id, name, max_users, is_active, created_at) VALUES ($1, 'old', 6, true, CURRENT_TIMESTAMP)", { bind: [id] });
   for (const n of [0, 1, 2, 3, 4]) {
@@ -61,6 +65,12 @@ async function backfillsSeq(db: Database): Promise<void> {
     });
     const [late] = (await db.sequelize.query("SELECT seq FROM messages WHERE text = 'from an older node'"))[0] as Array<{ seq: number }>;
     expect(Number(late.seq)).to.equal(3);
+    await db.sequelize.query('UPDATE sessions SET last_seq = 4 WHERE id = $1', { bind: [sessions[1]] });
+    await db.sequelize.query("INSERT INTO messages (session_id, seq, user_id, user_name, text, is_spirit, timestamp) VALUES ($1, 4, 'u', 'U', 'numbered by the writer', false, CURRENT_TIMESTAMP)", {
+      bind: [sessions[1]],
+    });
+    const [given] = (await db.sequelize.query("SELECT seq FROM messages WHERE text = 'numbered by the writer'"))[0] as Array<{ seq: number }>;
+    expect(Number(given.seq)).to.equal(4);
   }
 }
 
@@ -82,8 +92,7 @@ describe('migrations', () => {
       expect(await indexNames(db, 'users')).to.include('users_name_idx');
       expect(await indexNames(db, 'messages')).to.include('messages_session_id_seq_idx');
       await backfillsSeq(db);
-      await db.undoLast();
-      await db.undoLast();
+      for (let n = 0; n <= AFTER_SEQ + 1; n++) await db.undoLast();
       expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
       await db.undoLast();
       expect(await tables(db)).to.deep.equal([]);
@@ -116,8 +125,7 @@ describe('migrations', () => {
         expect(await indexNames(db, 'messages')).to.include('messages_session_id_timestamp_idx');
         expect(await indexNames(db, 'messages')).to.include('messages_session_id_seq_idx');
         await backfillsSeq(db);
-        await db.undoLast();
-        await db.undoLast();
+        for (let n = 0; n <= AFTER_SEQ + 1; n++) await db.undoLast();
         expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'users']);
         await db.undoLast();
         expect(await tables(db)).to.deep.equal([]);

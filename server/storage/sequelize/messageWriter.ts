@@ -15,6 +15,12 @@
  * session, so two batches never wait for each other's sessions in opposite orders); on
  * SQLite from the session rows, bumped in the batch's transaction.
  *
+ * A batch of one group (one message, or a question and its answer: what a batch holds unless
+ * the node is busy) has a statement of its own on PostgreSQL: one update of the session's
+ * counter for the group instead of one per row, and no JSON to unpack. It names the rows'
+ * seqs itself, which the trigger leaves alone since the migration `seq-given-by-writer`; on
+ * a database without it, the batch statement serves every batch.
+ *
  * It writes through Sequelize with the model's own table and column names, but as raw
  * parameterised statements: building model instances costs more than the insert itself.
  */
@@ -50,6 +56,23 @@ interface BatchRow extends NewMessage {
 }
 
 const PREPARED_BATCH = 'seance_message_batch_json';
+const PREPARED_GROUP = 'seance_message_group';
+/**
+ * One group: the session's counter moves on by the group's size ($8, 1 or 2) under its row
+ * lock, and the rows take the numbers it passed. A second row answers the first. For a session
+ * that does not exist the seq is null, and the insert fails as the batch statement's does.
+ */
+const GROUP_SQL = [
+  '/* seance:message-group */',
+  'WITH counter AS (UPDATE sessions SET last_seq = last_seq + $8 WHERE id = $1 RETURNING last_seq),',
+  'asked AS (INSERT INTO messages (session_id, seq, user_id, user_name, "text", is_spirit, in_reply_to, "timestamp")',
+  '  SELECT $1, (SELECT last_seq FROM counter) - $8 + 1, $2, $3, $4, $5, $6, $7 RETURNING id, seq),',
+  'answered AS (INSERT INTO messages (session_id, seq, user_id, user_name, "text", is_spirit, in_reply_to, "timestamp")',
+  '  SELECT $1, asked.seq + 1, $9, $10, $11, $12, asked.id, $13 FROM asked WHERE $8 = 2 RETURNING id, seq)',
+  'SELECT asked.id, asked.seq, answered.id AS answer_id, answered.seq AS answer_seq FROM asked LEFT JOIN answered ON true',
+].join('\n');
+/** True when the seq trigger keeps a seq the insert gives (the migration `seq-given-by-writer`). */
+const TRIGGER_KEEPS_GIVEN_SEQ = "SELECT position('NEW.seq IS NULL' IN pg_get_functiondef('seance_assign_seq()'::regprocedure)) > 0 AS keeps";
 /** Statements one node has under way at once; more rows wait and go together in the next. */
 const MAX_IN_FLIGHT = 2;
 
@@ -63,6 +86,12 @@ const SQLITE_COLUMNS = ['session_id', 'seq', 'user_id', 'user_name', 'text', 'is
  * The text form Sequelize itself writes: SQLite stores dates as text and Sequelize reads them
  * back only in this shape.
  */
+/** One message, or one message and the answer to it, of one session. */
+function isOneGroup(rows: BatchRow[]): boolean {
+  if (rows.length === 1) return rows[0].replyTo === null;
+  return rows.length === 2 && rows[0].replyTo === null && rows[1].replyTo === 1 && rows[1].session_id === rows[0].session_id;
+}
+
 function sqliteDate(date: Date): string {
   return date.toISOString().replace('T', ' ').replace('Z', ' +00:00');
 }
@@ -75,6 +104,8 @@ export class MessageWriter {
   private readonly tableName: string;
   /** The batch statement, built once the id sequence's name is known (looked up once: it costs a catalog scan). */
   private postgresSql: Promise<string> | null = null;
+  /** Whether the one-group statement may be used (looked up once). */
+  private groupStatement: Promise<boolean> | null = null;
   private readonly statements: PgStatements;
 
   constructor(
@@ -144,6 +175,7 @@ export class MessageWriter {
   }
 
   private async writePostgres(rows: BatchRow[]): Promise<StoredRef[]> {
+    if (isOneGroup(rows) && (await this.canWriteGroups())) return this.writeGroup(rows);
     // One JSON parameter: pg turns an array parameter into PostgreSQL's array text in
     // JavaScript, element by element; JSON.stringify does the whole batch natively.
     const batch = JSON.stringify(
@@ -169,6 +201,26 @@ export class MessageWriter {
     const text = await this.postgresSql;
     const stored = await this.statements.run<{ id: string | number; seq: string | number }>(PREPARED_BATCH, text, [batch]);
     return stored.map((r) => ({ id: Number(r.id), seq: Number(r.seq) }));
+  }
+
+  private canWriteGroups(): Promise<boolean> {
+    this.groupStatement ??= this.sequelize.query<{ keeps: boolean }>(TRIGGER_KEEPS_GIVEN_SEQ, { type: QueryTypes.SELECT }).then(
+      ([found]) => Boolean(found?.keeps),
+      (err: unknown) => {
+        this.groupStatement = null;
+        throw err;
+      },
+    );
+    return this.groupStatement;
+  }
+
+  private async writeGroup([asked, answer]: BatchRow[]): Promise<StoredRef[]> {
+    const values = [asked.session_id, asked.user_id, asked.user_name, asked.text, asked.is_spirit, asked.in_reply_to, asked.timestamp, answer ? 2 : 1];
+    values.push(answer?.user_id ?? null, answer?.user_name ?? null, answer?.text ?? null, answer?.is_spirit ?? null, answer?.timestamp ?? null);
+    const [row] = await this.statements.run<{ id: string | number; seq: number; answer_id: string | number | null; answer_seq: number | null }>(PREPARED_GROUP, GROUP_SQL, values);
+    const refs = [{ id: Number(row.id), seq: Number(row.seq) }];
+    if (answer) refs.push({ id: Number(row.answer_id), seq: Number(row.answer_seq) });
+    return refs;
   }
 
   /**

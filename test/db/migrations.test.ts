@@ -31,7 +31,7 @@ async function withDatabase(url: string, work: (db: Database) => Promise<void>) 
 }
 
 /** The migrations after the one that adds `seq` (undone first). */
-const AFTER_SEQ = 1;
+const AFTER_SEQ = 2;
 
 /**
  * Undoes the seq migration, stores messages the way the previous release did (no seq), and
@@ -88,7 +88,9 @@ describe('migrations', () => {
       expect(await db.migrate()).to.have.length.above(0);
       expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
       expect(await indexNames(db, 'sessions')).to.include.members(['sessions_created_at_idx', 'sessions_is_active_idx']);
-      expect(await indexNames(db, 'messages')).to.include.members(['messages_session_id_idx', 'messages_session_id_timestamp_idx']);
+      // (session_id) and (session_id, timestamp) are gone: (session_id, seq) serves what they did.
+      expect(await indexNames(db, 'messages')).not.to.include.members(['messages_session_id_idx']);
+      expect(await indexNames(db, 'messages')).not.to.include.members(['messages_session_id_timestamp_idx']);
       expect(await indexNames(db, 'users')).to.include('users_name_idx');
       expect(await indexNames(db, 'messages')).to.include('messages_session_id_seq_idx');
       await backfillsSeq(db);
@@ -122,7 +124,7 @@ describe('migrations', () => {
       await withDatabase(`sqlite:${path.join(dir, 'm.sqlite')}`, async (db) => {
         await db.migrate();
         expect(await tables(db)).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
-        expect(await indexNames(db, 'messages')).to.include('messages_session_id_timestamp_idx');
+        expect(await indexNames(db, 'messages')).not.to.include('messages_session_id_timestamp_idx');
         expect(await indexNames(db, 'messages')).to.include('messages_session_id_seq_idx');
         await backfillsSeq(db);
         for (let n = 0; n <= AFTER_SEQ + 1; n++) await db.undoLast();

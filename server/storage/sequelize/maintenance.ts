@@ -15,8 +15,15 @@ export class SequelizeMaintenanceStore implements MaintenanceStore {
       where: {
         is_active: true,
         created_at: { [Op.lt]: cutoff },
-        // Served by the (session_id, timestamp) index.
-        [Op.and]: [literal(`NOT EXISTS (SELECT 1 FROM messages m WHERE m.session_id = "Session"."id" AND m.timestamp >= ${this.sequelize.escape(cutoff)})`)],
+        // Idle: its latest message (by seq, one step down the (session_id, seq) index) is older
+        // than the cutoff, or it has none. Nodes stamp messages with their own clocks, so only a
+        // skew between them could order timestamps differently from seqs: seconds, against a
+        // timeout in minutes.
+        [Op.and]: [
+          literal(
+            `NOT EXISTS (SELECT 1 FROM (SELECT m.timestamp FROM messages m WHERE m.session_id = "Session"."id" ORDER BY m.seq DESC LIMIT 1) latest WHERE latest.timestamp >= ${this.sequelize.escape(cutoff)})`,
+          ),
+        ],
       },
       limit,
     });

@@ -49,6 +49,8 @@ interface Options {
   retries: number;
   maxOtherLoad: number;
   maxSendLagMs: number;
+  /** The floor stores each message durably before broadcasting it (bench/floor with DATABASE_URL). */
+  committingFloor: boolean;
   out: string;
 }
 
@@ -75,6 +77,8 @@ const USAGE = `usage: npm run bench -- [options]
   --max-send-lag MS     a run during which the generator fell more than MS behind its
                         schedule (p99) is measured again (default 100)
   --retries N           at most N such re-measurements per run (default 2)
+  --committing-floor    the floor stores each message and its answer durably in PostgreSQL
+                        before broadcasting them (what store-before-broadcast alone costs)
   --out FILE            JSON output (default bench/results/latest.json)`;
 
 function parseOptions(): Options {
@@ -97,6 +101,7 @@ function parseOptions(): Options {
       retries: { type: 'string' },
       'max-other-load': { type: 'string' },
       'max-send-lag': { type: 'string' },
+      'committing-floor': { type: 'boolean', default: false },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -133,6 +138,7 @@ function parseOptions(): Options {
     retries: num('retries', values.retries, 2, 0, 5),
     maxOtherLoad: num('max-other-load', values['max-other-load'], 10, 0, 100) / 100,
     maxSendLagMs: num('max-send-lag', values['max-send-lag'], 100, 1, 60_000),
+    committingFloor: values['committing-floor'] ?? false,
     out: values.out ?? path.join(PROJECT_ROOT, 'bench', 'results', 'latest.json'),
   };
 }
@@ -649,7 +655,8 @@ async function main(): Promise<void> {
       codeChanges.push(`dist/server changed at ${elapsed()} into the run`);
       log(`warning: dist/server was rebuilt during this run (at ${elapsed()}); project clusters started from now on run different code than those before`);
     }
-    const sys = await (kind === 'project' ? startProject : startFloor)(on, { nodes, nginx });
+    const floorEnv: Record<string, string> = opts.committingFloor ? { DATABASE_URL: on.postgres.url } : {};
+    const sys = await (kind === 'project' ? startProject(on, { nodes, nginx }) : startFloor(on, { nodes, nginx, env: floorEnv }));
     running.push(sys);
     return sys;
   };
@@ -851,7 +858,9 @@ async function main(): Promise<void> {
   const report = printReport(summaries, sweep, idle) + (redisCluster ? `\n\n${printRedisCluster(redisCluster)}` : '');
   const goals = targets(summaries, sweep, idle);
   const describe = (c: { commit: string; changed: string[] }) => `${c.commit}${c.changed.length ? ` + uncommitted changes in ${c.changed.map((l) => l.slice(3)).join(', ')}` : ''}`;
-  log(`\n=== Séance vs floor (${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB, ${machine.node}; ${elapsed()}) ===`);
+  log(
+    `\n=== Séance vs ${opts.committingFloor ? 'committing floor (F stores each message durably before broadcasting it)' : 'floor'} (${machine.cpus} x ${machine.cpuModel}, ${machine.memoryGb} GB, ${machine.node}; ${elapsed()}) ===`,
+  );
   log(`    code: ${describe(codeAtStart)}${codeChanges.length ? `; WARNING: ${codeChanges.join('; ')} (now ${describe(gitState())})` : ''}\n`);
   log(report);
   log('\nTargets ("The tail": judged on the reference instrument; this is the in-repo estimate)\n');

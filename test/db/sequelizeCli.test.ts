@@ -24,7 +24,13 @@ describe('sequelize-cli migrations (npm run migrate)', () => {
     expect(await tables()).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
     const seqColumns = async () => (await pgQuery<{ n: string }>(url, "SELECT count(*) AS n FROM information_schema.columns WHERE column_name IN ('seq', 'last_seq')"))[0].n;
     expect(await seqColumns()).to.equal('2');
-    // Each undo reverts one migration: the seq numbering, then the spoken audio.
+    const messageIndexes = async () => (await pgQuery<{ indexname: string }>(url, "SELECT indexname FROM pg_indexes WHERE tablename = 'messages' ORDER BY 1")).map((r) => r.indexname);
+    // Each undo reverts one migration: the dropped indexes come back, the trigger numbers every
+    // row again, the seq numbering goes, then the spoken audio.
+    await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
+    expect(await messageIndexes()).to.include.members(['messages_session_id_idx', 'messages_session_id_timestamp_idx']);
+    await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
+    expect(await seqColumns()).to.equal('2');
     await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
     expect(await tables()).to.deep.equal(['messages', 'sessions', 'spoken_audio', 'users']);
     expect(await seqColumns()).to.equal('0');

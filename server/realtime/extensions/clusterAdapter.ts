@@ -170,7 +170,12 @@ export class SeanceAdapter extends ClusterAdapter {
   /** Applied here at once (the base class first waits for the publish to be confirmed). */
   override broadcast(packet: Packet, opts: BroadcastOptions): Promise<void> {
     const arrived = performance.now();
-    if (!opts.flags?.local) this.publish({ type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
+    if (!opts.flags?.local && this.redis) {
+      // The base class's publish() would wrap this in a promise chain and a debug call per
+      // broadcast; the message is the same (uid and nsp are what publishAndReturnOffset adds).
+      const message = { uid: this.uid, nsp: this.nspName, type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } } as ClusterMessage;
+      this.enqueue(this.channelOf(message), JSON.stringify({ ...message, v: PROTOCOL }));
+    }
     this.applyHere(packet, opts, arrived);
     return Promise.resolve();
   }
@@ -200,17 +205,19 @@ export class SeanceAdapter extends ClusterAdapter {
   }
 
   protected override doPublish(message: ClusterMessage): Promise<string> {
-    if (!this.redis) return Promise.resolve('');
-    const channel = this.channelOf(message);
+    if (this.redis) this.enqueue(this.channelOf(message), JSON.stringify({ ...message, v: PROTOCOL }));
+    return Promise.resolve('');
+  }
+
+  /** Queues a message for its channel: one tick's messages to a channel leave together. */
+  private enqueue(channel: string, payload: string): void {
     const queued = this.pending.get(channel);
-    const payload = JSON.stringify({ ...message, v: PROTOCOL });
     if (queued) queued.push(payload);
     else this.pending.set(channel, [payload]);
     if (!this.flushScheduled) {
       this.flushScheduled = true;
       process.nextTick(() => this.flush());
     }
-    return Promise.resolve('');
   }
 
   protected override doPublishResponse(requesterUid: string, response: ClusterResponse): Promise<void> {

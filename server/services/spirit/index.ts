@@ -16,7 +16,7 @@ import type { Metrics } from '../../metrics';
 import { GeminiProvider } from './gemini';
 import { OpenAIProvider } from './openai';
 import { OracleProvider, oracleAnswer } from './oracle';
-import { letterTimings, shapeReply, type ShapedReply } from './shape';
+import { drawTimings, shapeReply, timingBands, type ShapedReply } from './shape';
 import type { SpiritProvider, SpiritReply, SpiritRequest } from './types';
 
 export type { SpiritReply } from './types';
@@ -33,18 +33,18 @@ function delay(ms: number): Promise<void> {
 
 // Punctuation alone ("...", "?") is not an answer the board can spell out.
 /**
- * The oracle's answers come from a fixed list, so their cleaned text and word count are worked
- * out once each; the letter timings are drawn afresh for every answer.
+ * The oracle's answers come from a fixed list, so their cleaned text, word count and timing
+ * bands are worked out once each; the letter timings are drawn afresh for every answer.
  */
-const oracleShapes = new Map<string, Omit<ShapedReply, 'letter_timings'>>();
+const oracleShapes = new Map<string, { message: string; word_count: number; bands: Int16Array }>();
 function shapeOracleAnswer(answer: string): ShapedReply {
   let shaped = oracleShapes.get(answer);
   if (!shaped) {
     const { message, word_count } = shapeReply(answer);
-    shaped = { message, word_count };
+    shaped = { message, word_count, bands: timingBands(message) };
     oracleShapes.set(answer, shaped);
   }
-  return { ...shaped, letter_timings: letterTimings(shaped.message) };
+  return { message: shaped.message, word_count: shaped.word_count, letter_timings: drawTimings(shaped.bands) };
 }
 
 function isUsable(shaped: ShapedReply): boolean {

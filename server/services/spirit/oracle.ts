@@ -125,14 +125,7 @@ const isAscii = (text: string) => !/[^\p{ASCII}]/u.test(text);
 /** Lower case, plain spaces, no apostrophes or trailing punctuation: "Will I?" = "will i". */
 export function normaliseQuestion(question: string): string {
   // Plain ASCII (nearly every question): NFKC changes nothing and the letters and digits are a-z0-9.
-  if (isAscii(question)) {
-    return question
-      .toLowerCase()
-      .replace(/'/g, '')
-      .replace(/[^a-z0-9\s]+/g, ' ')
-      .replace(/\s+/g, ' ')
-      .trim();
-  }
+  if (isAscii(question)) return normaliseAscii(question);
   return question
     .normalize('NFKC')
     .toLowerCase()
@@ -140,6 +133,37 @@ export function normaliseQuestion(question: string): string {
     .replace(/[^\p{L}\p{N}\s]+/gu, ' ')
     .replace(/\s+/g, ' ')
     .trim();
+}
+
+const CODE_A = 0x61;
+const CODE_Z = 0x7a;
+const CODE_UPPER_A = 0x41;
+const CODE_UPPER_Z = 0x5a;
+const CODE_0 = 0x30;
+const CODE_9 = 0x39;
+const CODE_APOSTROPHE = 0x27;
+
+/**
+ * The ASCII case in one pass, for every question on the message path: apostrophes go, every
+ * run of other characters that are not letters or digits becomes one space, and none leads or
+ * trails (what lower-casing, then the Unicode path's replacements, give for ASCII).
+ */
+function normaliseAscii(question: string): string {
+  let out = '';
+  let gap = false;
+  for (let i = 0; i < question.length; i += 1) {
+    let code = question.charCodeAt(i);
+    if (code === CODE_APOSTROPHE) continue;
+    if (code >= CODE_UPPER_A && code <= CODE_UPPER_Z) code += CODE_A - CODE_UPPER_A;
+    if ((code >= CODE_A && code <= CODE_Z) || (code >= CODE_0 && code <= CODE_9)) {
+      if (gap && out.length > 0) out += ' ';
+      out += String.fromCharCode(code);
+      gap = false;
+    } else {
+      gap = true;
+    }
+  }
+  return out;
 }
 
 /**

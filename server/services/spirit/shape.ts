@@ -67,11 +67,18 @@ export function cutWords(message: string): string {
 
 /**
  * One delay per character. Every rule that applies to a character holds at once: a space
- * after a full stop lands in 250–300, a space after a comma in 200–250. Runs for every answer
- * on the message path, so it narrows the band in place instead of building arrays per character.
+ * after a full stop lands in 250–300, a space after a comma in 200–250.
  */
 export function letterTimings(message: string, random: () => number = Math.random): number[] {
-  const timings = new Array<number>(message.length);
+  return drawTimings(timingBands(message), random);
+}
+
+/**
+ * Each character's band, [min, max] at 2i and 2i + 1: what `letterTimings` draws from. A
+ * message whose text repeats (the oracle's) keeps its bands and only draws afresh.
+ */
+export function timingBands(message: string): Int16Array {
+  const bands = new Int16Array(message.length * 2);
   for (let i = 0; i < message.length; i += 1) {
     const previous = i > 0 ? message[i - 1] : '';
     const first = i === 0 || message[i] === ' ';
@@ -89,6 +96,18 @@ export function letterTimings(message: string, random: () => number = Math.rando
         max = Math.min(max, high);
       }
     }
+    bands[2 * i] = min;
+    bands[2 * i + 1] = max;
+  }
+  return bands;
+}
+
+/** One delay per character, drawn from its band (one `random()` per character, in order). */
+export function drawTimings(bands: Int16Array, random: () => number = Math.random): number[] {
+  const timings = new Array<number>(bands.length / 2);
+  for (let i = 0; i < timings.length; i += 1) {
+    const min = bands[2 * i];
+    const max = bands[2 * i + 1];
     timings[i] = Math.min(max, min + Math.floor(random() * (max - min + 1)));
   }
   return timings;

@@ -1,5 +1,5 @@
 import { expect } from 'chai';
-import { OracleProvider, oracleAnswer } from '../../../server/services/spirit/oracle';
+import { OracleProvider, normaliseQuestion, oracleAnswer } from '../../../server/services/spirit/oracle';
 
 const VERDICT = /^(YES|NO|NEVER|PERHAPS|ALWAYS|NOT YET|SOON|IT IS SO|DOUBTFUL|THE ANSWER IS NO|CERTAINLY|NOT IN THIS LIFE)\.\.\. \S/;
 const wordCount = (s: string): number => s.split(/\s+/).filter(Boolean).length;
@@ -10,6 +10,24 @@ describe('spirit oracle', () => {
     expect(oracleAnswer('Will I find love?')).to.equal(answer);
     expect(oracleAnswer('  will i   FIND love  ')).to.equal(answer);
     expect(oracleAnswer('Will I find love?!')).to.equal(answer);
+  });
+
+  it('normalises ASCII questions in one pass exactly as the replacement chain does', () => {
+    // The chain the one-pass normaliser replaces (lower case, apostrophes out, other marks and
+    // whitespace runs to one space, trimmed), checked on questions made of every kind of ASCII.
+    const chain = (q: string) =>
+      q
+        .toLowerCase()
+        .replace(/'/g, '')
+        .replace(/[^a-z0-9\s]+/g, ' ')
+        .replace(/\s+/g, ' ')
+        .trim();
+    let seed = 7;
+    const random = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const pool = "abcXYZ09 '?!.,-\t\n\r\u0000\u007f_~";
+    const questions = ["Don't I?", "  'quoted'  ", 'A--B', 'x\t\ny', '', '???', "Who's there?"];
+    for (let n = 0; n < 2_000; n++) questions.push(Array.from({ length: Math.floor(random() * 24) }, () => pool[Math.floor(random() * pool.length)]).join(''));
+    for (const q of questions) expect(normaliseQuestion(q), JSON.stringify(q)).to.equal(chain(q));
   });
 
   it('does not answer every question alike', () => {

@@ -175,6 +175,35 @@ for (const dialect of dialects) {
     });
 
     if (dialect.name === 'PostgreSQL') {
+      it("sends one statement per session at a time: a session's next messages wait for it and then share one, while other sessions go on", async () => {
+        const other = randomUUID();
+        await db.models.Session.create({ id: other, name: 'writer 2', max_users: 6, is_active: true, created_at: new Date() });
+        const twoAtATime = new MessageWriter(db.sequelize, db.models.Message, 2);
+        // Another transaction holds the session's row: its first statement waits in PostgreSQL.
+        const blocker = await db.sequelize.transaction();
+        try {
+          await db.sequelize.query('SELECT id FROM sessions WHERE id = $1 FOR UPDATE', { bind: [sessionId], transaction: blocker });
+          const first = twoAtATime.insert(question(0));
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          const more = [1, 2, 3].map((n) => twoAtATime.insert(question(n)));
+          await new Promise((resolve) => setTimeout(resolve, 20));
+          // The session's later messages wait in the writer, so the second slot serves another session.
+          let timer: NodeJS.Timeout | undefined;
+          const elsewhere = await Promise.race([
+            twoAtATime.insert({ ...question(9), session_id: other }),
+            new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('another session waited for this one')), 3_000))),
+          ]).finally(() => clearTimeout(timer));
+          expect(elsewhere.seq).to.equal(1);
+          await blocker.commit();
+          const refs = await Promise.all([first, ...more]);
+          expect(refs.map((r) => r.seq)).to.deep.equal([1, 2, 3, 4]);
+          // The first alone, the three that waited in one statement.
+          expect(await statementCount()).to.equal(2);
+        } finally {
+          await blocker.rollback().catch(() => undefined);
+        }
+      });
+
       it('stores a lone message or exchange with its own statement, which moves the session counter once, and the batch statement where the trigger would number it again', async () => {
         const url = (await sharedPostgres()).url;
         // One connection, so the statements it has prepared are the writer's.

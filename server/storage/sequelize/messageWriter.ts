@@ -113,7 +113,14 @@ export class MessageWriter {
     model: typeof Message,
     maxInFlight = MAX_IN_FLIGHT,
   ) {
-    this.batches = new StatementBatches((groups) => this.write(groups), { maxInFlight, maxSize: MAX_BATCH_ROWS, sizeOf: (group) => group.length });
+    // One statement per session at a time from this node: a session's next messages wait here for
+    // it (rather than for the session's counter row in PostgreSQL) and then share a commit.
+    this.batches = new StatementBatches((groups) => this.write(groups), {
+      maxInFlight,
+      maxSize: MAX_BATCH_ROWS,
+      sizeOf: (group) => group.length,
+      keyOf: (group) => group[0].session_id,
+    });
     const qi = sequelize.getQueryInterface();
     this.q = (identifier) => qi.quoteIdentifier(identifier);
     this.tableName = model.getTableName() as string;

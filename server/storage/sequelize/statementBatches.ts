@@ -4,6 +4,11 @@
  * `maxInFlight` statements are under way, everything asked for meanwhile waits for one to end
  * and then goes together. Alone, an item waits for nothing but its own statement; under load,
  * batches grow instead of statements multiplying (each costs the database far more than a row).
+ *
+ * Items may name a key (`keyOf`: a message's session): while a statement holding a key is under
+ * way, later items with that key wait here for it and then go together. Their statement would
+ * only have waited in the database for the same row, holding a slot, and each would have
+ * committed on its own.
  */
 export interface BatchLimits<T> {
   /** Statements under way at once. */
@@ -11,6 +16,8 @@ export interface BatchLimits<T> {
   /** Bound of one batch, in `sizeOf` units (one statement stays small); an item is never split. */
   maxSize: number;
   sizeOf?: (item: T) => number;
+  /** The key whose statements go one at a time (null: none). */
+  keyOf?: (item: T) => string | null;
 }
 
 interface Asked<T, R> {
@@ -23,6 +30,8 @@ export class StatementBatches<T, R> {
   private queue: Array<Asked<T, R>> = [];
   private scheduled = false;
   private inFlight = 0;
+  /** Keys held by a statement under way. */
+  private readonly busy = new Set<string>();
 
   /** `write` stores a batch and resolves with each item's result, in order; a failure rejects every item of the batch. */
   constructor(
@@ -44,16 +53,39 @@ export class StatementBatches<T, R> {
 
   private flush(): void {
     const sizeOf = this.limits.sizeOf ?? (() => 1);
+    const keyOf = this.limits.keyOf ?? (() => null);
     while (this.queue.length > 0 && this.inFlight < this.limits.maxInFlight) {
-      let take = 0;
+      // In queue order, skipping what waits for its key (what is skipped keeps its place, and a
+      // key's items their order), until the batch is full.
+      const batch: Array<Asked<T, R>> = [];
+      const waiting: Array<Asked<T, R>> = [];
       let size = 0;
-      while (take < this.queue.length && (take === 0 || size + sizeOf(this.queue[take].item) <= this.limits.maxSize)) {
-        size += sizeOf(this.queue[take].item);
-        take += 1;
+      for (let i = 0; i < this.queue.length; i += 1) {
+        const asked = this.queue[i];
+        const key = keyOf(asked.item);
+        if (key !== null && this.busy.has(key)) {
+          waiting.push(asked);
+          continue;
+        }
+        if (batch.length > 0 && size + sizeOf(asked.item) > this.limits.maxSize) {
+          waiting.push(...this.queue.slice(i));
+          break;
+        }
+        batch.push(asked);
+        size += sizeOf(asked.item);
       }
+      if (batch.length === 0) return;
+      this.queue = waiting;
+      const keys = new Set<string>();
+      for (const asked of batch) {
+        const key = keyOf(asked.item);
+        if (key !== null) keys.add(key);
+      }
+      for (const key of keys) this.busy.add(key);
       this.inFlight += 1;
-      void this.run(this.queue.splice(0, take)).finally(() => {
+      void this.run(batch).finally(() => {
         this.inFlight -= 1;
+        for (const key of keys) this.busy.delete(key);
         this.flush();
       });
     }

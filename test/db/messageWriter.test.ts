@@ -223,12 +223,19 @@ for (const dialect of dialects) {
         // migrated): the batch statement serves, and nothing is numbered twice.
         // eslint-disable-next-line @typescript-eslint/no-require-imports -- a migration is a CommonJS module sequelize-cli loads
         const migration = require('../../migrations/20261202000000-seq-given-by-writer.js') as { up(qi: unknown): Promise<void>; down(qi: unknown): Promise<void> };
+        // A writer that already found the new trigger notices the old one on its next group (the
+        // statement fails whole) and stores it again with the batch statement; a new writer reads
+        // the trigger and uses the batch statement at once.
+        const running = new MessageWriter(db.sequelize, db.models.Message);
+        expect((await running.insert(question(3))).seq).to.equal(4);
         await migration.down(db.sequelize.getQueryInterface());
         try {
-          const oldWriter = new MessageWriter(db.sequelize, db.models.Message);
-          const [oq, oa] = await oldWriter.insertExchange(question(3), answer(3));
-          const ol = await oldWriter.insert(question(4));
-          expect([oq.seq, oa.seq, ol.seq]).to.deep.equal([4, 5, 6]);
+          const [oq, oa] = await running.insertExchange(question(4), answer(4));
+          const ol = await running.insert(question(5));
+          const fresh = await new MessageWriter(db.sequelize, db.models.Message).insert(question(6));
+          expect([oq.seq, oa.seq, ol.seq, fresh.seq]).to.deep.equal([5, 6, 7, 8]);
+          const seqs = (await stored()).map((r) => Number(r.seq)).sort((x, y) => x - y);
+          expect(seqs).to.deep.equal([1, 2, 3, 4, 5, 6, 7, 8]);
         } finally {
           await migration.up(db.sequelize.getQueryInterface());
         }

@@ -57,10 +57,14 @@ interface BatchRow extends NewMessage {
 
 const PREPARED_BATCH = 'seance_message_batch_json';
 const PREPARED_GROUP = 'seance_message_group';
+/** What the one-group statement's error says when the trigger numbered its rows again. */
+const RENUMBERED = 'seance: seq renumbered by the trigger';
 /**
  * One group: the session's counter moves on by the group's size ($8, 1 or 2) under its row
  * lock, and the rows take the numbers it passed. A second row answers the first. For a session
  * that does not exist the seq is null, and the insert fails as the batch statement's does.
+ * Should the trigger number the rows again (its migration undone under a running node), the
+ * last line fails the statement (so nothing is stored, and no number skipped) with RENUMBERED.
  */
 const GROUP_SQL = [
   '/* seance:message-group */',
@@ -69,8 +73,11 @@ const GROUP_SQL = [
   '  SELECT $1, (SELECT last_seq FROM counter) - $8 + 1, $2, $3, $4, $5, $6, $7 RETURNING id, seq),',
   'answered AS (INSERT INTO messages (session_id, seq, user_id, user_name, "text", is_spirit, in_reply_to, "timestamp")',
   '  SELECT $1, asked.seq + 1, $9, $10, $11, $12, asked.id, $13 FROM asked WHERE $8 = 2 RETURNING id, seq)',
-  'SELECT asked.id, asked.seq, answered.id AS answer_id, answered.seq AS answer_seq FROM asked LEFT JOIN answered ON true',
+  'SELECT asked.id, answered.id AS answer_id, answered.seq AS answer_seq,',
+  `  CASE WHEN asked.seq = (SELECT last_seq FROM counter) - $8 + 1 THEN asked.seq ELSE ('${RENUMBERED} ' || asked.seq)::integer END AS seq`,
+  'FROM asked LEFT JOIN answered ON true',
 ].join('\n');
+
 /** True when the seq trigger keeps a seq the insert gives (the migration `seq-given-by-writer`). */
 const TRIGGER_KEEPS_GIVEN_SEQ = "SELECT position('NEW.seq IS NULL' IN pg_get_functiondef('seance_assign_seq()'::regprocedure)) > 0 AS keeps";
 /** Statements one node has under way at once; more rows wait and go together in the next. */
@@ -182,7 +189,15 @@ export class MessageWriter {
   }
 
   private async writePostgres(rows: BatchRow[]): Promise<StoredRef[]> {
-    if (isOneGroup(rows) && (await this.canWriteGroups())) return this.writeGroup(rows);
+    if (isOneGroup(rows) && (await this.canWriteGroups())) {
+      try {
+        return await this.writeGroup(rows);
+      } catch (err) {
+        if (!String((err as Error | null)?.message).includes(RENUMBERED)) throw err;
+        // The trigger numbers every row again: the batch statement from now on.
+        this.groupStatement = Promise.resolve(false);
+      }
+    }
     // One JSON parameter: pg turns an array parameter into PostgreSQL's array text in
     // JavaScript, element by element; JSON.stringify does the whole batch natively.
     const batch = JSON.stringify(

@@ -31,7 +31,6 @@ function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-// Punctuation alone ("...", "?") is not an answer the board can spell out.
 /**
  * The oracle's answers come from a fixed list, so their cleaned text, word count and timing
  * bands are worked out once each; the letter timings are drawn afresh for every answer.
@@ -47,6 +46,7 @@ function shapeOracleAnswer(answer: string): ShapedReply {
   return { message: shaped.message, word_count: shaped.word_count, letter_timings: drawTimings(shaped.bands) };
 }
 
+// Punctuation alone ("...", "?") is not an answer the board can spell out.
 function isUsable(shaped: ShapedReply): boolean {
   return /[\p{L}\p{N}]/u.test(shaped.message);
 }

@@ -89,16 +89,16 @@ const COLUMNS = ['session_id', 'user_id', 'user_name', 'text', 'is_spirit', 'in_
 /** SQLite's rows carry their seq (PostgreSQL's trigger gives it). */
 const SQLITE_COLUMNS = ['session_id', 'seq', 'user_id', 'user_name', 'text', 'is_spirit', 'in_reply_to', 'timestamp'] as const;
 
-/**
- * The text form Sequelize itself writes: SQLite stores dates as text and Sequelize reads them
- * back only in this shape.
- */
 /** One message, or one message and the answer to it, of one session. */
 function isOneGroup(rows: BatchRow[]): boolean {
   if (rows.length === 1) return rows[0].replyTo === null;
   return rows.length === 2 && rows[0].replyTo === null && rows[1].replyTo === 1 && rows[1].session_id === rows[0].session_id;
 }
 
+/**
+ * The text form Sequelize itself writes: SQLite stores dates as text and Sequelize reads them
+ * back only in this shape.
+ */
 function sqliteDate(date: Date): string {
   return date.toISOString().replace('T', ' ').replace('Z', ' +00:00');
 }

@@ -59,6 +59,7 @@ export class StatementBatches<T, R> {
       // key's items their order), until the batch is full.
       const batch: Array<Asked<T, R>> = [];
       const waiting: Array<Asked<T, R>> = [];
+      const keys = new Set<string>();
       let size = 0;
       for (let i = 0; i < this.queue.length; i += 1) {
         const asked = this.queue[i];
@@ -73,14 +74,10 @@ export class StatementBatches<T, R> {
         }
         batch.push(asked);
         size += sizeOf(asked.item);
+        if (key !== null) keys.add(key);
       }
       if (batch.length === 0) return;
       this.queue = waiting;
-      const keys = new Set<string>();
-      for (const asked of batch) {
-        const key = keyOf(asked.item);
-        if (key !== null) keys.add(key);
-      }
       for (const key of keys) this.busy.add(key);
       this.inFlight += 1;
       void this.run(batch).finally(() => {

@@ -1,7 +1,9 @@
 /**
  * Message storage and history. Storing is one (batched) INSERT ... RETURNING, the only
  * database work on the message path; `seq` orders a session's history and serves as the
- * pagination cursor both ways.
+ * pagination cursor both ways. On PostgreSQL the latest messages asked for together (every
+ * join reads them, and a node's clients all join again at once after a failover) are read
+ * by one statement (StatementBatches).
  */
 import { Op, type Sequelize, type WhereOptions } from 'sequelize';
 import type { Message } from '../../../models';
@@ -10,14 +12,34 @@ import type { ChatMessageView, HistoryMessageView, ParticipantView } from '../..
 import type { HistoryPage, MessageStore, StoredMessage } from '../ports';
 import { MessageWriter, type NewMessage, type StoredRef } from './messageWriter';
 import type { PgStatements } from './pgStatements';
+import { StatementBatches } from './statementBatches';
 import { historyMessageView, iso } from './views';
 
 /** A messages row as the named statements read it (the model's columns). */
 type MessageRow = Pick<Message, 'id' | 'seq' | 'session_id' | 'user_id' | 'user_name' | 'text' | 'is_spirit' | 'in_reply_to' | 'timestamp'>;
 const MESSAGE_COLUMNS = 'id, seq, session_id, user_id, user_name, "text", is_spirit, in_reply_to, "timestamp"';
 
+/** The last `limit` messages of a session. */
+interface RecentAsk {
+  sessionId: string;
+  limit: number;
+}
+/**
+ * Each asked session's last messages, oldest first, `n` telling which ask a row answers
+ * (asks are numbered from 1 in the order of the arrays).
+ */
+const RECENT_SQL = [
+  'SELECT asked.n, m.id, m.seq, m.session_id, m.user_id, m.user_name, m."text", m.is_spirit, m.in_reply_to, m."timestamp"',
+  'FROM unnest($1::uuid[], $2::integer[]) WITH ORDINALITY AS asked(session_id, lim, n)',
+  'CROSS JOIN LATERAL (SELECT * FROM messages WHERE session_id = asked.session_id ORDER BY seq DESC LIMIT asked.lim) m',
+  'ORDER BY asked.n, m.seq',
+].join('\n');
+/** Sessions one statement reads the last messages of; more wait for the next. */
+const MAX_RECENT_ASKS = 100;
+
 export class SequelizeMessageStore implements MessageStore {
   private readonly writer: MessageWriter;
+  private readonly recentAsks = new StatementBatches<RecentAsk, HistoryMessageView[]>((asks) => this.recentMany(asks), { maxInFlight: 2, maxSize: MAX_RECENT_ASKS });
 
   constructor(
     private readonly models: Models,
@@ -58,12 +80,19 @@ export class SequelizeMessageStore implements MessageStore {
   }
 
   async recent(sessionId: string, limit: number): Promise<HistoryMessageView[]> {
-    if (this.statements.enabled) {
-      // Every join reads the last messages: a named statement on PostgreSQL.
-      const rows = await this.statements.run<MessageRow>('seance_messages_recent', `SELECT ${MESSAGE_COLUMNS} FROM messages WHERE session_id = $1 ORDER BY seq DESC LIMIT $2`, [sessionId, limit]);
-      return rows.reverse().map(historyMessageView);
-    }
+    if (this.statements.enabled) return this.recentAsks.add({ sessionId, limit });
     return (await this.page(sessionId, { limit })).messages;
+  }
+
+  /** One named statement for a batch of asks; the same ask twice is read once. */
+  private async recentMany(asks: RecentAsk[]): Promise<HistoryMessageView[][]> {
+    const keyOf = (ask: RecentAsk) => `${ask.sessionId.toLowerCase()} ${ask.limit}`;
+    const distinct = [...new Map(asks.map((ask) => [keyOf(ask), ask])).values()];
+    const rows = await this.statements.run<MessageRow & { n: string | number }>('seance_messages_recent_many', RECENT_SQL, [distinct.map((ask) => ask.sessionId), distinct.map((ask) => ask.limit)]);
+    const byAsk = new Map<string, HistoryMessageView[]>(distinct.map((ask) => [keyOf(ask), []]));
+    for (const row of rows) byAsk.get(keyOf(distinct[Number(row.n) - 1]))!.push(historyMessageView(row));
+    // Each caller gets its own array: callers may change what they are given.
+    return asks.map((ask) => [...byAsk.get(keyOf(ask))!]);
   }
 
   async page(sessionId: string, opts: { limit: number; before?: string }): Promise<HistoryPage> {

@@ -1,8 +1,14 @@
-/** Sessions in the database. */
+/**
+ * Sessions in the database. On PostgreSQL the lookups asked for together (StatementBatches)
+ * share one statement: every join reads its session, and when a node dies its clients all
+ * join again at once.
+ */
 import type { Models } from '../../../models';
 import type { SessionView } from '../../events';
 import type { SessionStore } from '../ports';
 import type { PgStatements } from './pgStatements';
+import { isSessionId } from '../../validation/schemas';
+import { StatementBatches } from './statementBatches';
 import { iso, sessionView } from './views';
 
 interface SessionRow {
@@ -13,7 +19,12 @@ interface SessionRow {
   is_active: boolean;
 }
 
+/** Lookups one statement reads at most; more wait for the next. */
+const MAX_LOOKUPS = 200;
+
 export class SequelizeSessionStore implements SessionStore {
+  private readonly lookups = new StatementBatches<string, SessionView | null>((ids) => this.findMany(ids), { maxInFlight: 2, maxSize: MAX_LOOKUPS });
+
   constructor(
     private readonly models: Models,
     private readonly statements: PgStatements,
@@ -25,13 +36,22 @@ export class SequelizeSessionStore implements SessionStore {
   }
 
   async find(id: string): Promise<SessionView | null> {
-    if (this.statements.enabled) {
-      // Every join reads its session: a named statement on PostgreSQL.
-      const [found] = await this.statements.run<SessionRow>('seance_session_find', 'SELECT id, name, created_at, max_users, is_active FROM sessions WHERE id = $1', [id]);
-      return found ? { id: found.id, name: found.name, created_at: iso(found.created_at), max_users: found.max_users, is_active: found.is_active } : null;
-    }
+    if (this.statements.enabled) return this.lookups.add(id);
     const row = await this.models.Session.findByPk(id);
     return row ? sessionView(row) : null;
+  }
+
+  /** One named statement for a batch of lookups; what is no session id finds nothing (and cannot fail the others). */
+  private async findMany(ids: string[]): Promise<Array<SessionView | null>> {
+    const wanted = [...new Set(ids.filter(isSessionId).map((id) => id.toLowerCase()))];
+    if (wanted.length === 0) return ids.map(() => null);
+    const rows = await this.statements.run<SessionRow>('seance_sessions_find', 'SELECT id, name, created_at, max_users, is_active FROM sessions WHERE id = ANY($1::uuid[])', [wanted]);
+    // PostgreSQL writes a uuid in lower case, whatever case it was asked in.
+    const found = new Map(rows.map((row) => [row.id, { id: row.id, name: row.name, created_at: iso(row.created_at), max_users: row.max_users, is_active: row.is_active }]));
+    return ids.map((id) => {
+      const view = found.get(id.toLowerCase());
+      return view ? { ...view } : null;
+    });
   }
 
   async end(id: string): Promise<{ session: SessionView; endedAt: Date } | null> {

@@ -43,8 +43,8 @@ const ROLES: ConnectionRole[] = [
   // one in flight per connection) made each publish wait for the previous one's reply, and kept
   // enough alive across young-generation collections to triple their pauses.
   { name: 'pub', queueOffline: true, autoPipelining: false },
-  // Auto-pipelining: the limiter's and presence's commands of one tick leave in one write.
   { name: 'sub', queueOffline: true, autoPipelining: false },
+  // Auto-pipelining: the limiter's and presence's commands of one tick leave in one write.
   { name: 'command', queueOffline: false, autoPipelining: true },
 ];
 

@@ -170,11 +170,10 @@ export class SeanceAdapter extends ClusterAdapter {
   /** Applied here at once (the base class first waits for the publish to be confirmed). */
   override broadcast(packet: Packet, opts: BroadcastOptions): Promise<void> {
     const arrived = performance.now();
-    if (!opts.flags?.local && this.redis) {
+    if (!opts.flags?.local) {
       // The base class's publish() would wrap this in a promise chain and a debug call per
       // broadcast; the message is the same (uid and nsp are what publishAndReturnOffset adds).
-      const message = { uid: this.uid, nsp: this.nspName, type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } } as ClusterMessage;
-      this.enqueue(this.channelOf(message), JSON.stringify({ ...message, v: PROTOCOL }));
+      this.enqueue({ uid: this.uid, nsp: this.nspName, type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
     }
     this.applyHere(packet, opts, arrived);
     return Promise.resolve();
@@ -205,12 +204,15 @@ export class SeanceAdapter extends ClusterAdapter {
   }
 
   protected override doPublish(message: ClusterMessage): Promise<string> {
-    if (this.redis) this.enqueue(this.channelOf(message), JSON.stringify({ ...message, v: PROTOCOL }));
+    this.enqueue(message);
     return Promise.resolve('');
   }
 
-  /** Queues a message for its channel: one tick's messages to a channel leave together. */
-  private enqueue(channel: string, payload: string): void {
+  /** Queues a message for its channel (none without Redis): one tick's messages to a channel leave together. */
+  private enqueue(message: ClusterMessage): void {
+    if (!this.redis) return;
+    const channel = this.channelOf(message);
+    const payload = JSON.stringify({ ...message, v: PROTOCOL });
     const queued = this.pending.get(channel);
     if (queued) queued.push(payload);
     else this.pending.set(channel, [payload]);

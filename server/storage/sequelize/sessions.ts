@@ -9,7 +9,7 @@ import type { SessionStore } from '../ports';
 import type { PgStatements } from './pgStatements';
 import { isSessionId } from '../../validation/schemas';
 import { StatementBatches } from './statementBatches';
-import { iso, sessionView } from './views';
+import { sessionView } from './views';
 
 interface SessionRow {
   id: string;
@@ -47,10 +47,10 @@ export class SequelizeSessionStore implements SessionStore {
     if (wanted.length === 0) return ids.map(() => null);
     const rows = await this.statements.run<SessionRow>('seance_sessions_find', 'SELECT id, name, created_at, max_users, is_active FROM sessions WHERE id = ANY($1::uuid[])', [wanted]);
     // PostgreSQL writes a uuid in lower case, whatever case it was asked in.
-    const found = new Map(rows.map((row) => [row.id, { id: row.id, name: row.name, created_at: iso(row.created_at), max_users: row.max_users, is_active: row.is_active }]));
+    const found = new Map(rows.map((row) => [row.id, row]));
     return ids.map((id) => {
-      const view = found.get(id.toLowerCase());
-      return view ? { ...view } : null;
+      const row = found.get(id.toLowerCase());
+      return row ? sessionView(row) : null;
     });
   }
 

@@ -2,9 +2,8 @@
  * Work asked of the database one item at a time, done a batch per statement: the message
  * writer's and the users' rows, and the reads every join makes (its session, its latest
  * messages). What is asked for within one macrotask goes together, as soon as the code asking
- * returns; while
- * `maxInFlight` statements are under way, everything asked for meanwhile waits for one to end
- * and then goes together. Alone, an item waits for nothing but its own statement; under load,
+ * returns; while `maxInFlight` statements are under way, everything asked for meanwhile waits
+ * for one to end and then goes together. Alone, an item waits for nothing but its own statement; under load,
  * batches grow instead of statements multiplying (each costs the database far more than a row).
  *
  * Items may name a key (`keyOf`: a message's session): while a statement holding a key is under

@@ -4,7 +4,10 @@ import type { ChatMessageView, HistoryMessageView, SessionView } from '../../eve
 
 export const iso = (date: Date | string): string => new Date(date).toISOString();
 
-export function sessionView(row: Session): SessionView {
+/** The columns the session view reads: a model instance, or a row a named statement returned. */
+type SessionFields = Pick<Session, 'id' | 'name' | 'max_users' | 'is_active'> & { created_at: Date | string };
+
+export function sessionView(row: SessionFields): SessionView {
   return { id: row.id, name: row.name, created_at: iso(row.created_at), max_users: row.max_users, is_active: row.is_active };
 }
 

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Joi from 'joi';
+import proxyAddr from 'proxy-addr';
 
 export type NodeEnv = 'development' | 'production' | 'test';
 export type SpiritProviderName = 'oracle' | 'gemini' | 'openai';
@@ -144,7 +145,9 @@ const schema = Joi.object({
   REDIS_PASSWORD: Joi.string(),
   REDIS_CLUSTER_NODES: Joi.string().pattern(ADDRESS_LIST).message('REDIS_CLUSTER_NODES must be a comma-separated list of host:port'),
   CORS_ORIGINS: Joi.string().default('http://localhost:3000,http://127.0.0.1:3000,http://localhost:8000,http://127.0.0.1:8000'),
-  TRUST_PROXY: Joi.string().default('loopback, linklocal, uniquelocal'),
+  // Only a proxy named here may say who the client is (X-Forwarded-For): anyone else could
+  // spoof it and slip past every per-address limit. The shipped compose file names its network.
+  TRUST_PROXY: Joi.string().default('loopback'),
   BODY_LIMIT_BYTES: Joi.number()
     .integer()
     .min(256)
@@ -283,6 +286,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const idleTimeoutMs = Math.round(v.SESSION_IDLE_TIMEOUT_MINUTES * 60_000);
   if (idleTimeoutMs < 1000) problems.push('SESSION_IDLE_TIMEOUT_MINUTES must be at least one second (0.0167)');
 
+  const trustProblem = checkTrustProxy(v.TRUST_PROXY);
+  if (trustProblem) problems.push(trustProblem);
+
   if (v.SPIRIT_PROVIDER === 'gemini' && !v.GOOGLE_API_KEY) problems.push('SPIRIT_PROVIDER=gemini needs GOOGLE_API_KEY');
   if (v.TTS_PROVIDER === 'elevenlabs' && !v.ELEVENLABS_API_KEY) problems.push('TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY');
   const redis = redisTarget(v, problems);
@@ -364,6 +370,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
   };
   return deepFreeze(config);
+}
+
+/** TRUST_PROXY as proxy-addr (express's own) reads it: names (loopback, linklocal, uniquelocal), addresses, CIDR ranges. */
+function checkTrustProxy(raw: string): string | null {
+  try {
+    proxyAddr.compile(trustedProxies(raw));
+    return null;
+  } catch (err) {
+    return `TRUST_PROXY must list loopback, linklocal, uniquelocal, addresses or CIDR ranges, comma separated (${(err as Error).message})`;
+  }
+}
+
+/** The entries of TRUST_PROXY. */
+export function trustedProxies(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function parseAddresses(name: string, list: string, problems: string[]): RedisAddress[] {

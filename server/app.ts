@@ -187,10 +187,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
-  app.set(
-    'trust proxy',
-    config.trustProxy.split(',').map((s) => s.trim()),
-  );
+  app.set('trust proxy', policy.trusts);
   app.use(requestContext(logger, config.nodeId));
   app.use(
     helmet({
@@ -226,7 +223,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const playDir = path.join(config.rootDir, 'public', 'play');
   app.get('/play', (_req, res) => res.sendFile(path.join(playDir, 'index.html')));
   app.use('/play', express.static(playDir, { index: 'index.html' }));
-  app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, requireAuth: createRequireAuth(config.auth) }));
+  app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, clientAddress: policy.clientAddress, requireAuth: createRequireAuth(config.auth) }));
   app.use('/api/auth', authRoutes({ tokens }));
   app.use(voiceRoutes({ voice, messages, limits }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));

@@ -8,7 +8,7 @@ import { AppError } from '../../errors';
 import type { MessageStore } from '../../storage/ports';
 import type { RateLimits } from '../../services/rateLimits';
 import type { StoredAudio, VoiceService } from '../../services/voice';
-import { isSessionId, schemas, validate } from '../../validation/schemas';
+import { isSessionId, isStoredNumber, schemas, validate } from '../../validation/schemas';
 
 export interface VoiceRouteDeps {
   voice: VoiceService;
@@ -18,7 +18,7 @@ export interface VoiceRouteDeps {
 
 /** An answer's audio never changes: the same text and voice always map to the same bytes. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
-const MESSAGE_ID = /^[1-9][0-9]{0,14}$/;
+const MESSAGE_ID = /^[1-9][0-9]{0,9}$/;
 
 function sendAudio(res: Response, audio: StoredAudio): void {
   res.setHeader('Content-Type', audio.contentType);
@@ -59,7 +59,7 @@ export function voiceRoutes(deps: VoiceRouteDeps): Router {
    */
   router.get('/api/sessions/:id/messages/:messageId/audio', async (req: Request, res: Response) => {
     const { id, messageId } = req.params as { id: string; messageId: string };
-    if (!deps.voice.enabled || !isSessionId(id) || !MESSAGE_ID.test(messageId)) throw notFound();
+    if (!deps.voice.enabled || !isSessionId(id) || !MESSAGE_ID.test(messageId) || !isStoredNumber(Number(messageId))) throw notFound();
     const text = await deps.messages.spiritText(id, Number(messageId));
     if (text === null) throw notFound();
     const audio = await deps.voice.speak(text);

@@ -62,6 +62,8 @@ export interface Config {
     /** Generations under way at once on this node (and built-in synthesis threads). */
     concurrency: number;
     maxBytes: number;
+    /** What audio made for texts that are not stored answers may weigh in all (least recently used first out). */
+    cacheMaxBytes: number;
     elevenlabs: { apiKey: string | null; voiceId: string; baseUrl: string; modelId: string };
     openai: { apiKey: string | null; baseUrl: string; model: string; voice: string };
   };
@@ -72,6 +74,8 @@ export interface Config {
     connectionsPerMinute: number;
     /** POST /api/tts/generate per client address per minute. */
     speechPerMinute: number;
+    /** Requests of an answer's audio path per client address per minute. */
+    audioPerMinute: number;
   };
   realtime: {
     pingIntervalMs: number;
@@ -187,6 +191,13 @@ const schema = Joi.object({
     .max(64 * 1024 * 1024)
     .default(8 * 1024 * 1024),
   TTS_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(20),
+  AUDIO_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(120),
+  // About 50 to 2,500 texts of the built-in voice (60 KB to 3.7 MB each).
+  TTS_CACHE_MAX_BYTES: Joi.number()
+    .integer()
+    .min(64 * 1024)
+    .max(2 ** 40)
+    .default(256 * 1024 * 1024),
   ELEVENLABS_API_KEY: Joi.string(),
   // A premade ElevenLabs voice ("Adam": deep, calm); any voice id of the account works.
   ELEVENLABS_VOICE_ID: Joi.string()
@@ -341,6 +352,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: v.TTS_TIMEOUT_MS,
       concurrency: v.TTS_CONCURRENCY,
       maxBytes: v.TTS_MAX_BYTES,
+      cacheMaxBytes: v.TTS_CACHE_MAX_BYTES,
       elevenlabs: { apiKey: v.ELEVENLABS_API_KEY ?? null, voiceId: v.ELEVENLABS_VOICE_ID, baseUrl: v.ELEVENLABS_BASE_URL.replace(/\/+$/, ''), modelId: v.ELEVENLABS_MODEL_ID },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, ''), model: v.TTS_MODEL, voice: v.TTS_VOICE },
     },
@@ -350,6 +362,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionCreatesPerMinute: v.SESSION_CREATE_RATE_LIMIT,
       connectionsPerMinute: v.CONNECT_RATE_LIMIT,
       speechPerMinute: v.TTS_RATE_LIMIT,
+      audioPerMinute: v.AUDIO_RATE_LIMIT,
     },
     realtime: {
       pingIntervalMs: v.WS_PING_INTERVAL_MS,

@@ -152,7 +152,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     subscriptions: feeds,
   });
   attachSocketHandlers(io, { rooms, feeds, policy, logger });
-  const adminUiPage = attachAdminUi(io, config.operations.adminUi, config.nodeId, redis?.command ?? null);
+  const adminUiPage = attachAdminUi(io, config.operations.adminUi, { nodeId: config.nodeId, redis: redis?.command ?? null, clientAddress: policy.clientAddress, metrics });
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
     store: sequelizeMaintenance(db),
@@ -225,7 +225,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use('/play', express.static(playDir, { index: 'index.html' }));
   app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, clientAddress: policy.clientAddress, requireAuth: createRequireAuth(config.auth) }));
   app.use('/api/auth', authRoutes({ tokens }));
-  app.use(voiceRoutes({ voice, messages, limits }));
+  app.use(voiceRoutes({ voice, messages, limits, clientAddress: policy.clientAddress }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
   app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
   if (adminUiPage) app.use('/admin', adminUiPage);

@@ -8,9 +8,9 @@ import { trustedProxies, type Config } from '../config';
 
 export interface RequestPolicy {
   /** The client's address: X-Forwarded-For counts only when the peer is a proxy named in TRUST_PROXY. */
-  clientAddress(req: IncomingMessage): string;
+  clientAddress: (req: IncomingMessage) => string;
   /** The same rule as express's `trust proxy` setting takes it (so `req.ip` agrees). */
-  trusts(address: string, hop: number): boolean;
+  trusts: (address: string, hop: number) => boolean;
   /**
    * Non-browser clients send no Origin and are allowed; browsers must be on CORS_ORIGINS, or
    * on this server's own origin (`host`: the request's Host header), like the /play page.

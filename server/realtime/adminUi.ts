@@ -33,7 +33,7 @@ export interface AdminUiDeps {
   nodeId: string;
   redis: Redis | null;
   /** Who is asking (through trusted proxies only). */
-  clientAddress(req: IncomingMessage): string;
+  clientAddress: (req: IncomingMessage) => string;
   metrics?: Metrics;
 }
 const UI_DIR = path.join(path.dirname(require.resolve('@socket.io/admin-ui/package.json')), 'ui', 'dist');

@@ -19,7 +19,7 @@ export interface SessionRouteDeps {
   tokens: TokenService;
   limits: RateLimits;
   /** Who is asking (through trusted proxies only): the key of per-address limits. */
-  clientAddress(req: IncomingMessage): string;
+  clientAddress: (req: IncomingMessage) => string;
   requireAuth: RequestHandler;
 }
 

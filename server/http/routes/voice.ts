@@ -16,7 +16,7 @@ export interface VoiceRouteDeps {
   messages: MessageStore;
   limits: RateLimits;
   /** Who is asking (through trusted proxies only): the key of per-address limits. */
-  clientAddress(req: IncomingMessage): string;
+  clientAddress: (req: IncomingMessage) => string;
 }
 
 /** An answer's audio never changes: the same text and voice always map to the same bytes. */

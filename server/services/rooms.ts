@@ -12,7 +12,7 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { Broadcaster } from '../realtime/broadcaster';
 import type { MessageStore, UserStore } from '../storage/ports';
-import { schemas, validate, validateChatMessage } from '../validation/schemas';
+import { isStoredNumber, schemas, validate, validateChatMessage } from '../validation/schemas';
 import type { Presence } from './presence/types';
 import { AnswerRetry, type AnswerRetryOptions } from './answerRetry';
 import { messageLimitKey, type RateLimits } from './rateLimits';
@@ -166,7 +166,8 @@ export class RoomService {
    */
   private async history(sessionId: string, lastSeq: unknown): Promise<{ messages: HistoryMessageView[]; resumed: boolean; knownSeq: number }> {
     const { messages } = this.deps;
-    if (typeof lastSeq === 'number' && Number.isSafeInteger(lastSeq) && lastSeq >= 0) {
+    // Past what the database holds, a last_seq names no message: an ordinary join.
+    if (typeof lastSeq === 'number' && (lastSeq === 0 || isStoredNumber(lastSeq))) {
       const [missed, latest] = await Promise.all([messages.after(sessionId, lastSeq, MAX_RESUME + 1), messages.latestSeq(sessionId)]);
       if (lastSeq <= latest && missed.length <= MAX_RESUME) {
         const items = missed.map(({ in_reply_to: _answered, ...item }) => item);

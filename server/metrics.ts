@@ -23,11 +23,6 @@ export interface MetricSources {
   databaseUp(): Promise<boolean>;
 }
 
-/** A histogram observation without labels: no allocation per call beyond prom-client's own. */
-export interface Timer {
-  observe(seconds: number): void;
-}
-
 // Deliveries take well under a millisecond when all is well; a gap repair or a stall shows in the tail.
 const DELIVERY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 // The oracle answers in microseconds; a model in seconds; a failing one after its timeouts.

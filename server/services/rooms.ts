@@ -61,7 +61,7 @@ type JoinBody = { name?: string; user_id?: string; token?: string; last_seq?: un
 
 /** What an ordinary join is shown: the last 50 messages. */
 export const JOIN_HISTORY = 50;
-/** A resume that missed more than this is an ordinary join (CONTRACT: Order, resume and repair). */
+/** A resume that missed more than this is an ordinary join (docs/protocol.md: Order, resume and repair). */
 const MAX_RESUME = 1000;
 const SPIRIT_CONTEXT = 10;
 
@@ -224,7 +224,7 @@ export class RoomService {
     await this.deps.limits.consume('message', messageLimitKey(p.sessionId, p.participant.id));
     const { messages, spirit, broadcaster } = this.deps;
     // The built-in oracle answers at once: the question and the answer are stored together
-    // and the three events leave in the same tick (one write per listener, see writeCoalescing).
+    // and the three events leave in the same tick (one write per listener, see realtime/extensions/engineWrites.ts).
     const instant = spirit.instantReply(text);
     const stored = instant ? await messages.storeExchange(p.sessionId, p.participant, text, instant.message) : { message: await messages.storeChat(p.sessionId, p.participant, text), answer: null };
     const { message } = stored;

@@ -50,7 +50,7 @@ export interface ClientSpec {
 export interface ClientTiming {
   /** Mean gap between two messages. */
   messageEveryMs: number;
-  /** Mean gap between two voluntary drops (a phone losing its network). */
+  /** Mean gap between two voluntary drops (a phone losing its network); Infinity for none. */
   dropEveryMs: number;
   /** Longest voluntary drop. */
   dropMaxMs: number;
@@ -239,7 +239,7 @@ export abstract class ChaosClient {
       );
     };
     const nextDrop = () => {
-      if (!this.chatting) return;
+      if (!this.chatting || !Number.isFinite(timing.dropEveryMs)) return;
       this.dropTimer = setTimeout(
         () => {
           if (this.joined) {

@@ -317,7 +317,7 @@ describe('deployment files', () => {
     const uncommented = conf.replace(/#[^\n]*/g, '');
 
     it('is sticky by session when the client names it (raw ws path, Socket.IO query), else by full client address, and upgrades both websocket paths', () => {
-      expect(uncommented).to.match(/hash \$seance_balance_key consistent;/);
+      expect(uncommented, 'consistent would ring all replicas of `app` as one').to.match(/hash \$seance_balance_key;/);
       const key = /map "\$uri\?\$arg_session_id" \$seance_balance_key \{([^}]*)\}/.exec(uncommented);
       expect(key, 'the map that picks the hash key').to.not.equal(null);
       expect(key![1]).to.match(/default\s+\$remote_addr;/);

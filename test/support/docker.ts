@@ -13,7 +13,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import { DOCKER_CACHE, DockerUnavailable, startDockerEngine, type DockerEngine } from '../../harness/docker';
+import { DOCKER_CACHE, DockerUnavailable, NICENESS, startDockerEngine, type DockerEngine } from '../../harness/docker';
 import { PROJECT_ROOT, findExecutable, run } from '../../harness/processes';
 
 export const APP_IMAGE = 'seance-app:test';
@@ -97,7 +97,7 @@ async function buildStandInBase(e: DockerEngine): Promise<string> {
   const rootfs = path.join(DOCKER_CACHE, `rootfs-${key}`);
   fs.rmSync(rootfs, { recursive: true, force: true });
   try {
-    await run('debootstrap', ['--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], { cwd: PROJECT_ROOT, timeoutMs: 900_000 });
+    await run('nice', ['-n', String(NICENESS), 'debootstrap', '--variant=minbase', 'bookworm', rootfs, 'http://deb.debian.org/debian'], { cwd: PROJECT_ROOT, timeoutMs: 900_000 });
     const into = (...parts: string[]) => path.join(rootfs, ...parts);
     for (const dir of [into('var/cache/apt/archives'), into('var/lib/apt/lists')]) {
       for (const f of fs.readdirSync(dir)) if (f !== 'partial' && f !== 'lock') fs.rmSync(path.join(dir, f), { recursive: true, force: true });
@@ -149,6 +149,14 @@ export function servicesImage(): Promise<string> {
     return tag;
   })();
   return services;
+}
+
+/**
+ * Starts building both images now, for suites that run later: the build (minutes when cold)
+ * then overlaps the rest of the run. Failures surface when a suite awaits the image.
+ */
+export function prepareImages(): void {
+  for (const image of [appImage(), servicesImage()]) image.catch(() => undefined);
 }
 
 /** Bytes of an image as `docker images` counts them (all layers, uncompressed). */

@@ -15,9 +15,11 @@ case "$1" in
       rm /tmp/pwfile
       echo 'host all all all scram-sha-256' >> "$PGDATA/pg_hba.conf"
       echo "listen_addresses = '*'" >> "$PGDATA/postgresql.conf"
-      if [ "${POSTGRES_DB:-$POSTGRES_USER}" != "$POSTGRES_USER" ]; then
+      # The database POSTGRES_DB (default: the user's name), as the official image makes it.
+      db="${POSTGRES_DB:-$POSTGRES_USER}"
+      if [ "$db" != postgres ]; then
         as_postgres pg_ctl -w -o "-c listen_addresses=''" start >/dev/null
-        as_postgres createdb --username="$POSTGRES_USER" "$POSTGRES_DB"
+        as_postgres createdb --username="$POSTGRES_USER" --maintenance-db=postgres "$db"
         as_postgres pg_ctl -w -m fast stop >/dev/null
       fi
     fi

@@ -165,8 +165,9 @@ describe('compose topology in Docker', function () {
     try {
       for (const c of clients) c.start();
       await waitAll('first join', (c) => c.joined, 60_000);
-      // No voluntary drops: the only disconnects are the replacements'.
-      for (const c of clients) c.startChatting({ messageEveryMs: 1500, dropEveryMs: Infinity, dropMaxMs: 1000 });
+      // No voluntary drops: the only disconnects are the replacements'. A message every 1.25-3.75 s
+      // stays under the compose file's rate limit (MESSAGE_RATE_LIMIT, 10 in 10 s) with room for resends.
+      for (const c of clients) c.startChatting({ messageEveryMs: 2500, dropEveryMs: Infinity, dropMaxMs: 1000 });
       await waitAll('a first acknowledged message', (c) => c.log.some((e) => e.type === 'ack'), 60_000);
 
       for (let i = 0; i < apps.length; i++) {

@@ -37,7 +37,9 @@ export async function stopDockerEngine(): Promise<void> {
   engine = null;
   if (!started) return;
   const e = await started.catch(() => null);
-  if (e?.ours) await e.docker(['image', 'prune', '--force']).catch(() => undefined);
+  // Images left untagged by rebuilds, once a week old: the build stage of the latest app
+  // build is untagged too, and is what makes the next build quick.
+  if (e?.ours) await e.docker(['image', 'prune', '--force', '--filter', 'until=168h']).catch(() => undefined);
   await e?.stop();
 }
 

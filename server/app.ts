@@ -179,6 +179,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       return count;
     },
     redisUp: () => redis?.isReady() ?? false,
+    redisDegraded: () => redis !== null && !redis.isReady(),
+    databasePool: () => db.poolStats(),
     databaseUp: () =>
       db.ping().then(
         () => true,
@@ -191,7 +193,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     'trust proxy',
     config.trustProxy.split(',').map((s) => s.trim()),
   );
-  app.use(requestContext(logger, config.nodeId));
+  app.use(requestContext(logger, config.nodeId, metrics));
   app.use(
     helmet({
       contentSecurityPolicy: {

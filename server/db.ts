@@ -10,6 +10,7 @@ import { SequelizeStorage, Umzug } from 'umzug';
 import type { Config } from '../config';
 import { initModels, type Models } from '../models';
 import type { Logger } from './logger';
+import type { DatabasePoolStats } from './metrics';
 
 export interface Database {
   sequelize: Sequelize;
@@ -19,7 +20,16 @@ export interface Database {
   /** Reverts the last migration (tests prove the schema goes down and up again). */
   undoLast(): Promise<void>;
   ping(): Promise<void>;
+  poolStats(): DatabasePoolStats;
   close(): Promise<void>;
+}
+
+/** The part of sequelize-pool's Pool the metrics read (Sequelize does not export its type). */
+interface PoolCounts {
+  using: number;
+  available: number;
+  waiting: number;
+  maxSize: number;
 }
 
 /** One step of a migration file, called with the QueryInterface and the Sequelize class. */
@@ -107,6 +117,12 @@ export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, log
     },
     ping: async () => {
       await sequelize.query('SELECT 1');
+    },
+    poolStats: () => {
+      // PostgreSQL goes through sequelize-pool; SQLite keeps its one connection outside any pool.
+      const pool = (sequelize.connectionManager as unknown as { pool?: Partial<PoolCounts> }).pool;
+      if (config.database.dialect !== 'postgres' || typeof pool?.using !== 'number') return { inUse: 0, idle: 0, waiting: 0, max: 0 };
+      return { inUse: pool.using, idle: pool.available ?? 0, waiting: pool.waiting ?? 0, max: pool.maxSize ?? 0 };
     },
     close: () => sequelize.close(),
   };

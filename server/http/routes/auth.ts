@@ -27,6 +27,7 @@ export function authRoutes(deps: { tokens: TokenService }): Router {
    *           application/json:
    *             schema: { $ref: '#/components/schemas/TokenEnvelope' }
    *       400: { $ref: '#/components/responses/ValidationError' }
+   *       413: { $ref: '#/components/responses/PayloadTooLarge' }
    */
   router.post('/token', (req, res) => {
     const input = validate<{ name: string; user_id?: string }>(schemas.issueToken, req.body);

@@ -44,6 +44,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *       400: { $ref: '#/components/responses/ValidationError' }
    *       413: { $ref: '#/components/responses/PayloadTooLarge' }
    *       429: { $ref: '#/components/responses/RateLimited' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    */
   router.post('/', async (req, res) => {
     await deps.limits.consume('sessionCreate', req.ip ?? 'unknown');
@@ -66,6 +67,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *           application/json:
    *             schema: { $ref: '#/components/schemas/SessionWithCountEnvelope' }
    *       404: { $ref: '#/components/responses/SessionNotFound' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    *   delete:
    *     tags: [Sessions]
    *     summary: End a session (creator only)
@@ -81,6 +83,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *       401: { $ref: '#/components/responses/Unauthorized' }
    *       403: { $ref: '#/components/responses/Forbidden' }
    *       404: { $ref: '#/components/responses/SessionNotFound' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    */
   router.get('/:id', async (req, res) => {
     sendData(req, res, 200, await deps.sessions.getWithCount(req.params.id));
@@ -111,6 +114,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *             schema: { $ref: '#/components/schemas/HistoryEnvelope' }
    *       400: { $ref: '#/components/responses/ValidationError' }
    *       404: { $ref: '#/components/responses/SessionNotFound' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    */
   router.get('/:id/history', async (req, res) => {
     const session = await deps.sessions.get(req.params.id);
@@ -143,6 +147,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *           application/json:
    *             schema: { $ref: '#/components/schemas/ParticipantsEnvelope' }
    *       404: { $ref: '#/components/responses/SessionNotFound' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    */
   router.get('/:id/participants', async (req, res) => {
     const session = await deps.sessions.get(req.params.id);

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Sequelize, type Options } from 'sequelize';
 import { SequelizeStorage, Umzug } from 'umzug';
-import type { Config } from '../config';
+import type { ConnectionOptions } from 'node:tls';
+import type { Config, DatabaseTls } from '../config';
 import { initModels, type Models } from '../models';
 import type { Logger } from './logger';
 import type { DatabasePoolStats } from './metrics';
@@ -58,9 +59,34 @@ export function sequelizeOptions(config: Pick<Config, 'database'>): Options {
     // it. `evict` sweeps them, and pg marks broken connections so the pool's validate()
     // replaces them instead of handing them out.
     pool: { max: db.poolSize + db.poolOverflow, min: db.poolSize, idle: 10_000, acquire: 10_000, evict: 5_000 },
-    dialectOptions: { keepAlive: true, connectionTimeoutMillis: 5_000, statement_timeout: 15_000 },
+    dialectOptions: { keepAlive: true, connectionTimeoutMillis: 5_000, statement_timeout: 15_000, ...(db.tls ? { ssl: tlsOptions(db.tls) } : {}) },
     logging: false,
   };
+}
+
+/**
+ * The pg driver's `ssl` option (Node's tls.connect options) for a libpq sslmode: `require`
+ * encrypts without checking who answers; `verify-ca` checks the chain against the CA;
+ * `verify-full` checks the host name in DATABASE_URL too.
+ */
+export function tlsOptions(tls: DatabaseTls): ConnectionOptions {
+  if (tls.mode === 'require') return { rejectUnauthorized: false };
+  const ca = tls.ca === null ? {} : { ca: tls.ca };
+  if (tls.mode === 'verify-ca') return { rejectUnauthorized: true, ...ca, checkServerIdentity: () => undefined };
+  return { rejectUnauthorized: true, ...ca };
+}
+
+/** A TLS failure reaching PostgreSQL, said in the operator's terms (the driver's words alone rarely point at the setting). */
+export function explainDatabaseError(err: unknown, config: Pick<Config, 'database'>): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  const tls = config.database.tls;
+  if (tls && /does not support SSL/i.test(message)) return new Error(`PostgreSQL does not accept TLS but DATABASE_URL asks for sslmode=${tls.mode}: ${message}`);
+  if (tls && /certificate|altnames|self[- ]signed|SSL|TLS|unable to verify/i.test(message)) {
+    const against = tls.caFile ? `the CA in ${tls.caFile}` : "the system's CAs (set PGSSLROOTCERT to the server's CA)";
+    const check = tls.mode === 'verify-full' ? `${against} and the host name in DATABASE_URL` : against;
+    return new Error(`TLS to PostgreSQL failed with sslmode=${tls.mode}, which checks the server certificate against ${check}: ${message}`);
+  }
+  return err instanceof Error ? err : new Error(message);
 }
 
 export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, logger: Logger): Database {
@@ -96,6 +122,14 @@ export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, log
    * transaction-scoped advisory lock, so the others wait, then find nothing pending.
    */
   async function migrate(): Promise<string[]> {
+    try {
+      return await migrateNow();
+    } catch (err) {
+      throw explainDatabaseError(err, config);
+    }
+  }
+
+  async function migrateNow(): Promise<string[]> {
     const run = async () => (await umzug.up()).map((m) => m.name);
     const applied =
       config.database.dialect === 'postgres'

@@ -31,6 +31,13 @@ async function makeCertificates(dir: string): Promise<{ ca: string; otherCa: str
   return { ca: file('ca.pem'), otherCa: file('other-ca.pem'), cert: file('server.crt'), key: file('server.key') };
 }
 
+/** The error a promise rejects with, or undefined when it resolves. */
+const failureOf = (work: Promise<unknown>): Promise<Error | undefined> =>
+  work.then(
+    () => undefined,
+    (err: Error) => err,
+  );
+
 describe('TLS to PostgreSQL (sslmode, PGSSLROOTCERT)', function () {
   this.timeout(60_000);
   let dir: string;
@@ -73,16 +80,13 @@ describe('TLS to PostgreSQL (sslmode, PGSSLROOTCERT)', function () {
   });
 
   it('sslmode=verify-full refuses a certificate from another CA, or for another host, and says why', async () => {
-    let failure: Error | undefined;
-    await connect('sslmode=verify-full', { PGSSLROOTCERT: certs.otherCa }).catch((err: Error) => (failure = err));
-    expect(failure?.message).to.match(
+    const wrongCa = await failureOf(connect('sslmode=verify-full', { PGSSLROOTCERT: certs.otherCa }));
+    expect(wrongCa?.message).to.match(
       /^TLS to PostgreSQL failed with sslmode=verify-full, which checks the server certificate against the CA in .*other-ca\.pem and the host name in DATABASE_URL: .*certificate/,
     );
-
-    failure = undefined;
     // The certificate names 127.0.0.1 only; `localhost` reaches the same server under another name.
-    await connect('sslmode=verify-full', { PGSSLROOTCERT: certs.ca }, 'localhost').catch((err: Error) => (failure = err));
-    expect(failure?.message).to.match(/sslmode=verify-full.*: Hostname\/IP does not match certificate's altnames: Host: localhost/);
+    const wrongHost = await failureOf(connect('sslmode=verify-full', { PGSSLROOTCERT: certs.ca }, 'localhost'));
+    expect(wrongHost?.message).to.match(/sslmode=verify-full.*: Hostname\/IP does not match certificate's altnames: Host: localhost/);
     // verify-ca checks the chain only, as libpq's does: the same name passes.
     expect(await connect('sslmode=verify-ca', { PGSSLROOTCERT: certs.ca }, 'localhost')).to.equal(true);
   });
@@ -91,10 +95,7 @@ describe('TLS to PostgreSQL (sslmode, PGSSLROOTCERT)', function () {
     const plainUrl = (await sharedPostgres()).url;
     const db = createDatabase(loadConfig({ DATABASE_URL: `${plainUrl}?sslmode=require` }), logger);
     try {
-      const failure = await db.migrate().then(
-        () => undefined,
-        (err: Error) => err,
-      );
+      const failure = await failureOf(db.migrate());
       expect(failure?.message).to.match(/^PostgreSQL does not accept TLS but DATABASE_URL asks for sslmode=require/);
     } finally {
       await db.close();

@@ -369,6 +369,13 @@ describe('deployment files', () => {
       expect(entries.web).to.equal(NODE_COMMAND);
       expect(entries.release).to.include('sequelize-cli db:migrate');
     });
+
+    it('is documented with the session affinity its router needs for Socket.IO long-polling', () => {
+      const docs = read('docs/operations.md');
+      const section = docs.slice(docs.indexOf('### On a Procfile platform'), docs.indexOf('\n## ', docs.indexOf('### On a Procfile platform')));
+      expect(section).to.include('heroku features:enable http-session-affinity');
+      expect(section).to.include('transports: ["websocket"]');
+    });
   });
 
   describe('nginx.conf', () => {

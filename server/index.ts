@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config);
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
-  if (!config.auth.jwtSecret) logger.info({ kept_in: config.auth.jwtSecretFile ?? 'memory' }, 'JWT_SECRET is not set: tokens are signed with this node\'s own random secret, kept with its data');
+  if (!config.auth.jwtSecret) logger.info({ kept_in: config.auth.jwtSecretFile ?? 'memory' }, "JWT_SECRET is not set: tokens are signed with this node's own random secret, kept with its data");
 
   const db = createDatabase(config, logger);
   if (config.database.migrateOnStart) await db.migrate();

@@ -57,8 +57,9 @@ export function createTokenVerifier(auth: Pick<Config['auth'], 'jwtAlgorithm'>, 
     return new Promise((resolve, reject) => {
       // A plain object is all passport needs of a request (the realtime handshakes have no express one).
       const request = { headers: { authorization: header } } as unknown as Request;
-      const handler = passport.authenticate('jwt', { session: false }, (err: unknown, claims: TokenClaims | false) => (err ? reject(err) : resolve(claims || null))) as RequestHandler;
-      void handler(request, {} as Response, reject);
+      const fail = (err: unknown) => reject(err instanceof Error ? err : new Error(String(err)));
+      const handler = passport.authenticate('jwt', { session: false }, (err: unknown, claims: TokenClaims | false) => (err ? fail(err) : resolve(claims || null))) as RequestHandler;
+      void handler(request, {} as Response, fail);
     });
   };
 

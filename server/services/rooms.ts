@@ -150,7 +150,8 @@ export class RoomService {
     if (seat.status === 'rejected' || !seat.value.admitted) {
       if (subscribed) subscriptions?.close(session.id);
       if (seat.status === 'rejected') throw seat.reason;
-      if (!seat.value.admitted && seat.value.reason === 'USER_ID_TAKEN') throw new AppError('USER_ID_TAKEN', 'This user_id is connected in this session: join with its token (session_joined.token), or without a user_id');
+      if (!seat.value.admitted && seat.value.reason === 'USER_ID_TAKEN')
+        throw new AppError('USER_ID_TAKEN', 'This user_id is connected in this session: join with its token (session_joined.token), or without a user_id');
       throw new AppError('SESSION_FULL', `This session is full (${session.max_users} participants)`);
     }
     const admission = seat.value;

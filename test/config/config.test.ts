@@ -128,12 +128,7 @@ describe('config', () => {
   });
 
   it('refuses a node configured for a cluster without JWT_SECRET, in every NODE_ENV, naming what makes it one', () => {
-    const clusters = [
-      { REDIS_URL: 'redis://r:6379' },
-      { REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' },
-      { REDIS_CLUSTER_NODES: 'a:7000' },
-      { DATABASE_URL: 'postgres://u:p@db:5432/seance' },
-    ];
+    const clusters = [{ REDIS_URL: 'redis://r:6379' }, { REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' }, { REDIS_CLUSTER_NODES: 'a:7000' }, { DATABASE_URL: 'postgres://u:p@db:5432/seance' }];
     for (const env of clusters) {
       for (const NODE_ENV of ['development', 'test', 'production']) {
         const expected = NODE_ENV === 'production' ? /JWT_SECRET is required in production/ : new RegExp(`JWT_SECRET is required on a node configured for a cluster \\(${Object.keys(env)[0]}`);

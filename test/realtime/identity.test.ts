@@ -35,7 +35,9 @@ describe('identity: nobody becomes somebody else', function () {
       const session = await createSession(server.url);
       const watcher = track(await joinSocket(server.url, { session_id: session.id, user_id: 'watcher', name: 'Watcher' }));
       const alice =
-        holderTransport === 'raw' ? track(await RawClient.join(server.wsUrl, session.id, { user_id: 'alice', name: 'Alice' })) : track(await joinSocket(server.url, { session_id: session.id, user_id: 'alice', name: 'Alice' }));
+        holderTransport === 'raw'
+          ? track(await RawClient.join(server.wsUrl, session.id, { user_id: 'alice', name: 'Alice' }))
+          : track(await joinSocket(server.url, { session_id: session.id, user_id: 'alice', name: 'Alice' }));
       await watcher.inbox.waitFor('user_joined', (u) => u.id === 'alice');
 
       const sio = track(socketClient(server.url, { session_id: session.id, user_id: 'alice', name: 'Mallory' }));

@@ -184,7 +184,7 @@ describe('RoomService (in memory)', () => {
       expect(joined.participation.participant.id).to.equal('bob');
     });
 
-    it("admits the join as the same participant when no holder answers, dropping the holders, with no user_left or user_joined", async () => {
+    it('admits the join as the same participant when no holder answers, dropping the holders, with no user_left or user_joined', async () => {
       const w = world();
       const session = await w.sessions.create({ name: 'S', max_users: 6 });
       const dead = await w.join(session.id, { user_id: 'alice', name: 'Alice' });

@@ -32,7 +32,7 @@ describe('auth: tokens, ending sessions, joins', () => {
         await issue({ name: 'M', user_id: bob.user.id }),
         await issue({ name: 'M', user_id: bob.user.id }, 'not.a.jwt'),
         await issue({ name: 'M', user_id: bob.user.id }, (await issue({ name: 'Mallory' })).body.data.access_token),
-        await issue({ name: 'M', user_id: `creator:${session.id}` }, session.creator_token),
+        await issue({ name: 'M', user_id: bob.user.id }, session.creator_token),
         await issue({ name: 'M', user_id: bob.user.id }, jwt.sign({ typ: 'access', name: 'Bob' }, 'a-secret-anyone-could-have-read-somewhere', { subject: bob.user.id })),
       ];
       for (const reply of refusals) {

@@ -35,24 +35,29 @@ describe('config', () => {
   });
 
   it('reads sslmode and sslrootcert out of DATABASE_URL (Sequelize would drop them) and PGSSLROOTCERT', () => {
+    // A PostgreSQL URL makes a cluster node, which needs a shared secret.
+    const CLUSTER_SECRET = 'a-shared-secret-of-the-cluster-0123';
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seance-ca-'));
     const caFile = path.join(dir, 'ca.pem');
     fs.writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n');
     try {
-      const plain = loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/seance' });
+      const plain = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance' });
       expect(plain.database).to.include({ url: 'postgres://u:p@db:5432/seance', tls: null });
-      const disabled = loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=disable' });
+      const disabled = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=disable' });
       expect(disabled.database).to.include({ url: 'postgres://u:p@db:5432/seance', tls: null });
-      const required = loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=require&application_name=x' });
+      const required = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=require&application_name=x' });
       expect(required.database.url).to.equal('postgres://u:p@db:5432/seance?application_name=x');
       expect(required.database.tls).to.deep.equal({ mode: 'require', ca: null, caFile: null });
-      const full = loadConfig({ DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=verify-full', PGSSLROOTCERT: caFile });
+      const full = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=verify-full', PGSSLROOTCERT: caFile });
       expect(full.database.tls).to.deep.include({ mode: 'verify-full', caFile });
       expect(full.database.tls!.ca).to.include('BEGIN CERTIFICATE');
-      const inUrl = loadConfig({ DATABASE_URL: `postgres://u:p@db:5432/seance?sslmode=verify-ca&sslrootcert=${encodeURIComponent(caFile)}` });
+      const inUrl = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: `postgres://u:p@db:5432/seance?sslmode=verify-ca&sslrootcert=${encodeURIComponent(caFile)}` });
       expect(inUrl.database.tls).to.deep.include({ mode: 'verify-ca', caFile });
-      expect(() => loadConfig({ DATABASE_URL: 'postgres://u:p@db/seance?sslmode=sometimes' })).to.throw(ConfigError, /sslmode must be one of disable, require, verify-ca, verify-full/);
-      expect(() => loadConfig({ DATABASE_URL: 'postgres://u:p@db/seance?sslmode=verify-full', PGSSLROOTCERT: path.join(dir, 'missing.pem') })).to.throw(
+      expect(() => loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db/seance?sslmode=sometimes' })).to.throw(
+        ConfigError,
+        /sslmode must be one of disable, require, verify-ca, verify-full/,
+      );
+      expect(() => loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db/seance?sslmode=verify-full', PGSSLROOTCERT: path.join(dir, 'missing.pem') })).to.throw(
         ConfigError,
         /PGSSLROOTCERT: cannot read .*missing\.pem \(ENOENT\)/,
       );

@@ -14,6 +14,8 @@ import { createDatabase } from '../../server/db';
 import { sharedPostgres } from '../support/hooks';
 
 const logger = bunyan.createLogger({ name: 'test', level: 'fatal' });
+/** A PostgreSQL URL makes a cluster node, which needs a shared secret. */
+const JWT_SECRET = 'a-shared-secret-of-the-cluster-0123';
 
 /** A CA, a server certificate it signs for 127.0.0.1 only, and an unrelated CA. */
 async function makeCertificates(dir: string): Promise<{ ca: string; otherCa: string; cert: string; key: string }> {
@@ -57,7 +59,7 @@ describe('TLS to PostgreSQL (sslmode, PGSSLROOTCERT)', function () {
 
   /** Connects as the server does at start (migrations), then asks PostgreSQL whether this connection is encrypted. */
   async function connect(query: string, env: Record<string, string> = {}, host = '127.0.0.1'): Promise<boolean> {
-    const config = loadConfig({ DATABASE_URL: `postgres://postgres@${host}:${pg.port}/seance?${query}`, ...env });
+    const config = loadConfig({ JWT_SECRET, DATABASE_URL: `postgres://postgres@${host}:${pg.port}/seance?${query}`, ...env });
     const db = createDatabase(config, logger);
     try {
       await db.migrate();
@@ -93,7 +95,7 @@ describe('TLS to PostgreSQL (sslmode, PGSSLROOTCERT)', function () {
 
   it('says so when sslmode asks for TLS from a server without it', async () => {
     const plainUrl = (await sharedPostgres()).url;
-    const db = createDatabase(loadConfig({ DATABASE_URL: `${plainUrl}?sslmode=require` }), logger);
+    const db = createDatabase(loadConfig({ JWT_SECRET, DATABASE_URL: `${plainUrl}?sslmode=require` }), logger);
     try {
       const failure = await failureOf(db.migrate());
       expect(failure?.message).to.match(/^PostgreSQL does not accept TLS but DATABASE_URL asks for sslmode=require/);

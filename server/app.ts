@@ -186,6 +186,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       return count;
     },
     redisUp: () => redis?.isReady() ?? false,
+    redisDegraded: () => redis !== null && !redis.isReady(),
+    databasePool: () => db.poolStats(),
     databaseUp: () =>
       db.ping().then(
         () => true,
@@ -195,7 +197,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
   app.set('trust proxy', policy.trusts);
-  app.use(requestContext(logger, config.nodeId));
+  app.use(requestContext(logger, config.nodeId, metrics));
   app.use(
     helmet({
       contentSecurityPolicy: {

@@ -28,7 +28,7 @@ function until(room: SeanceRoom, events: Array<keyof RoomEvents>, check: () => b
       else resolve();
     };
     const timer = setTimeout(() => done(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    for (const event of events) offs.push(room.on(event, (() => check() && done()) as never));
+    for (const event of events) offs.push(room.on(event, () => check() && done()));
     if (check()) done();
   });
 }

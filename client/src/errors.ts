@@ -1,4 +1,4 @@
-import { JOIN_REFUSAL_CODES, type EventErrorCode, type JoinRefusalCode } from './events';
+import type { EventErrorCode, JoinRefusalCode } from './events';
 
 /**
  * What went wrong, as a value an application can switch on:
@@ -19,8 +19,4 @@ export class SeanceError extends Error {
     super(message);
     this.name = 'SeanceError';
   }
-}
-
-export function isJoinRefusalCode(code: unknown): code is JoinRefusalCode {
-  return (JOIN_REFUSAL_CODES as readonly unknown[]).includes(code);
 }

@@ -80,6 +80,11 @@ export const RAW_CLOSE_CODES: Record<JoinRefusalCode, number> = {
 };
 export const RAW_CLOSE_JOIN_TIMEOUT = 4008;
 
+/** A join the node cannot take right now (its database or Redis unreachable, draining, a bug): try again. */
+export const JOIN_RETRY_CODES = ['SERVICE_UNAVAILABLE', 'INTERNAL_ERROR'] as const;
+export type JoinRetryCode = (typeof JOIN_RETRY_CODES)[number];
+export const RAW_RETRY_CLOSE_CODES: Record<JoinRetryCode, number> = { SERVICE_UNAVAILABLE: 1013, INTERNAL_ERROR: 1011 };
+
 /** Codes of the `error` event (and of a refused `send_message` acknowledgement); the connection stays open. */
 export const EVENT_ERROR_CODES = ['EMPTY_MESSAGE', 'MESSAGE_TOO_LONG', 'INVALID_PAYLOAD', 'UNKNOWN_EVENT', 'RATE_LIMITED', 'SPIRIT_ERROR', 'INTERNAL_ERROR'] as const;
 export type EventErrorCode = (typeof EVENT_ERROR_CODES)[number];

@@ -55,6 +55,7 @@ export function rawTransport(url: string, room: TransportEvents, join: () => Joi
     socket.onclose = (event) => {
       if (ws !== socket) return;
       ws = null;
+      // A refusal for good; the retry codes (1013, 1011) fall through to a reconnect like any drop.
       const refusedCode = REFUSAL_BY_CLOSE_CODE.get(event.code);
       if (!joined && refusedCode !== undefined && !closed) {
         if (!room.refused({ code: refusedCode, message: lastError?.message ?? refusedCode })) return;

@@ -1,5 +1,5 @@
-import { SeanceError, isJoinRefusalCode } from './errors';
-import type { ErrorView, EventErrorCode, JoinRefusalCode, ParticipantView, ServerToClientEvents, SessionJoinedData, SessionView } from './events';
+import { SeanceError } from './errors';
+import { JOIN_RETRY_CODES, type ErrorView, type EventErrorCode, type JoinRefusalCode, ParticipantView, type ServerToClientEvents, type SessionJoinedData, type SessionView } from './events';
 import { InOrder, type SeanceMessage } from './ordering';
 
 export interface ConnectOptions {
@@ -69,12 +69,13 @@ export interface TransportEvents {
   joined(data: SessionJoinedData): void;
   stored(message: SeanceMessage): void;
   event<E extends 'user_joined' | 'user_left' | 'user_typing' | 'spirit_thinking' | 'session_ended' | 'error'>(event: E, data: Parameters<ServerToClientEvents[E]>[0]): void;
-  /** A refused join; `retry` is false for a refusal that a retry cannot change. Returns whether to retry. */
+  /** A refused join. Returns whether to try again (a passing refusal) rather than give up. */
   refused(error: ErrorView): boolean;
 }
 
 /** Refusals worth another try on a reconnect: they pass (the old connection's check, a rate window). */
 const PASSING_REFUSALS: ReadonlySet<string> = new Set<JoinRefusalCode>(['RATE_LIMITED', 'USER_ID_TAKEN']);
+const RETRY_CODES: ReadonlySet<string> = new Set(JOIN_RETRY_CODES);
 
 /**
  * One participant's presence in one session, over either transport: it joins, rejoins after
@@ -195,9 +196,8 @@ export class SeanceRoom {
         if (event === 'session_ended') this.setStatus('closed');
       },
       refused: (error) => {
-        if (this.joinedOnce && PASSING_REFUSALS.has(error.code)) return true;
-        const code = isJoinRefusalCode(error.code) ? error.code : 'VALIDATION_ERROR';
-        const refusal = new SeanceError('refused', code, error.message);
+        if (RETRY_CODES.has(error.code) || (this.joinedOnce && PASSING_REFUSALS.has(error.code))) return true;
+        const refusal = new SeanceError('refused', error.code as JoinRefusalCode, error.message);
         this.transport.close(false);
         this.setStatus('closed');
         this.settleReady.reject(refusal);

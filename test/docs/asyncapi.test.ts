@@ -11,7 +11,7 @@ import { Parser } from '@asyncapi/parser';
 import { expect } from 'chai';
 import ts from 'typescript';
 import { parse } from 'yaml';
-import { EVENT_ERROR_CODES, JOIN_REFUSAL_CODES, RAW_CLOSE_CODES, RAW_CLOSE_JOIN_TIMEOUT } from '../../client/src/events';
+import { EVENT_ERROR_CODES, JOIN_REFUSAL_CODES, JOIN_RETRY_CODES, RAW_CLOSE_CODES, RAW_CLOSE_JOIN_TIMEOUT, RAW_RETRY_CLOSE_CODES } from '../../client/src/events';
 import { http } from '../support/clients';
 import { startTestServer } from '../support/server';
 
@@ -156,12 +156,16 @@ describe('The AsyncAPI document (docs/asyncapi.yaml)', function () {
     expect(doc.operations.socketioSendMessage.reply.messages[0].name).to.equal(doc.channels.socketio.messages.send_message_ack.name);
   });
 
-  it('names every refusal code, error code and raw close code the types do', () => {
+  it('names every refusal code (final or worth a retry), error code and raw close code the types do', () => {
     expect(doc.components.schemas.JoinRefusalCode.enum).to.deep.equal([...JOIN_REFUSAL_CODES]);
-    expect(doc.channels.socketio.messages.refused.payload.properties.code.enum).to.deep.equal([...JOIN_REFUSAL_CODES]);
+    expect(doc.components.schemas.JoinRetryCode.enum).to.deep.equal([...JOIN_RETRY_CODES]);
+    expect(schemaShape(doc.channels.socketio.messages.refused.payload.properties.code)).to.deep.equal(
+      anyOf([schemaShape(doc.components.schemas.JoinRefusalCode), schemaShape(doc.components.schemas.JoinRetryCode)]),
+    );
     expect(doc.components.schemas.EventErrorCode.enum).to.deep.equal([...EVENT_ERROR_CODES]);
     expect(doc.channels.raw['x-refusal-close-codes']).to.deep.equal(RAW_CLOSE_CODES);
     expect(doc.channels.raw['x-join-timeout-close-code']).to.equal(RAW_CLOSE_JOIN_TIMEOUT);
+    expect(doc.channels.raw['x-retry-close-codes']).to.deep.equal(RAW_RETRY_CLOSE_CODES);
   });
 
   it('is served at /asyncapi.json, beside /openapi.json', async () => {

@@ -175,6 +175,7 @@ describe('The AsyncAPI document (docs/asyncapi.yaml)', function () {
       expect(reply.status).to.equal(200);
       expect(reply.headers.get('content-type')).to.match(/^application\/json/);
       expect(reply.body).to.deep.equal(parse(readFileSync(DOC_FILE, 'utf8')));
+      expect((await http(app.url, 'GET', '/openapi.json')).body.paths['/asyncapi.json'].get).to.be.an('object');
     } finally {
       await app.close();
     }

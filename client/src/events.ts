@@ -57,11 +57,8 @@ export interface SessionJoinedData {
   users: ParticipantView[];
   messages: HistoryMessageView[];
   resumed: boolean;
-  /**
-   * A token of `you.id`, to come back as the same participant (a second tab, a reconnect).
-   * Optional until every server issues it; the contract makes it always present.
-   */
-  token?: string;
+  /** A token of `you.id`, so that another tab or a reconnect proves it is this participant. */
+  token: string;
 }
 
 /** Why a join is refused: a Socket.IO `connect_error` (message = code), a raw `error` frame then a close. */

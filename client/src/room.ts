@@ -183,7 +183,7 @@ export class SeanceRoom {
         this.joinedOnce = true;
         this.you = data.you;
         this.sessionView = data.session;
-        if (data.token !== undefined) this.keptToken = data.token;
+        this.keptToken = data.token;
         this.setStatus('connected');
         this.settleReady.resolve(data);
         this.emit('joined', data);

@@ -136,7 +136,7 @@ describe('@seance/client against 3 nodes behind nginx', function () {
     const first = open({ url: cluster.url, sessionId: session.id, name: 'Dana', userId: auth.user.id, token: auth.access_token });
     const firstJoin = await first.ready;
     expect(first.token).to.be.a('string');
-    expect(first.token).to.equal(firstJoin.token ?? auth.access_token);
+    expect(first.token).to.equal(firstJoin.token);
     const eve = open({ url: cluster.url, sessionId: session.id, name: 'Eve', transport: 'ws' });
     const arrivals: string[] = [];
     eve.on('user_joined', (p) => arrivals.push(p.id));
@@ -166,6 +166,11 @@ describe('@seance/client against 3 nodes behind nginx', function () {
       const small = await createSession(url, { max_users: 2 });
       for (const name of ['One', 'Two']) await open({ url, sessionId: small.id, name, transport }).ready;
       cases.push(['SESSION_FULL', { url, sessionId: small.id, name: 'Three', transport }]);
+      // Naming a participant who is connected right now, without their token.
+      const taken = await createSession(url);
+      const holder = open({ url, sessionId: taken.id, name: 'Holder', transport });
+      await holder.ready;
+      cases.push(['USER_ID_TAKEN', { url, sessionId: taken.id, name: 'Impostor', userId: holder.me!.id, transport }]);
 
       for (const [code, options] of cases) {
         const err = await refusalOf(open(options));

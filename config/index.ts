@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Joi from 'joi';
+import proxyAddr from 'proxy-addr';
 
 export type NodeEnv = 'development' | 'production' | 'test';
 export type SpiritProviderName = 'oracle' | 'gemini' | 'openai';
@@ -35,7 +36,10 @@ export interface Config {
   trustProxy: string;
   bodyLimitBytes: number;
   auth: {
-    jwtSecret: string;
+    /** null: a single node with the embedded database keeps its own random secret (auth/secret.ts). */
+    jwtSecret: string | null;
+    /** Where that secret is kept, beside the SQLite file; null for an in-memory database (a new secret each start). */
+    jwtSecretFile: string | null;
     jwtAlgorithm: 'HS256' | 'HS384' | 'HS512';
     accessTokenExpireMinutes: number;
     requireAuth: boolean;
@@ -61,6 +65,8 @@ export interface Config {
     /** Generations under way at once on this node (and built-in synthesis threads). */
     concurrency: number;
     maxBytes: number;
+    /** What audio made for texts that are not stored answers may weigh in all (least recently used first out). */
+    cacheMaxBytes: number;
     elevenlabs: { apiKey: string | null; voiceId: string; baseUrl: string; modelId: string };
     openai: { apiKey: string | null; baseUrl: string; model: string; voice: string };
   };
@@ -71,6 +77,8 @@ export interface Config {
     connectionsPerMinute: number;
     /** POST /api/tts/generate per client address per minute. */
     speechPerMinute: number;
+    /** Requests of an answer's audio path per client address per minute. */
+    audioPerMinute: number;
   };
   realtime: {
     pingIntervalMs: number;
@@ -114,8 +122,6 @@ export class ConfigError extends Error {
   }
 }
 
-/** Used only outside production, so that `npm start` works with no configuration at all. */
-const DEVELOPMENT_JWT_SECRET = 'seance-development-secret-do-not-use-in-production';
 const MIN_PRODUCTION_SECRET_LENGTH = 32;
 
 /** `host:port[,host:port…]` (spaces around commas allowed; IPv6 hosts in brackets). */
@@ -144,7 +150,9 @@ const schema = Joi.object({
   REDIS_PASSWORD: Joi.string(),
   REDIS_CLUSTER_NODES: Joi.string().pattern(ADDRESS_LIST).message('REDIS_CLUSTER_NODES must be a comma-separated list of host:port'),
   CORS_ORIGINS: Joi.string().default('http://localhost:3000,http://127.0.0.1:3000,http://localhost:8000,http://127.0.0.1:8000'),
-  TRUST_PROXY: Joi.string().default('loopback, linklocal, uniquelocal'),
+  // Only a proxy named here may say who the client is (X-Forwarded-For): anyone else could
+  // spoof it and slip past every per-address limit. The shipped compose file names its network.
+  TRUST_PROXY: Joi.string().default('loopback'),
   BODY_LIMIT_BYTES: Joi.number()
     .integer()
     .min(256)
@@ -184,6 +192,13 @@ const schema = Joi.object({
     .max(64 * 1024 * 1024)
     .default(8 * 1024 * 1024),
   TTS_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(20),
+  AUDIO_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(120),
+  // About 50 to 2,500 texts of the built-in voice (60 KB to 3.7 MB each).
+  TTS_CACHE_MAX_BYTES: Joi.number()
+    .integer()
+    .min(64 * 1024)
+    .max(2 ** 40)
+    .default(256 * 1024 * 1024),
   ELEVENLABS_API_KEY: Joi.string(),
   // A premade ElevenLabs voice ("Adam": deep, calm); any voice id of the account works.
   ELEVENLABS_VOICE_ID: Joi.string()
@@ -271,17 +286,23 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (typeof origins === 'string' && origins !== '*') problems.push(origins);
 
   const nodeEnv = v.NODE_ENV as NodeEnv;
-  let jwtSecret: string | undefined = v.JWT_SECRET;
-  if (nodeEnv === 'production') {
-    if (!jwtSecret) problems.push(`JWT_SECRET is required in production (at least ${MIN_PRODUCTION_SECRET_LENGTH} characters)`);
-    else if (jwtSecret.length < MIN_PRODUCTION_SECRET_LENGTH) {
-      problems.push(`JWT_SECRET is too short for production: ${jwtSecret.length} characters, at least ${MIN_PRODUCTION_SECRET_LENGTH} needed`);
-    }
+  const jwtSecret: string | null = v.JWT_SECRET ?? null;
+  const clusterSettings = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].filter((name) => v[name] !== undefined);
+  if (v.DATABASE_URL !== undefined && !String(v.DATABASE_URL).startsWith('sqlite:')) clusterSettings.push('DATABASE_URL');
+  if (nodeEnv === 'production' && !jwtSecret) {
+    problems.push(`JWT_SECRET is required in production (at least ${MIN_PRODUCTION_SECRET_LENGTH} characters, e.g. JWT_SECRET=$(openssl rand -hex 32))`);
+  } else if (!jwtSecret && clusterSettings.length > 0) {
+    // Every node must sign and verify with the same secret, and no node can make it up alone.
+    problems.push(`JWT_SECRET is required on a node configured for a cluster (${clusterSettings.join(', ')} set): give every node the same random secret, e.g. JWT_SECRET=$(openssl rand -hex 32)`);
+  } else if (jwtSecret && nodeEnv === 'production' && jwtSecret.length < MIN_PRODUCTION_SECRET_LENGTH) {
+    problems.push(`JWT_SECRET is too short for production: ${jwtSecret.length} characters, at least ${MIN_PRODUCTION_SECRET_LENGTH} needed`);
   }
-  jwtSecret ??= DEVELOPMENT_JWT_SECRET;
 
   const idleTimeoutMs = Math.round(v.SESSION_IDLE_TIMEOUT_MINUTES * 60_000);
   if (idleTimeoutMs < 1000) problems.push('SESSION_IDLE_TIMEOUT_MINUTES must be at least one second (0.0167)');
+
+  const trustProblem = checkTrustProxy(v.TRUST_PROXY);
+  if (trustProblem) problems.push(trustProblem);
 
   if (v.SPIRIT_PROVIDER === 'gemini' && !v.GOOGLE_API_KEY) problems.push('SPIRIT_PROVIDER=gemini needs GOOGLE_API_KEY');
   if (v.TTS_PROVIDER === 'elevenlabs' && !v.ELEVENLABS_API_KEY) problems.push('TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY');
@@ -294,6 +315,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const isSqlite = databaseUrl.startsWith('sqlite:');
   const sqlitePath = isSqlite ? databaseUrl.replace(/^sqlite:(\/\/)?/, '') : undefined;
 
+  const sqliteStorage = sqlitePath === undefined ? undefined : sqlitePath === ':memory:' ? sqlitePath : path.resolve(rootDir, sqlitePath);
   const config: Config = {
     nodeEnv,
     host: v.HOST,
@@ -304,7 +326,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     database: {
       url: databaseUrl,
       dialect: isSqlite ? 'sqlite' : 'postgres',
-      storage: sqlitePath === undefined ? undefined : sqlitePath === ':memory:' ? sqlitePath : path.resolve(rootDir, sqlitePath),
+      storage: sqliteStorage,
       poolSize: v.DB_POOL_SIZE,
       poolOverflow: v.DB_POOL_OVERFLOW,
       migrateOnStart: v.MIGRATE_ON_START,
@@ -315,6 +337,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: v.BODY_LIMIT_BYTES,
     auth: {
       jwtSecret,
+      jwtSecretFile: jwtSecret === null && sqliteStorage !== undefined && sqliteStorage !== ':memory:' ? `${sqliteStorage}.jwt-secret` : null,
       jwtAlgorithm: v.JWT_ALGORITHM,
       accessTokenExpireMinutes: v.ACCESS_TOKEN_EXPIRE_MINUTES,
       requireAuth: v.REQUIRE_AUTH,
@@ -335,6 +358,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: v.TTS_TIMEOUT_MS,
       concurrency: v.TTS_CONCURRENCY,
       maxBytes: v.TTS_MAX_BYTES,
+      cacheMaxBytes: v.TTS_CACHE_MAX_BYTES,
       elevenlabs: { apiKey: v.ELEVENLABS_API_KEY ?? null, voiceId: v.ELEVENLABS_VOICE_ID, baseUrl: v.ELEVENLABS_BASE_URL.replace(/\/+$/, ''), modelId: v.ELEVENLABS_MODEL_ID },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, ''), model: v.TTS_MODEL, voice: v.TTS_VOICE },
     },
@@ -344,6 +368,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionCreatesPerMinute: v.SESSION_CREATE_RATE_LIMIT,
       connectionsPerMinute: v.CONNECT_RATE_LIMIT,
       speechPerMinute: v.TTS_RATE_LIMIT,
+      audioPerMinute: v.AUDIO_RATE_LIMIT,
     },
     realtime: {
       pingIntervalMs: v.WS_PING_INTERVAL_MS,
@@ -364,6 +389,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
   };
   return deepFreeze(config);
+}
+
+/** TRUST_PROXY as proxy-addr (express's own) reads it: names (loopback, linklocal, uniquelocal), addresses, CIDR ranges. */
+function checkTrustProxy(raw: string): string | null {
+  try {
+    proxyAddr.compile(trustedProxies(raw));
+    return null;
+  } catch (err) {
+    return `TRUST_PROXY must list loopback, linklocal, uniquelocal, addresses or CIDR ranges, comma separated (${(err as Error).message})`;
+  }
+}
+
+/** The entries of TRUST_PROXY. */
+export function trustedProxies(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function parseAddresses(name: string, list: string, problems: string[]): RedisAddress[] {
@@ -412,9 +455,4 @@ function redisTarget(v: Record<string, any>, problems: string[]): RedisTarget | 
     default:
       return null;
   }
-}
-
-/** True when the JWT secret is the built-in development one (the server logs a warning). */
-export function usesDevelopmentSecret(config: Config): boolean {
-  return config.auth.jwtSecret === DEVELOPMENT_JWT_SECRET;
 }

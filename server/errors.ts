@@ -9,6 +9,7 @@ export type ErrorCode =
   | 'SESSION_NOT_FOUND'
   | 'SESSION_INACTIVE'
   | 'SESSION_FULL'
+  | 'USER_ID_TAKEN'
   | 'UNAUTHORIZED'
   | 'FORBIDDEN'
   | 'PAYLOAD_TOO_LARGE'
@@ -45,6 +46,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   NOT_FOUND: 404,
   SESSION_NOT_FOUND: 404,
   SESSION_FULL: 409,
+  USER_ID_TAKEN: 409,
   SESSION_INACTIVE: 410,
   PAYLOAD_TOO_LARGE: 413,
   RATE_LIMITED: 429,
@@ -53,7 +55,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   SERVICE_UNAVAILABLE: 503,
 };
 
-/** Close codes of a refused raw WebSocket join (CONTRACT: Raw WebSocket). */
+/** Close codes of a refused raw WebSocket join (docs/protocol.md: Joining). */
 export const WS_CLOSE_CODE: Partial<Record<ErrorCode, number>> = {
   VALIDATION_ERROR: 4000,
   UNAUTHORIZED: 4001,
@@ -61,6 +63,7 @@ export const WS_CLOSE_CODE: Partial<Record<ErrorCode, number>> = {
   SESSION_FULL: 4009,
   SESSION_INACTIVE: 4010,
   RATE_LIMITED: 4029,
+  USER_ID_TAKEN: 4409,
   INTERNAL_ERROR: 1011,
   SERVICE_UNAVAILABLE: 1013,
 };

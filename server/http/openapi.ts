@@ -37,7 +37,8 @@ const definition = {
   info: {
     title: 'Séance API',
     version: '0.1.0',
-    description: 'REST side of the Séance realtime backend. Realtime events travel over Socket.IO (`/socket.io`) and the raw WebSocket path `/ws/{session_id}`; see docs/protocol.md in the repository.',
+    description:
+      'REST side of the Séance realtime backend. Realtime events travel over Socket.IO (`/socket.io`) and the raw WebSocket path `/ws/{session_id}`; see docs/protocol.md in the repository.',
   },
   components: {
     securitySchemes: {
@@ -137,7 +138,7 @@ const definition = {
       RateLimited: errorResponse('Too many requests; see Retry-After', 'RATE_LIMITED'),
       SessionNotFound: errorResponse('Session not found', 'SESSION_NOT_FOUND'),
       Unauthorized: errorResponse('A valid Bearer token is required', 'UNAUTHORIZED'),
-      Forbidden: errorResponse("Only this session's creator token may end it", 'FORBIDDEN'),
+      Forbidden: errorResponse('The token given does not allow this (another session, or another user id)', 'FORBIDDEN'),
       NotFound: errorResponse('No such route', 'NOT_FOUND'),
     },
   },

@@ -1,5 +1,5 @@
 /**
- * Resume (CONTRACT: Order, resume and repair) on one node with real PostgreSQL: a join with
+ * Resume (docs/protocol.md: Order, resume and repair) on one node with real PostgreSQL: a join with
  * `last_seq` gets every message after it and live events continue at the next seq, on both
  * transports; the contract's limits make an ordinary join; a reconnect of a participant still
  * present is no new join; a socket.io-client whose `auth` is a function resumes by itself; and
@@ -117,8 +117,9 @@ describe('resume with last_seq', function () {
     const watcher = track(await joinSocket(server.url, { session_id: session.id, user_id: 'watcher', name: 'Watcher' }));
     const first = track(await joinSocket(server.url, { session_id: session.id, user_id: 'flaky', name: 'Flaky' }));
     await watcher.inbox.waitFor('user_joined', (u) => u.id === 'flaky');
-    // The new connection arrives before the server noticed the old one is gone.
-    const again = track(await joinSocket(server.url, { session_id: session.id, user_id: 'flaky', name: 'Flaky', last_seq: 0 }));
+    // The new connection arrives before the server noticed the old one is gone (with the token it was given).
+    const { token } = first.inbox.of('session_joined')[0];
+    const again = track(await joinSocket(server.url, { session_id: session.id, user_id: 'flaky', name: 'Flaky', last_seq: 0, token }));
     expect((await again.inbox.waitFor('session_joined')).resumed).to.equal(true);
     first.close();
     await sendWithAck(watcher, { message: 'still here?' });

@@ -2,7 +2,7 @@
  * The library internals the extensions in this folder rely on, checked once at start: a
  * dependency upgrade that moves one makes the server refuse to start with a message naming
  * it, instead of silently losing batching, raw delivery or write coalescing. The libraries are
- * pinned to exact versions in package.json; test/realtime/extensions.test.ts runs this check.
+ * pinned to exact versions in package.json; test/realtime/extensions/internals.test.ts runs this check.
  */
 import path from 'node:path';
 import { Socket as EngineSocket } from 'engine.io';
@@ -35,6 +35,7 @@ export const INTERNALS: Internal[] = [
   { what: 'socket.io-adapter ClusterAdapter#publish', holds: () => isMethod(ClusterAdapter.prototype, 'publish') },
   { what: 'socket.io-adapter Adapter#broadcast', holds: () => isMethod(Adapter.prototype, 'broadcast') },
   { what: 'engine.io Socket#flush', holds: () => isMethod(EngineSocket.prototype, 'flush') },
+  { what: "engine.io Socket#sendPacket (a holder's liveness ping)", holds: () => isMethod(EngineSocket.prototype, 'sendPacket') },
   { what: "ws WebSocket#_socket (the raw edge's TCP socket)", holds: () => wsKeepsTcpSocket(WebSocket) },
   { what: "engine.io's ws WebSocket#_socket", holds: () => wsKeepsTcpSocket(enginesWs()) },
 ];

@@ -29,6 +29,7 @@ import { seanceAdapter } from './realtime/extensions/clusterAdapter';
 import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
 import { checkLibraryInternals } from './realtime/extensions/internals';
 import { attachAdminUi } from './realtime/adminUi';
+import { AddressSlots } from './realtime/addressSlots';
 import { RawHub } from './realtime/rawHub';
 import { createRawEdge } from './realtime/rawWs';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
@@ -151,7 +152,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     audioUrl,
     subscriptions: feeds,
   });
-  attachSocketHandlers(io, { rooms, feeds, policy, logger });
+  // Both transports share one count of connections per client address.
+  const addresses = new AddressSlots(config.clients.maxConnectionsPerAddress);
+  attachSocketHandlers(io, { rooms, feeds, policy, logger, config, addresses, metrics });
   const adminUiPage = attachAdminUi(io, config.operations.adminUi, config.nodeId, redis?.command ?? null);
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
@@ -163,7 +166,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     logger: logger.child({ component: 'maintenance' }),
     metrics,
   });
-  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, feeds, policy, logger });
+  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, feeds, policy, logger, addresses, metrics });
 
   httpServer.on('upgrade', (req, socket, head) => {
     if (rawEdge.handleUpgrade(req, socket, head)) return;

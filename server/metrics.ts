@@ -12,6 +12,13 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 
 export type Transport = 'socketio' | 'websocket';
 export type RateLimitKind = 'message' | 'session_create' | 'connection' | 'speech';
+/**
+ * What a misbehaving client was refused or had dropped, one rule each (CONTRACT: Clients that
+ * misbehave): a slow reader closed, an event past its connection's budget, a `typing` not
+ * relayed, a connection over a cap, a raw connection that did not answer our ping.
+ */
+export type RefusalRule = 'slow_reader' | 'event_budget' | 'typing_throttle' | 'connections_per_participant' | 'connections_per_address' | 'missed_pong';
+export const REFUSAL_RULES: readonly RefusalRule[] = ['slow_reader', 'event_budget', 'typing_throttle', 'connections_per_participant', 'connections_per_address', 'missed_pong'];
 /** cockatiel's CircuitState: 0 closed, 1 open, 2 half-open, 3 isolated. */
 export type BreakerState = 0 | 1 | 2 | 3;
 
@@ -41,6 +48,7 @@ export class Metrics {
   // Plain numbers the hot path bumps; the scrape copies them into the counters below.
   private readonly n = { accepted: 0, rejected: 0, deliveries: 0, gapRepairs: 0, idleEnded: 0, expired: 0, holder: false };
   private readonly rateLimited = new Map<RateLimitKind, number>(RATE_LIMIT_KINDS.map((k) => [k, 0]));
+  private readonly refusals = new Map<RefusalRule, number>(REFUSAL_RULES.map((r) => [r, 0]));
   private readonly spiritFailures = new Map<string, number>();
   private readonly breakerStates = new Map<string, BreakerState>();
   private readonly sources: { current: MetricSources | null } = { current: null };
@@ -56,7 +64,7 @@ export class Metrics {
       counter.reset();
       for (const [labels, value] of values()) counter.inc(labels, value);
     };
-    const { n, rateLimited, spiritFailures, breakerStates, sources } = this;
+    const { n, rateLimited, refusals, spiritFailures, breakerStates, sources } = this;
     new Counter({
       name: 'seance_messages_total',
       help: 'Chat messages received by this node: accepted (stored and broadcast) or rejected (invalid, rate limited, not stored).',
@@ -120,6 +128,15 @@ export class Metrics {
       registers,
       collect() {
         copy(this, () => [...rateLimited].map(([kind, n]) => [{ kind }, n] as [{ kind: string }, number]));
+      },
+    });
+    new Counter({
+      name: 'seance_client_refusals_total',
+      help: 'What misbehaving clients were refused or had dropped, by rule (slow_reader, event_budget, typing_throttle, connections_per_participant, connections_per_address, missed_pong).',
+      labelNames: ['rule'],
+      registers,
+      collect() {
+        copy(this, () => [...refusals].map(([rule, n]) => [{ rule }, n] as [{ rule: string }, number]));
       },
     });
     new Counter({
@@ -212,6 +229,10 @@ export class Metrics {
 
   rateLimitedOnce(kind: RateLimitKind): void {
     this.rateLimited.set(kind, (this.rateLimited.get(kind) ?? 0) + 1);
+  }
+
+  clientRefused(rule: RefusalRule): void {
+    this.refusals.set(rule, (this.refusals.get(rule) ?? 0) + 1);
   }
 
   /** One event handed to this node's clients, `seconds` after it reached the node. */

@@ -19,6 +19,7 @@ import { messageLimitKey, type RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
 import { spiritResponse } from './messageEvents';
 import type { SpiritService } from './spirit';
+import { TypingGate } from './typingGate';
 
 /** What a transport knows about one joined connection. */
 export interface Participation {
@@ -66,7 +67,7 @@ const MAX_RESUME = 1000;
 const SPIRIT_CONTEXT = 10;
 
 export interface RoomDeps {
-  config: Pick<Config, 'auth'>;
+  config: Pick<Config, 'auth' | 'clients'>;
   logger: Logger;
   sessions: SessionService;
   messages: MessageStore;
@@ -93,6 +94,7 @@ export class RoomService {
   private accepting = true;
   private readonly log: Logger;
   private readonly answers: AnswerRetry;
+  private readonly typingGate = new TypingGate();
 
   constructor(private readonly deps: RoomDeps) {
     this.log = deps.logger.child({ component: 'rooms' });
@@ -123,12 +125,16 @@ export class RoomService {
     const candidate: ParticipantView = { id: identity.id, name: identity.name, joined_at: new Date().toISOString() };
     const subscriptions = this.deps.subscriptions;
     // Subscribed before the history is read (so nothing stored after the read passes this node by), while the seat is taken.
-    const [seat, subscription] = await Promise.allSettled([this.deps.presence.admit(session.id, candidate, connectionId, session.max_users), subscriptions?.open(session.id)]);
+    const maxConnections = this.deps.config.clients.maxConnectionsPerParticipant;
+    const [seat, subscription] = await Promise.allSettled([this.deps.presence.admit(session.id, candidate, connectionId, session.max_users, maxConnections), subscriptions?.open(session.id)]);
     const subscribed = subscription.status === 'fulfilled';
     if (seat.status === 'rejected' || !seat.value.admitted) {
       if (subscribed) subscriptions?.close(session.id);
       if (seat.status === 'rejected') throw seat.reason;
-      throw new AppError('SESSION_FULL', `This session is full (${session.max_users} participants)`);
+      if (!seat.value.admitted && seat.value.reason === 'SESSION_FULL') throw new AppError('SESSION_FULL', `This session is full (${session.max_users} participants)`);
+      this.deps.metrics?.clientRefused('connections_per_participant');
+      this.log.info({ session_id: session.id, user_id: candidate.id, rule: 'connections_per_participant' }, 'connection refused: participant has too many');
+      throw new AppError('RATE_LIMITED', `This participant already has ${maxConnections} connections in this session`, undefined, 1);
     }
     const admission = seat.value;
     const participation: Participation = { sessionId: session.id, connectionId, participant: admission.participant, send };
@@ -234,7 +240,12 @@ export class RoomService {
     return message;
   }
 
+  /** `user_typing` to the others, at most once per 2 s per participant (TypingGate). */
   typing(p: Participation): void {
+    if (!this.typingGate.allow(p.sessionId, p.participant.id)) {
+      this.deps.metrics?.clientRefused('typing_throttle');
+      return;
+    }
     this.deps.broadcaster.toSession(p.sessionId, 'user_typing', { id: p.participant.id, name: p.participant.name }, { exceptUserId: p.participant.id });
   }
 

@@ -10,11 +10,12 @@ interface Entry {
 export class MemoryPresence implements Presence {
   private readonly sessions = new Map<string, Map<string, Entry>>();
 
-  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
+  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, maxConnections: number): Promise<AdmitResult> {
     let users = this.sessions.get(sessionId);
     if (!users) this.sessions.set(sessionId, (users = new Map<string, Entry>()));
     const existing = users.get(candidate.id);
     if (existing) {
+      if (existing.connections.size >= maxConnections) return { admitted: false, reason: 'TOO_MANY_CONNECTIONS' };
       existing.connections.add(connectionId);
       return { admitted: true, participant: existing.participant, isNew: false };
     }

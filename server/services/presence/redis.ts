@@ -1,6 +1,7 @@
 /**
  * Cluster-wide presence in Redis. Admission and release are Lua scripts, so concurrent joins
- * on different nodes cannot overfill a session. Each node refreshes a heartbeat key; a node
+ * on different nodes cannot overfill a session, nor give a participant more connections than
+ * MAX_CONNECTIONS_PER_PARTICIPANT. Each node refreshes a heartbeat key; a node
  * whose key expired (SIGKILL, power loss) is reaped by whichever live node claims it first,
  * which releases its connections and reports the participants that left.
  *
@@ -28,6 +29,7 @@ import { byJoinTime, type AdmitResult, type Presence, type PresenceChange } from
 
 const ADMIT = `
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing and redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[5]) then return {-2, ''} end
 if not existing then
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {-1, ''} end
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -55,7 +57,7 @@ interface LocalConnection {
 }
 
 type ScriptedRedis = Redis & {
-  seanceAdmit(users: string, conns: string, nodeInSession: string, uid: string, json: string, conn: string, max: number): Promise<[number, string]>;
+  seanceAdmit(users: string, conns: string, nodeInSession: string, uid: string, json: string, conn: string, max: number, maxConnections: number): Promise<[number, string]>;
   seanceRelease(users: string, conns: string, nodeInSession: string, uid: string, conn: string): Promise<string | null>;
 };
 
@@ -107,11 +109,11 @@ export class RedisPresence implements Presence {
   private static aliveKey = presenceKeys.alive;
   private static readonly nodesKey = presenceKeys.nodes;
 
-  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
+  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, maxConnections: number): Promise<AdmitResult> {
     // Recorded for this node before it is admitted: a resync meanwhile must not take it for stale.
     this.admitting.add(connectionId);
     try {
-      const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers);
+      const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers, maxConnections);
       if (result.admitted) this.local.set(connectionId, { sessionId, participant: result.participant });
       return result;
     } finally {
@@ -231,12 +233,12 @@ export class RedisPresence implements Presence {
     }
     for (const [connectionId, conn] of this.local) {
       if (recorded.has(`${conn.sessionId}/${conn.participant.id}/${connectionId}`) && !lost.has(conn.sessionId)) continue;
-      const result = await this.runAdmit(this.nodeId, conn.sessionId, conn.participant, connectionId, NO_LIMIT);
+      const result = await this.runAdmit(this.nodeId, conn.sessionId, conn.participant, connectionId, NO_LIMIT, NO_LIMIT);
       if (result.admitted && result.isNew) this.emit({ sessionId: conn.sessionId, participant: result.participant, kind: 'joined' });
     }
   }
 
-  private async runAdmit(node: string, sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
+  private async runAdmit(node: string, sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, maxConnections: number): Promise<AdmitResult> {
     const nodeMember = `${sessionId}/${candidate.id}/${connectionId}`;
     // The node's record first: if this node dies before admission, a reaper finds nothing to undo.
     await this.redis.sadd(RedisPresence.nodeConnsKey(node), nodeMember);
@@ -248,10 +250,11 @@ export class RedisPresence implements Presence {
       JSON.stringify(candidate),
       `${node}/${connectionId}`,
       maxUsers,
+      maxConnections,
     );
-    if (status === -1) {
+    if (status < 0) {
       await this.redis.srem(RedisPresence.nodeConnsKey(node), nodeMember);
-      return { admitted: false, reason: 'SESSION_FULL' };
+      return { admitted: false, reason: status === -1 ? 'SESSION_FULL' : 'TOO_MANY_CONNECTIONS' };
     }
     return { admitted: true, participant: JSON.parse(json) as ParticipantView, isNew: status === 1 };
   }

@@ -4,7 +4,7 @@
  */
 import type { ParticipantView } from '../../events';
 
-export type AdmitResult = { admitted: true; participant: ParticipantView; isNew: boolean } | { admitted: false; reason: 'SESSION_FULL' };
+export type AdmitResult = { admitted: true; participant: ParticipantView; isNew: boolean } | { admitted: false; reason: 'SESSION_FULL' | 'TOO_MANY_CONNECTIONS' };
 
 /** Presence changes nobody's own connection caused (a dead node reaped, a resync after an outage). */
 export interface PresenceChange {
@@ -14,8 +14,11 @@ export interface PresenceChange {
 }
 
 export interface Presence {
-  /** Atomically admits a connection: an existing participant always, a new one only below maxUsers. */
-  admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult>;
+  /**
+   * Atomically admits a connection: an existing participant while it holds fewer than
+   * `maxConnections` connections (everywhere), a new one only below maxUsers.
+   */
+  admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, maxConnections: number): Promise<AdmitResult>;
   /** Returns the participant when this was its last connection (so `user_left` is due), else null. */
   release(sessionId: string, userId: string, connectionId: string): Promise<ParticipantView | null>;
   list(sessionId: string): Promise<ParticipantView[]>;

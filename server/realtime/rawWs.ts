@@ -165,9 +165,12 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
       if (frame.event === 'join_session') return connection.rejectNow(new AppError('INVALID_PAYLOAD', 'Already joined'));
       await connection.handleNow(frame.event, frame.data);
     };
-    // Over its budget a frame is dropped unread: a flood is neither parsed nor queued.
+    // Every frame after the identifying one spends the connection's event budget; over it a
+    // frame is dropped unread: a flood is neither parsed nor queued.
+    let identifying = true;
     ws.on('message', (raw: RawData, isBinary: boolean) => {
-      if (connection.admitEvent()) void connection.enqueue(() => receive(parseFrame(raw, isBinary)));
+      if (identifying || connection.admitEvent()) void connection.enqueue(() => receive(parseFrame(raw, isBinary)));
+      identifying = false;
     });
 
     ws.on('close', () => {

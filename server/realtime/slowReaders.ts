@@ -13,7 +13,7 @@
 import type { WebSocket } from 'ws';
 
 /** How long a closed slow reader's socket may still take to read its close before it is destroyed. */
-export const SLOW_READER_GRACE_MS = 3000;
+export const SLOW_READER_GRACE_MS = 5000;
 
 /** The engine.io connection under a Socket.IO socket, as far as this module reaches into it. */
 interface EngineConnection {
@@ -59,7 +59,9 @@ export function watchEngineOutput(conn: EngineConnection, limit: number, onOverf
     const unsent = queued + (ws?.bufferedAmount ?? 0);
     if (unsent <= limit) return;
     overflowed = true;
-    onOverflow(unsent);
+    // After this packet is queued (engine.io queues it once this listener returns): the
+    // disconnect the caller sends is then the last thing the client gets.
+    process.nextTick(onOverflow, unsent);
     setTimeout(() => {
       const current = conn.transport.name === 'websocket' ? (conn.transport.socket as WebSocket | undefined) : undefined;
       if (current) current.terminate();

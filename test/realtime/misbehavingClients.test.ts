@@ -3,13 +3,16 @@
  * pings nobody sent) against real servers: they are closed or refused, and the well-behaved
  * clients of the same session keep their service.
  */
+import fs from 'node:fs';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import { expect } from 'chai';
 import WebSocket from 'ws';
 import { rooms } from '../../server/cluster/names';
+import { startNode, type NodeHandle } from '../../harness/node';
 import { startRedis, type RedisHandle } from '../../harness/redis';
 import { joinSocket, RawClient, sendWithAck, type TestSocket } from '../support/clients';
 import { createSession, userId } from '../support/factories';
+import { sharedPostgres } from '../support/hooks';
 import { scrape, valueOf } from '../support/metrics';
 import { startTestServer, type TestServer } from '../support/server';
 
@@ -20,6 +23,13 @@ const FLOOD_EVENT = 'x'.repeat(8 * 1024);
 const FLOOD_MAX_EVENTS = 2000;
 
 type Client = RawClient | TestSocket;
+
+/** Resident memory of a process (a node started with startNode). */
+function rssBytes(pid: number): number {
+  const kb = /^VmRSS:\s+(\d+)\s+kB/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  if (!kb) throw new Error(`no VmRSS for pid ${pid}`);
+  return Number(kb[1]) * 1024;
+}
 
 /** A refusal counter of one node, by rule. */
 async function refusals(server: TestServer, rule: string): Promise<number> {
@@ -334,7 +344,7 @@ describe('a raw client that answers pings nobody sent', () => {
     const session = await createSession(server.url);
     const before = await refusals(server, 'missed_pong');
     const watcher = track(await RawClient.join(server.wsUrl, session.id, { user_id: userId('watcher'), name: 'Watcher' }));
-    const faker = track(await RawClient.connect(server.wsUrl, session.id, { autoPong: false } as WebSocket.ClientOptions));
+    const faker = track(await RawClient.connect(server.wsUrl, session.id, { autoPong: false }));
     faker.send({ user_id: 'faker', name: 'Fake Pongs' });
     await faker.inbox.waitFor('session_joined');
     // Pongs of its own every 50 ms, never an answer to the server's pings (every 300 ms).
@@ -346,5 +356,72 @@ describe('a raw client that answers pings nobody sent', () => {
     }
     expect(watcher.ws.readyState).to.equal(WebSocket.OPEN);
     expect(await refusals(server, 'missed_pong')).to.be.above(before);
+  });
+});
+
+describe('a node whose clients never read', function () {
+  this.timeout(90_000);
+  const NEVER_READ = 10;
+  const TYPING_FRAMES = 100_000;
+  const MAX_RSS_GROWTH = 64 * 1024 * 1024;
+  let node: NodeHandle;
+  const clients: RawClient[] = [];
+
+  before(async () => {
+    node = await startNode({ env: { NODE_ENV: 'test', LOG_LEVEL: 'warn', DATABASE_URL: (await sharedPostgres()).url, SPIRIT_ORACLE_DELAY_MS: '0' } });
+  });
+  after(async () => {
+    for (const c of clients) c.close();
+    await node?.stop();
+  });
+
+  it('keeps its memory bounded: 10 raw clients that never read, 100,000 typing frames from one sender', async () => {
+    const wsUrl = node.url.replace('http', 'ws');
+    const session = await createSession(node.url, { max_users: 12 });
+    for (let i = 0; i < NEVER_READ; i++) {
+      const client = await RawClient.join(wsUrl, session.id, { user_id: `stalled-${i}`, name: `Stalled ${i}` });
+      clients.push(client);
+      tcpOf(client).pause();
+    }
+    const sender = await RawClient.join(wsUrl, session.id, { user_id: 'typist', name: 'Typist' });
+    clients.push(sender);
+    sender.send({ event: 'send_message', data: { message: 'warming up' } });
+    await sender.inbox.waitFor('message_received');
+
+    const baseline = rssBytes(node.pid);
+    let peak = baseline;
+    const sampler = setInterval(() => (peak = Math.max(peak, rssBytes(node.pid))), 50);
+    const started = Date.now();
+    try {
+      const frame = JSON.stringify({ event: 'typing', data: {} });
+      const deadline = started + 40_000;
+      for (let sent = 0; sent < TYPING_FRAMES && Date.now() < deadline;) {
+        for (const end = Math.min(TYPING_FRAMES, sent + 2000); sent < end; sent++) sender.ws.send(frame);
+        while (sender.ws.bufferedAmount > 256 * 1024 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+      }
+      // Once the budget has room again, a message goes through: every typing frame before it was handled.
+      let marked = false;
+      sender.inbox
+        .waitFor('message_received', (m) => m.message === 'done typing', 40_000)
+        .then(
+          () => (marked = true),
+          () => undefined,
+        );
+      for (let attempt = 0; attempt < 40 && !marked; attempt++) {
+        sender.send({ event: 'send_message', data: { message: 'done typing' } });
+        await sender.inbox.waitFor('message_received', (m) => m.message === 'done typing', 1000).catch(() => undefined);
+      }
+      expect(marked, 'the marker message after the flood').to.equal(true);
+    } finally {
+      clearInterval(sampler);
+    }
+    const seconds = (Date.now() - started) / 1000;
+    console.log(`        RSS ${(baseline / 2 ** 20).toFixed(0)} MiB before, peak ${(peak / 2 ** 20).toFixed(0)} MiB, over ${seconds.toFixed(1)} s`);
+    expect(peak - baseline, 'RSS growth in bytes').to.be.below(MAX_RSS_GROWTH);
+    // The sender heard of its overspending at most once a second.
+    const limited = sender.inbox.of('error').filter((e) => e.code === 'RATE_LIMITED').length;
+    expect(limited).to.be.within(1, Math.ceil(seconds) + 1);
+    const samples = await scrape(node.url);
+    expect(valueOf(samples, 'seance_client_refusals_total', { rule: 'event_budget' })).to.be.above(TYPING_FRAMES - 1000);
   });
 });

@@ -15,10 +15,11 @@ export type RateLimitKind = 'message' | 'session_create' | 'connection' | 'speec
 /**
  * What a misbehaving client was refused or had dropped, one rule each (CONTRACT: Clients that
  * misbehave): a slow reader closed, an event past its connection's budget, a `typing` not
- * relayed, a connection over a cap, a raw connection that did not answer our ping.
+ * relayed, a connection over a cap, a raw connection that did not answer our ping, a Socket.IO
+ * connection that sent a pong nobody asked for.
  */
-export type RefusalRule = 'slow_reader' | 'event_budget' | 'typing_throttle' | 'connections_per_participant' | 'connections_per_address' | 'missed_pong';
-export const REFUSAL_RULES: readonly RefusalRule[] = ['slow_reader', 'event_budget', 'typing_throttle', 'connections_per_participant', 'connections_per_address', 'missed_pong'];
+export type RefusalRule = 'slow_reader' | 'event_budget' | 'typing_throttle' | 'connections_per_participant' | 'connections_per_address' | 'missed_pong' | 'unsolicited_pong';
+export const REFUSAL_RULES: readonly RefusalRule[] = ['slow_reader', 'event_budget', 'typing_throttle', 'connections_per_participant', 'connections_per_address', 'missed_pong', 'unsolicited_pong'];
 /** cockatiel's CircuitState: 0 closed, 1 open, 2 half-open, 3 isolated. */
 export type BreakerState = 0 | 1 | 2 | 3;
 
@@ -132,7 +133,7 @@ export class Metrics {
     });
     new Counter({
       name: 'seance_client_refusals_total',
-      help: 'What misbehaving clients were refused or had dropped, by rule (slow_reader, event_budget, typing_throttle, connections_per_participant, connections_per_address, missed_pong).',
+      help: 'What misbehaving clients were refused or had dropped, by rule (slow_reader, event_budget, typing_throttle, connections_per_participant, connections_per_address, missed_pong, unsolicited_pong).',
       labelNames: ['rule'],
       registers,
       collect() {

@@ -10,7 +10,7 @@ import type { Config } from '../../config';
 import { AppError, classifyError, isServerFault } from '../errors';
 import { CLIENT_EVENTS, type ClientEventName, type ErrorView, type SendMessageAck, type ServerEventData, type ServerEventName } from '../events';
 import type { Logger } from '../logger';
-import type { Metrics } from '../metrics';
+import type { Metrics, RefusalRule } from '../metrics';
 import type { SessionFeeds } from '../ordering/sessionFeeds';
 import { JOIN_HISTORY, type JoinOutcome, type JoinRequestInput, type Participation, type RoomService } from '../services/rooms';
 import type { AddressSlots } from './addressSlots';
@@ -85,6 +85,13 @@ export class Connection {
       this.link.send('error', { code: 'RATE_LIMITED', message: `Too many events: at most ${this.deps.config.clients.eventRate} per second` });
     }
     return false;
+  }
+
+  /** Counts and logs a refusal the transport made on its own (a heartbeat broken, for instance). */
+  refuse(rule: RefusalRule, what: string): void {
+    const p = this.outcome?.participation;
+    this.deps.metrics?.clientRefused(rule);
+    this.log.info({ session_id: p?.sessionId, user_id: p?.participant.id, rule }, what);
   }
 
   /** The transport closed this connection as a slow reader: it leaves its session now. */

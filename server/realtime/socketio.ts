@@ -9,6 +9,7 @@ import type { ClientToServerEvents, SendMessageAck, ServerToClientEvents } from 
 import type { RequestPolicy } from '../requestPolicy';
 import { rooms } from '../cluster/names';
 import { Connection, type ConnectionCoreDeps } from './connection';
+import { closeOnUnsolicitedPong } from './engineHeartbeat';
 import { watchEngineOutput } from './slowReaders';
 
 interface SocketData {
@@ -67,6 +68,7 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
       connection.closeSlowReader(unsent);
       socket.disconnect(true);
     });
+    closeOnUnsolicitedPong(socket.conn, () => connection.refuse('unsolicited_pong', 'connection closed: a pong nobody asked for'));
     void connection.attach();
     socket.onAny((event: unknown, ...args: unknown[]) => {
       // The acknowledgement, when there is one, is always the last argument.

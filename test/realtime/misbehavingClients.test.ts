@@ -327,10 +327,10 @@ describe('connection caps', function () {
   });
 });
 
-describe('a raw client that answers pings nobody sent', () => {
+describe('pongs nobody asked for', () => {
   let server: TestServer;
-  let clients: RawClient[] = [];
-  const track = (c: RawClient) => (clients.push(c), c);
+  let clients: Client[] = [];
+  const track = <T extends Client>(c: T) => (clients.push(c), c);
   before(async () => {
     server = await startTestServer({ env: { WS_PING_INTERVAL_MS: '300' } });
   });
@@ -340,7 +340,7 @@ describe('a raw client that answers pings nobody sent', () => {
     await server?.close();
   });
 
-  it('is dropped at the next ping: only a pong echoing the ping counts', async () => {
+  it('raw: the connection is dropped at the next ping (only a pong echoing the ping counts)', async () => {
     const session = await createSession(server.url);
     const before = await refusals(server, 'missed_pong');
     const watcher = track(await RawClient.join(server.wsUrl, session.id, { user_id: userId('watcher'), name: 'Watcher' }));
@@ -356,6 +356,17 @@ describe('a raw client that answers pings nobody sent', () => {
     }
     expect(watcher.ws.readyState).to.equal(WebSocket.OPEN);
     expect(await refusals(server, 'missed_pong')).to.be.above(before);
+  });
+
+  it('Socket.IO: the connection is closed (engine.io would put off its pings for it)', async () => {
+    const session = await createSession(server.url);
+    const before = await refusals(server, 'unsolicited_pong');
+    const watcher = track(await RawClient.join(server.wsUrl, session.id, { user_id: userId('watcher'), name: 'Watcher' }));
+    const faker = track(await joinSocket(server.url, { session_id: session.id, user_id: 'sio-faker', name: 'Fake Pongs' }));
+    (faker.io.engine as any)._sendPacket('pong');
+    expect((await watcher.inbox.waitFor('user_left', (u) => u.id === 'sio-faker', 10_000)).id).to.equal('sio-faker');
+    expect(await faker.inbox.waitFor('disconnect')).to.equal('transport close');
+    expect(await refusals(server, 'unsolicited_pong')).to.equal(before + 1);
   });
 });
 

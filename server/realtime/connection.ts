@@ -10,7 +10,7 @@ import type { Config } from '../../config';
 import { AppError, classifyError, isServerFault } from '../errors';
 import { CLIENT_EVENTS, type ClientEventName, type ErrorView, type SendMessageAck, type ServerEventData, type ServerEventName } from '../events';
 import type { Logger } from '../logger';
-import type { Metrics, RefusalRule } from '../metrics';
+import type { Metrics } from '../metrics';
 import type { SessionFeeds } from '../ordering/sessionFeeds';
 import { JOIN_HISTORY, type JoinOutcome, type JoinRequestInput, type Participation, type RoomService } from '../services/rooms';
 import type { AddressSlots } from './addressSlots';
@@ -65,7 +65,7 @@ export class Connection {
   holdAddress(address: string): void {
     if (this.address !== null || this.closed) return;
     if (!this.deps.addresses.take(address)) {
-      this.deps.metrics?.clientRefused('connections_per_address');
+      this.deps.metrics?.refused('connections_per_address');
       this.log.info({ client_address: address, rule: 'connections_per_address' }, 'connection refused: too many from this address');
       throw new AppError('RATE_LIMITED', `Too many connections from this address (${this.deps.config.clients.maxConnectionsPerAddress})`, undefined, 1);
     }
@@ -78,7 +78,7 @@ export class Connection {
    */
   admitEvent(): boolean {
     if (this.budget.take()) return true;
-    this.deps.metrics?.clientRefused('event_budget');
+    this.deps.metrics?.refused('event_budget');
     if (this.budget.shouldNotify() && !this.closed) {
       const p = this.outcome?.participation;
       this.log.info({ session_id: p?.sessionId, user_id: p?.participant.id, rule: 'event_budget' }, 'client events dropped: over budget');
@@ -88,9 +88,9 @@ export class Connection {
   }
 
   /** Counts and logs a refusal the transport made on its own (a heartbeat broken, for instance). */
-  refuse(rule: RefusalRule, what: string): void {
+  refuse(rule: string, what: string): void {
     const p = this.outcome?.participation;
-    this.deps.metrics?.clientRefused(rule);
+    this.deps.metrics?.refused(rule);
     this.log.info({ session_id: p?.sessionId, user_id: p?.participant.id, rule }, what);
   }
 
@@ -98,7 +98,7 @@ export class Connection {
   closeSlowReader(unsentBytes: number): void {
     if (this.closed) return;
     const p = this.outcome?.participation;
-    this.deps.metrics?.clientRefused('slow_reader');
+    this.deps.metrics?.refused('slow_reader');
     this.log.warn({ session_id: p?.sessionId, user_id: p?.participant.id, unsent_bytes: unsentBytes, rule: 'slow_reader' }, 'slow reader closed');
     this.close();
   }

@@ -48,7 +48,7 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
   const heartbeat = setInterval(() => {
     for (const [ws, awaited] of awaitedPong) {
       if (awaited) {
-        deps.metrics?.clientRefused('missed_pong');
+        deps.metrics?.refused('missed_pong');
         ws.terminate();
         continue;
       }

@@ -12,7 +12,7 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { Broadcaster } from '../realtime/broadcaster';
 import type { MessageStore, UserStore } from '../storage/ports';
-import { schemas, validate, validateChatMessage } from '../validation/schemas';
+import { isStoredNumber, schemas, validate, validateChatMessage } from '../validation/schemas';
 import type { Presence } from './presence/types';
 import { AnswerRetry, type AnswerRetryOptions } from './answerRetry';
 import { messageLimitKey, type RateLimits } from './rateLimits';
@@ -62,7 +62,7 @@ type JoinBody = { name?: string; user_id?: string; token?: string; last_seq?: un
 
 /** What an ordinary join is shown: the last 50 messages. */
 export const JOIN_HISTORY = 50;
-/** A resume that missed more than this is an ordinary join (CONTRACT: Order, resume and repair). */
+/** A resume that missed more than this is an ordinary join (docs/protocol.md: Order, resume and repair). */
 const MAX_RESUME = 1000;
 const SPIRIT_CONTEXT = 10;
 
@@ -132,7 +132,7 @@ export class RoomService {
       if (subscribed) subscriptions?.close(session.id);
       if (seat.status === 'rejected') throw seat.reason;
       if (!seat.value.admitted && seat.value.reason === 'SESSION_FULL') throw new AppError('SESSION_FULL', `This session is full (${session.max_users} participants)`);
-      this.deps.metrics?.clientRefused('connections_per_participant');
+      this.deps.metrics?.refused('connections_per_participant');
       this.log.info({ session_id: session.id, user_id: candidate.id, rule: 'connections_per_participant' }, 'connection refused: participant has too many');
       throw new AppError('RATE_LIMITED', `This participant already has ${maxConnections} connections in this session`, undefined, 1);
     }
@@ -172,7 +172,8 @@ export class RoomService {
    */
   private async history(sessionId: string, lastSeq: unknown): Promise<{ messages: HistoryMessageView[]; resumed: boolean; knownSeq: number }> {
     const { messages } = this.deps;
-    if (typeof lastSeq === 'number' && Number.isSafeInteger(lastSeq) && lastSeq >= 0) {
+    // Past what the database holds, a last_seq names no message: an ordinary join.
+    if (typeof lastSeq === 'number' && (lastSeq === 0 || isStoredNumber(lastSeq))) {
       const [missed, latest] = await Promise.all([messages.after(sessionId, lastSeq, MAX_RESUME + 1), messages.latestSeq(sessionId)]);
       if (lastSeq <= latest && missed.length <= MAX_RESUME) {
         const items = missed.map(({ in_reply_to: _answered, ...item }) => item);
@@ -229,7 +230,7 @@ export class RoomService {
     await this.deps.limits.consume('message', messageLimitKey(p.sessionId, p.participant.id));
     const { messages, spirit, broadcaster } = this.deps;
     // The built-in oracle answers at once: the question and the answer are stored together
-    // and the three events leave in the same tick (one write per listener, see writeCoalescing).
+    // and the three events leave in the same tick (one write per listener, see realtime/extensions/engineWrites.ts).
     const instant = spirit.instantReply(text);
     const stored = instant ? await messages.storeExchange(p.sessionId, p.participant, text, instant.message) : { message: await messages.storeChat(p.sessionId, p.participant, text), answer: null };
     const { message } = stored;
@@ -243,7 +244,7 @@ export class RoomService {
   /** `user_typing` to the others, at most once per 2 s per participant (TypingGate). */
   typing(p: Participation): void {
     if (!this.typingGate.allow(p.sessionId, p.participant.id)) {
-      this.deps.metrics?.clientRefused('typing_throttle');
+      this.deps.metrics?.refused('typing_throttle');
       return;
     }
     this.deps.broadcaster.toSession(p.sessionId, 'user_typing', { id: p.participant.id, name: p.participant.name }, { exceptUserId: p.participant.id });

@@ -36,7 +36,10 @@ export interface Config {
   trustProxy: string;
   bodyLimitBytes: number;
   auth: {
-    jwtSecret: string;
+    /** null: a single node with the embedded database keeps its own random secret (auth/secret.ts). */
+    jwtSecret: string | null;
+    /** Where that secret is kept, beside the SQLite file; null for an in-memory database (a new secret each start). */
+    jwtSecretFile: string | null;
     jwtAlgorithm: 'HS256' | 'HS384' | 'HS512';
     accessTokenExpireMinutes: number;
     requireAuth: boolean;
@@ -130,8 +133,6 @@ export class ConfigError extends Error {
   }
 }
 
-/** Used only outside production, so that `npm start` works with no configuration at all. */
-const DEVELOPMENT_JWT_SECRET = 'seance-development-secret-do-not-use-in-production';
 const MIN_PRODUCTION_SECRET_LENGTH = 32;
 
 /** `host:port[,host:port…]` (spaces around commas allowed; IPv6 hosts in brackets). */
@@ -304,14 +305,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (typeof origins === 'string' && origins !== '*') problems.push(origins);
 
   const nodeEnv = v.NODE_ENV as NodeEnv;
-  let jwtSecret: string | undefined = v.JWT_SECRET;
-  if (nodeEnv === 'production') {
-    if (!jwtSecret) problems.push(`JWT_SECRET is required in production (at least ${MIN_PRODUCTION_SECRET_LENGTH} characters)`);
-    else if (jwtSecret.length < MIN_PRODUCTION_SECRET_LENGTH) {
-      problems.push(`JWT_SECRET is too short for production: ${jwtSecret.length} characters, at least ${MIN_PRODUCTION_SECRET_LENGTH} needed`);
-    }
+  const jwtSecret: string | null = v.JWT_SECRET ?? null;
+  const clusterSettings = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].filter((name) => v[name] !== undefined);
+  if (v.DATABASE_URL !== undefined && !String(v.DATABASE_URL).startsWith('sqlite:')) clusterSettings.push('DATABASE_URL');
+  if (nodeEnv === 'production' && !jwtSecret) {
+    problems.push(`JWT_SECRET is required in production (at least ${MIN_PRODUCTION_SECRET_LENGTH} characters, e.g. JWT_SECRET=$(openssl rand -hex 32))`);
+  } else if (!jwtSecret && clusterSettings.length > 0) {
+    // Every node must sign and verify with the same secret, and no node can make it up alone.
+    problems.push(`JWT_SECRET is required on a node configured for a cluster (${clusterSettings.join(', ')} set): give every node the same random secret, e.g. JWT_SECRET=$(openssl rand -hex 32)`);
+  } else if (jwtSecret && nodeEnv === 'production' && jwtSecret.length < MIN_PRODUCTION_SECRET_LENGTH) {
+    problems.push(`JWT_SECRET is too short for production: ${jwtSecret.length} characters, at least ${MIN_PRODUCTION_SECRET_LENGTH} needed`);
   }
-  jwtSecret ??= DEVELOPMENT_JWT_SECRET;
 
   const idleTimeoutMs = Math.round(v.SESSION_IDLE_TIMEOUT_MINUTES * 60_000);
   if (idleTimeoutMs < 1000) problems.push('SESSION_IDLE_TIMEOUT_MINUTES must be at least one second (0.0167)');
@@ -330,6 +334,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const isSqlite = databaseUrl.startsWith('sqlite:');
   const sqlitePath = isSqlite ? databaseUrl.replace(/^sqlite:(\/\/)?/, '') : undefined;
 
+  const sqliteStorage = sqlitePath === undefined ? undefined : sqlitePath === ':memory:' ? sqlitePath : path.resolve(rootDir, sqlitePath);
   const config: Config = {
     nodeEnv,
     host: v.HOST,
@@ -340,7 +345,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     database: {
       url: databaseUrl,
       dialect: isSqlite ? 'sqlite' : 'postgres',
-      storage: sqlitePath === undefined ? undefined : sqlitePath === ':memory:' ? sqlitePath : path.resolve(rootDir, sqlitePath),
+      storage: sqliteStorage,
       poolSize: v.DB_POOL_SIZE,
       poolOverflow: v.DB_POOL_OVERFLOW,
       migrateOnStart: v.MIGRATE_ON_START,
@@ -351,6 +356,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: v.BODY_LIMIT_BYTES,
     auth: {
       jwtSecret,
+      jwtSecretFile: jwtSecret === null && sqliteStorage !== undefined && sqliteStorage !== ':memory:' ? `${sqliteStorage}.jwt-secret` : null,
       jwtAlgorithm: v.JWT_ALGORITHM,
       accessTokenExpireMinutes: v.ACCESS_TOKEN_EXPIRE_MINUTES,
       requireAuth: v.REQUIRE_AUTH,
@@ -476,9 +482,4 @@ function redisTarget(v: Record<string, any>, problems: string[]): RedisTarget | 
     default:
       return null;
   }
-}
-
-/** True when the JWT secret is the built-in development one (the server logs a warning). */
-export function usesDevelopmentSecret(config: Config): boolean {
-  return config.auth.jwtSecret === DEVELOPMENT_JWT_SECRET;
 }

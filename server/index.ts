@@ -2,7 +2,7 @@
  * Process entry: read config, connect, migrate, build the app, listen, and shut down
  * gracefully on SIGTERM/SIGINT.
  */
-import { ConfigError, loadConfig, usesDevelopmentSecret } from '../config';
+import { ConfigError, loadConfig } from '../config';
 import { createApp } from './app';
 import { createDatabase } from './db';
 import { createLogger } from './logger';
@@ -23,7 +23,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config);
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
-  if (usesDevelopmentSecret(config)) logger.warn('JWT_SECRET is not set: using the development secret (never do this in production)');
+  if (!config.auth.jwtSecret) logger.info({ kept_in: config.auth.jwtSecretFile ?? 'memory' }, "JWT_SECRET is not set: tokens are signed with this node's own random secret, kept with its data");
 
   const db = createDatabase(config, logger);
   if (config.database.migrateOnStart) await db.migrate();

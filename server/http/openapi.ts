@@ -138,7 +138,7 @@ const definition = {
       RateLimited: errorResponse('Too many requests; see Retry-After', 'RATE_LIMITED'),
       SessionNotFound: errorResponse('Session not found', 'SESSION_NOT_FOUND'),
       Unauthorized: errorResponse('A valid Bearer token is required', 'UNAUTHORIZED'),
-      Forbidden: errorResponse("Only this session's creator token may end it", 'FORBIDDEN'),
+      Forbidden: errorResponse('The token given does not allow this (another session, or another user id)', 'FORBIDDEN'),
       NotFound: errorResponse('No such route', 'NOT_FOUND'),
     },
   },

@@ -12,6 +12,7 @@ import { CLIENT_EVENTS, type ClientEventName, type ErrorView, type SendMessageAc
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { SessionFeeds } from '../ordering/sessionFeeds';
+import type { Liveness } from './liveness';
 import { JOIN_HISTORY, type JoinOutcome, type JoinRequestInput, type Participation, type RoomService } from '../services/rooms';
 import type { AddressSlots } from './addressSlots';
 import { EventBudget } from './eventBudget';
@@ -28,11 +29,16 @@ export interface ConnectionLink {
   end(): void;
   /** Right after `session_joined`, before the others hear of the join (the raw path's roster). */
   welcomed?(welcome: ServerEventData<'session_joined'>): void;
+  /** Pings the client now: true when it answers this ping within `timeoutMs` (liveness.ts). */
+  ping(timeoutMs: number): Promise<boolean>;
+  /** Closes the connection at once, without waiting for the client: it gave no sign of life. */
+  terminate(): void;
 }
 
 export interface ConnectionCoreDeps {
   rooms: RoomService;
   feeds: SessionFeeds;
+  liveness: Pick<Liveness, 'register'>;
   logger: Logger;
   config: Pick<Config, 'clients'>;
   /** This node's open connections per client address. */
@@ -51,6 +57,7 @@ export class Connection {
   private readonly budget: EventBudget;
   /** The address whose slot this connection holds, until it closes. */
   private address: string | null = null;
+  private readonly unregister: () => void;
 
   constructor(
     private readonly deps: ConnectionCoreDeps,
@@ -59,6 +66,8 @@ export class Connection {
     private readonly log: Logger,
   ) {
     this.budget = new EventBudget(deps.config.clients.eventRate, deps.config.clients.eventBurst);
+    // Reachable by a probe from the moment presence may name it (the join).
+    this.unregister = deps.liveness.register(id, { ping: (ms) => link.ping(ms), drop: () => link.terminate() });
   }
 
   /** Counts the connection against its address's cap on this node; throws RATE_LIMITED past it. */
@@ -195,6 +204,7 @@ export class Connection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.unregister();
     if (this.address !== null) this.deps.addresses.release(this.address);
     void this.queue.then(async () => {
       if (!this.outcome) return;

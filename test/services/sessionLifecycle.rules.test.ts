@@ -83,7 +83,7 @@ describe('session lifecycle rules', () => {
   it('keeps a session in which someone present joined within the timeout', async () => {
     const { store, presence, ended, lifecycle } = setup();
     store.sessions.set('s', { lastActivity: Date.now() - 11 * MINUTE, active: true, endedAt: null, messages: 0 });
-    await presence.admit('s', { id: 'late', name: 'Late', joined_at: new Date(Date.now() - MINUTE).toISOString() }, 'c1', 6, 5);
+    await presence.admit('s', { id: 'late', name: 'Late', joined_at: new Date(Date.now() - MINUTE).toISOString() }, 'c1', 6);
     await lifecycle.runRound();
     expect(ended).to.deep.equal([]);
   });
@@ -91,7 +91,7 @@ describe('session lifecycle rules', () => {
   it('ends a session whose present participants all joined before the timeout (silent tabs)', async () => {
     const { store, presence, ended, lifecycle } = setup();
     store.sessions.set('s', { lastActivity: Date.now() - 11 * MINUTE, active: true, endedAt: null, messages: 0 });
-    await presence.admit('s', { id: 'early', name: 'Early', joined_at: new Date(Date.now() - 20 * MINUTE).toISOString() }, 'c1', 6, 5);
+    await presence.admit('s', { id: 'early', name: 'Early', joined_at: new Date(Date.now() - 20 * MINUTE).toISOString() }, 'c1', 6);
     await lifecycle.runRound();
     expect(ended.map((e) => e.sessionId)).to.deep.equal(['s']);
     expect(await presence.count('s')).to.equal(0);

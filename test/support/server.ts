@@ -2,6 +2,7 @@
  * Starts the real application in this process on 127.0.0.1:0 with real dependencies:
  * PostgreSQL (the run's shared server) or a temp SQLite file, and Redis when given.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -23,6 +24,12 @@ export interface TestServer {
   redis: RedisConnections | null;
   close(): Promise<void>;
 }
+
+/**
+ * The signing secret of test servers that name none (a clustered node must have one): random
+ * for each run, so no test can lean on a secret it did not choose.
+ */
+export const TEST_JWT_SECRET = randomBytes(32).toString('hex');
 
 export interface TestServerOptions {
   database?: 'postgres' | 'sqlite';
@@ -47,6 +54,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     DATABASE_URL: databaseUrl,
     // Tests that watch the oracle take its time set this themselves.
     SPIRIT_ORACLE_DELAY_MS: '0',
+    JWT_SECRET: TEST_JWT_SECRET,
     ...(opts.redisUrl ? { REDIS_URL: opts.redisUrl } : {}),
     ...opts.env,
   });

@@ -225,7 +225,9 @@ describe('clients that misbehave', function () {
     const observer = track(await joinSocket(server.url, { session_id: session.id, user_id: userId('observer'), name: 'Observer' }));
     const typist = userId('typist');
     const tabA = track(await RawClient.join(server.wsUrl, session.id, { user_id: typist, name: 'Typist' }));
-    const tabB = track(await joinSocket(server.url, { session_id: session.id, user_id: typist, name: 'Typist' }));
+    // A second tab proves it is the same participant with the token the first one was given.
+    const token = tabA.inbox.of('session_joined')[0].token;
+    const tabB = track(await joinSocket(server.url, { session_id: session.id, user_id: typist, name: 'Typist', token }));
     const throttledBefore = await refusals(server, 'typing_throttle');
 
     for (let i = 0; i < 10; i++) {
@@ -283,11 +285,14 @@ describe('connection caps', function () {
     const id = userId('tabs');
     const before = await refusals(nodeB, 'connections_per_participant');
     const observer = track(await joinSocket(nodeA.url, { session_id: session.id, name: 'Observer' }));
-    for (let i = 0; i < 3; i++) track(await RawClient.join(nodeA.wsUrl, session.id, { user_id: id, name: 'Many Tabs' }));
-    for (let i = 0; i < 2; i++) track(await joinSocket(nodeB.url, { session_id: session.id, user_id: id, name: 'Many Tabs' }));
+    const first = track(await RawClient.join(nodeA.wsUrl, session.id, { user_id: id, name: 'Many Tabs' }));
+    // Every further tab proves it is the same participant with the token the first was given.
+    const tab = { user_id: id, name: 'Many Tabs', token: first.inbox.of('session_joined')[0].token };
+    for (let i = 0; i < 2; i++) track(await RawClient.join(nodeA.wsUrl, session.id, tab));
+    for (let i = 0; i < 2; i++) track(await joinSocket(nodeB.url, { session_id: session.id, ...tab }));
 
-    expect(await rawRefusal(nodeB, session.id, { user_id: id, name: 'Many Tabs' })).to.deep.equal({ code: 4029, error: 'RATE_LIMITED' });
-    const refused = await joinSocket(nodeA.url, { session_id: session.id, user_id: id, name: 'Many Tabs' }).catch((err) => err.refusal);
+    expect(await rawRefusal(nodeB, session.id, tab)).to.deep.equal({ code: 4029, error: 'RATE_LIMITED' });
+    const refused = await joinSocket(nodeA.url, { session_id: session.id, ...tab }).catch((err) => err.refusal);
     expect(refused).to.deep.include({ message: 'RATE_LIMITED' });
     expect(refused.data.code).to.equal('RATE_LIMITED');
     expect(await refusals(nodeB, 'connections_per_participant')).to.equal(before + 1);
@@ -379,7 +384,9 @@ describe('a node whose clients never read', function () {
   const clients: RawClient[] = [];
 
   before(async () => {
-    node = await startNode({ env: { NODE_ENV: 'test', LOG_LEVEL: 'warn', DATABASE_URL: (await sharedPostgres()).url, SPIRIT_ORACLE_DELAY_MS: '0' } });
+    node = await startNode({
+      env: { NODE_ENV: 'test', LOG_LEVEL: 'warn', DATABASE_URL: (await sharedPostgres()).url, JWT_SECRET: 'limits-test-secret-0123456789abcdef0123', SPIRIT_ORACLE_DELAY_MS: '0' },
+    });
   });
   after(async () => {
     for (const c of clients) c.close();

@@ -8,8 +8,6 @@ import { createDatabase } from './db';
 import { createLogger } from './logger';
 import { createRedisConnections, waitForRedis } from './redis';
 
-const HARD_EXIT_MS = 10_000;
-
 async function main(): Promise<void> {
   let config;
   try {
@@ -40,7 +38,8 @@ async function main(): Promise<void> {
 
   const stop = async (signal: string) => {
     logger.info({ signal }, 'shutting down');
-    setTimeout(() => process.exit(1), HARD_EXIT_MS).unref();
+    // The drain stops waiting at SHUTDOWN_TIMEOUT_MS; this only catches a close that hangs after it.
+    setTimeout(() => process.exit(1), config.hardExitMs).unref();
     try {
       await app.close();
       await redis?.close();

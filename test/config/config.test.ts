@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../config';
+import { CONFIG_VARIABLES, ConfigError, loadConfig, SHUTDOWN_CLOSE_MARGIN_MS } from '../../config';
 import { signingSecret } from '../../server/auth/secret';
 
 const run = promisify(execFile);
@@ -23,6 +23,47 @@ describe('config', () => {
     expect(config.auth).to.include({ jwtAlgorithm: 'HS256', accessTokenExpireMinutes: 30, requireAuth: false });
     expect(config.limits).to.include({ messagesPerWindow: 10, messageWindowSeconds: 10 });
     expect(config.database).to.include({ poolSize: 20, poolOverflow: 10 });
+  });
+
+  it('lets the hard exit follow SHUTDOWN_TIMEOUT_MS, so every accepted timeout is waited for in full', () => {
+    for (const timeout of [100, 8000, 60000]) {
+      const config = loadConfig({ SHUTDOWN_TIMEOUT_MS: String(timeout) });
+      expect(config.shutdownTimeoutMs).to.equal(timeout);
+      expect(config.hardExitMs, `SHUTDOWN_TIMEOUT_MS=${timeout}`).to.equal(timeout + SHUTDOWN_CLOSE_MARGIN_MS);
+    }
+    expect(loadConfig({}).hardExitMs, 'the default still exits within a 10 s grace period').to.be.at.most(10_000);
+  });
+
+  it('reads sslmode and sslrootcert out of DATABASE_URL (Sequelize would drop them) and PGSSLROOTCERT', () => {
+    // A PostgreSQL URL makes a cluster node, which needs a shared secret.
+    const CLUSTER_SECRET = 'a-shared-secret-of-the-cluster-0123';
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seance-ca-'));
+    const caFile = path.join(dir, 'ca.pem');
+    fs.writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n');
+    try {
+      const plain = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance' });
+      expect(plain.database).to.include({ url: 'postgres://u:p@db:5432/seance', tls: null });
+      const disabled = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=disable' });
+      expect(disabled.database).to.include({ url: 'postgres://u:p@db:5432/seance', tls: null });
+      const required = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=require&application_name=x' });
+      expect(required.database.url).to.equal('postgres://u:p@db:5432/seance?application_name=x');
+      expect(required.database.tls).to.deep.equal({ mode: 'require', ca: null, caFile: null });
+      const full = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=verify-full', PGSSLROOTCERT: caFile });
+      expect(full.database.tls).to.deep.include({ mode: 'verify-full', caFile });
+      expect(full.database.tls!.ca).to.include('BEGIN CERTIFICATE');
+      const inUrl = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: `postgres://u:p@db:5432/seance?sslmode=verify-ca&sslrootcert=${encodeURIComponent(caFile)}` });
+      expect(inUrl.database.tls).to.deep.include({ mode: 'verify-ca', caFile });
+      expect(() => loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db/seance?sslmode=sometimes' })).to.throw(
+        ConfigError,
+        /sslmode must be one of disable, require, verify-ca, verify-full/,
+      );
+      expect(() => loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db/seance?sslmode=verify-full', PGSSLROOTCERT: path.join(dir, 'missing.pem') })).to.throw(
+        ConfigError,
+        /PGSSLROOTCERT: cannot read .*missing\.pem \(ENOENT\)/,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('is frozen all the way down', () => {

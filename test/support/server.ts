@@ -10,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { loadConfig, type Config } from '../../config';
 import { createApp, type App } from '../../server/app';
 import { createDatabase, type Database } from '../../server/db';
-import { createLogger } from '../../server/logger';
+import { createLogger, type Logger } from '../../server/logger';
 import { createRedisConnections, waitForRedis, type RedisConnections } from '../../server/redis';
 import { sharedPostgres } from './hooks';
 
@@ -35,6 +35,8 @@ export interface TestServerOptions {
   database?: 'postgres' | 'sqlite';
   redisUrl?: string;
   env?: Record<string, string>;
+  /** Replaces the stdout logger (tests that read what the node logs). */
+  logger?: Logger;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -58,7 +60,7 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     ...(opts.redisUrl ? { REDIS_URL: opts.redisUrl } : {}),
     ...opts.env,
   });
-  const logger = createLogger(config);
+  const logger = opts.logger ?? createLogger(config);
   const db = createDatabase(config, logger);
   await db.migrate();
   const redis = config.redis ? createRedisConnections(config.redis, logger) : null;

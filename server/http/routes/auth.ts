@@ -33,6 +33,7 @@ export function authRoutes(deps: { tokens: TokenService; verifier: TokenVerifier
    *             schema: { $ref: '#/components/schemas/TokenEnvelope' }
    *       400: { $ref: '#/components/responses/ValidationError' }
    *       403: { $ref: '#/components/responses/Forbidden' }
+   *       413: { $ref: '#/components/responses/PayloadTooLarge' }
    */
   router.post('/token', async (req, res) => {
     const input = validate<{ name: string; user_id?: string }>(schemas.issueToken, req.body);

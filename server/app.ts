@@ -11,11 +11,13 @@ import helmet from 'helmet';
 import { Server as SocketIOServer } from 'socket.io';
 import swaggerUi from 'swagger-ui-express';
 import type { Config } from '../config';
-import { createRequireAuth } from './auth/passport';
+import { createTokenVerifier } from './auth/passport';
+import { signingSecret } from './auth/secret';
 import { TokenService } from './auth/tokens';
 import type { Database } from './db';
 import { errorHandler, notFound } from './http/middleware/errors';
 import { requestContext } from './http/middleware/requestContext';
+import { loadAsyncApiDocument } from './http/asyncapi';
 import { buildOpenApiDocument } from './http/openapi';
 import { authRoutes } from './http/routes/auth';
 import { healthRoutes } from './http/routes/health';
@@ -29,7 +31,9 @@ import { seanceAdapter } from './realtime/extensions/clusterAdapter';
 import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
 import { checkLibraryInternals } from './realtime/extensions/internals';
 import { attachAdminUi } from './realtime/adminUi';
+import { AddressSlots } from './realtime/addressSlots';
 import { RawHub } from './realtime/rawHub';
+import { Liveness } from './realtime/liveness';
 import { createRawEdge } from './realtime/rawWs';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
@@ -82,9 +86,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
   checkLibraryInternals();
   const policy = createRequestPolicy(config);
   const metrics = new Metrics();
-  const tokens = new TokenService(config.auth);
+  const secret = signingSecret(config.auth);
+  const tokens = new TokenService(config.auth, secret);
+  const verifier = createTokenVerifier(config.auth, secret);
+  const liveness = new Liveness(config.nodeId, redis, logger.child({ component: 'liveness' }));
   const limits = new RateLimits(config.limits, redis, config.nodeId, logger, metrics);
-  const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence();
+  const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence(config.nodeId);
   const { sessions: sessionStore, messages, users, audio } = sequelizeStores(db, config.nodeId);
   const sessions = new SessionService(sessionStore, presence);
   const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider, metrics);
@@ -145,13 +152,17 @@ export async function createApp(deps: AppDeps): Promise<App> {
     presence,
     spirit,
     tokens,
+    verifier,
+    holders: liveness,
     limits,
     broadcaster,
     metrics,
     audioUrl,
     subscriptions: feeds,
   });
-  attachSocketHandlers(io, { rooms, feeds, policy, logger });
+  // Both transports share one count of connections per client address.
+  const addresses = new AddressSlots(config.clients.maxConnectionsPerAddress);
+  attachSocketHandlers(io, { rooms, feeds, liveness, policy, logger, config, addresses, metrics });
   const adminUiPage = attachAdminUi(io, config.operations.adminUi, { nodeId: config.nodeId, redis: redis?.command ?? null, clientAddress: policy.clientAddress, metrics });
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
@@ -163,7 +174,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     logger: logger.child({ component: 'maintenance' }),
     metrics,
   });
-  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, feeds, policy, logger });
+  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, feeds, liveness, policy, logger, addresses, metrics });
 
   httpServer.on('upgrade', (req, socket, head) => {
     if (rawEdge.handleUpgrade(req, socket, head)) return;
@@ -179,6 +190,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       return count;
     },
     redisUp: () => redis?.isReady() ?? false,
+    redisDegraded: () => redis !== null && !redis.isReady(),
+    databasePool: () => db.poolStats(),
     databaseUp: () =>
       db.ping().then(
         () => true,
@@ -186,9 +199,10 @@ export async function createApp(deps: AppDeps): Promise<App> {
       ),
   });
   const openApi = buildOpenApiDocument();
+  const asyncApi = loadAsyncApiDocument(config.rootDir);
   app.disable('x-powered-by');
   app.set('trust proxy', policy.trusts);
-  app.use(requestContext(logger, config.nodeId));
+  app.use(requestContext(logger, config.nodeId, metrics));
   app.use(
     helmet({
       contentSecurityPolicy: {
@@ -218,13 +232,16 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use(express.json({ limit: config.bodyLimitBytes }));
   app.get('/', (_req, res) => res.redirect(302, '/docs'));
   app.get('/openapi.json', (_req, res) => res.json(openApi));
+  app.get('/asyncapi.json', (_req, res) => res.json(asyncApi));
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openApi, { customSiteTitle: 'Séance API' }));
   // A small page to try a séance in a browser: static files, its script outside the HTML (CSP: script-src 'self').
   const playDir = path.join(config.rootDir, 'public', 'play');
   app.get('/play', (_req, res) => res.sendFile(path.join(playDir, 'index.html')));
+  // The page runs on @seance/client, the same package frontends install (its browser build).
+  app.get('/play/seance-client.js', (_req, res) => res.sendFile(path.join(config.rootDir, 'client', 'dist', 'seance-client.js')));
   app.use('/play', express.static(playDir, { index: 'index.html' }));
-  app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, clientAddress: policy.clientAddress, requireAuth: createRequireAuth(config.auth) }));
-  app.use('/api/auth', authRoutes({ tokens }));
+  app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, clientAddress: policy.clientAddress, requireAuth: verifier.requireAuth }));
+  app.use('/api/auth', authRoutes({ tokens, verifier }));
   app.use(voiceRoutes({ voice, messages, limits, clientAddress: policy.clientAddress }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
   app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
@@ -232,7 +249,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use(notFound);
   app.use(errorHandler);
 
-  await Promise.all([presence.start(), limits.start()]);
+  await Promise.all([presence.start(), limits.start(), liveness.start()]);
   lifecycle.start();
 
   let closing: Promise<void> | null = null;
@@ -261,7 +278,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     });
     rawEdge.close();
     await lifecycle.stop();
-    await Promise.all([presence.stop(), limits.stop(), voice.close()]);
+    await Promise.all([presence.stop(), limits.stop(), liveness.stop(), voice.close()]);
     await new Promise<void>((resolve) => void io.close(() => resolve()));
     httpServer.closeAllConnections();
   }

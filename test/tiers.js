@@ -14,6 +14,7 @@ const unit = [
   'test/config/config.test.ts',
   'test/harness/unitTier.test.ts',
   'test/ordering/**/*.test.ts',
+  'test/realtime/clientLimitRules.test.ts',
   'test/realtime/extensions/internals.test.ts',
   'test/services/answerRetry.test.ts',
   'test/services/rooms.test.ts',
@@ -23,6 +24,7 @@ const unit = [
 ];
 
 const cluster = [
+  'test/client/cluster.test.ts',
   'test/cluster/**/*.test.ts',
   'test/chaos/chaos.test.ts',
   'test/chaos/rules.test.ts',

@@ -96,6 +96,8 @@ const definition = {
         type: 'object',
         properties: {
           status: { type: 'string', enum: ['healthy', 'unhealthy'] },
+          draining: { type: 'boolean', description: 'present (true) while the node shuts down' },
+          degraded: { type: 'boolean', description: 'present (true) while Redis is down and the node serves only its own clients' },
           database: { type: 'string', enum: ['connected', 'disconnected'] },
           redis: { type: 'string', enum: ['connected', 'disconnected', 'disabled'] },
           node_id: { type: 'string' },
@@ -114,6 +116,7 @@ const definition = {
           database: { type: 'string', enum: ['connected', 'disconnected'] },
           redis: { type: 'string', enum: ['connected', 'disconnected', 'disabled'] },
           draining: { type: 'boolean' },
+          degraded: { type: 'boolean', description: 'true while Redis is down: ready for its own clients, no cross-node fan-out' },
           node_id: { type: 'string' },
         },
       },
@@ -138,13 +141,15 @@ const definition = {
       RateLimited: errorResponse('Too many requests; see Retry-After', 'RATE_LIMITED'),
       SessionNotFound: errorResponse('Session not found', 'SESSION_NOT_FOUND'),
       Unauthorized: errorResponse('A valid Bearer token is required', 'UNAUTHORIZED'),
-      Forbidden: errorResponse("Only this session's creator token may end it", 'FORBIDDEN'),
+      Forbidden: errorResponse('The token given does not allow this (another session, or another user id)', 'FORBIDDEN'),
       NotFound: errorResponse('No such route', 'NOT_FOUND'),
+      ServiceUnavailable: errorResponse('A service this server needs is unavailable (or the server is restarting); try again shortly', 'SERVICE_UNAVAILABLE'),
     },
   },
   paths: {
     '/': { get: { tags: ['Operations'], summary: 'Redirects to /docs', responses: { 302: { description: 'Redirect to /docs' } } } },
     '/openapi.json': { get: { tags: ['Operations'], summary: 'This document', responses: { 200: { description: 'OpenAPI 3 document' } } } },
+    '/asyncapi.json': { get: { tags: ['Operations'], summary: 'The realtime protocol (Socket.IO and /ws): AsyncAPI 3 document', responses: { 200: { description: 'AsyncAPI 3 document' } } } },
     '/docs': { get: { tags: ['Operations'], summary: 'Swagger UI', responses: { 200: { description: 'HTML' } } } },
     '/play': { get: { tags: ['Operations'], summary: 'A page to try a séance in a browser (join by link, chat, hear the spirit)', responses: { 200: { description: 'HTML' } } } },
     '/admin/': {

@@ -5,6 +5,7 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import cors from 'cors';
 import express from 'express';
 import helmet from 'helmet';
@@ -80,6 +81,8 @@ export interface App {
 const CORS_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** WebSocket close code 1012 "service restart": the client should reconnect (to another node). */
 const SERVICE_RESTART = 1012;
+/** How long a draining node waits for its clients to take the close before destroying their sockets. */
+const CLOSE_GRACE_MS = 1500;
 
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, logger, db, redis } = deps;
@@ -252,6 +255,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
   await Promise.all([presence.start(), limits.start(), liveness.start()]);
   lifecycle.start();
 
+  // Every upgraded (WebSocket) connection, of both transports: a client that never takes the
+  // close keeps its TCP socket open for long after its WebSocket has said goodbye.
+  const upgraded = new Set<Duplex>();
+  httpServer.on('upgrade', (_req, socket: Duplex) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
+  });
+
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
     draining = true;
@@ -267,13 +278,20 @@ export async function createApp(deps: AppDeps): Promise<App> {
       rawHub.closeAll(SERVICE_RESTART, 'server restarting');
     };
     sendClientsAway();
-    // Spirit answers still under way are stored and broadcast (through the cluster to where
-    // their clients went, or read on resume) before the process goes.
-    await until(deadline, async () => {
+    const clientsGone = async () => {
       while (io.of('/').sockets.size > 0 || rawHub.size > 0) {
         await new Promise((r) => setTimeout(r, 20));
         sendClientsAway();
       }
+    };
+    // A client that never takes the close (a reader that stopped reading) would hold the drain
+    // to its end: after a short grace its socket is destroyed.
+    await until(Math.min(deadline, Date.now() + CLOSE_GRACE_MS), clientsGone);
+    for (const socket of upgraded) socket.destroy();
+    // Spirit answers still under way are stored and broadcast (through the cluster to where
+    // their clients went, or read on resume) before the process goes.
+    await until(deadline, async () => {
+      await clientsGone();
       await rooms.drain();
     });
     rawEdge.close();

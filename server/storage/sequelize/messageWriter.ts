@@ -128,6 +128,8 @@ export class MessageWriter {
   /** Whether the one-group statement may be used (looked up once). */
   private groupStatement: Promise<boolean> | null = null;
   private readonly statements: PgStatements;
+  /** SQLite's writes of this process, one after the other (see `alone`). */
+  private sqliteTurn: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly sequelize: Sequelize,
@@ -170,21 +172,41 @@ export class MessageWriter {
    */
   async insertOwedAnswer(answer: NewMessage & { in_reply_to: number }, owner: string): Promise<StoredRef | null> {
     if (this.sequelize.getDialect() === 'postgres') {
-      const [row] = await this.statements.run<{ id: string | number; seq: number }>('seance_owed_answer', OWED_ANSWER_SQL, [answer.session_id, answer.in_reply_to, owner, answer.text, answer.timestamp]);
+      const [row] = await this.statements.run<{ id: string | number; seq: number }>('seance_owed_answer', OWED_ANSWER_SQL, [
+        answer.session_id,
+        answer.in_reply_to,
+        owner,
+        answer.text,
+        answer.timestamp,
+      ]);
       return row ? { id: Number(row.id), seq: Number(row.seq) } : null;
     }
     // SQLite: a transaction that takes the write lock first, so the check and the insert are one.
-    return this.sequelize.transaction({ type: Transaction.TYPES.IMMEDIATE }, async (transaction) => {
-      const cleared = await this.sequelize.query<{ id: number }>(
-        `/* seance:owed-answer */ UPDATE ${this.table} SET ${this.q('answer_owner')} = NULL WHERE ${this.q('id')} = $1 AND ${this.q('session_id')} = $2 AND ${this.q('answer_owner')} = $3 RETURNING ${this.q('id')}`,
-        { bind: [answer.in_reply_to, answer.session_id, owner], type: QueryTypes.SELECT, transaction },
-      );
-      if (cleared.length === 0) return null;
-      const row: BatchRow = { ...answer, answer_owner: null, replyTo: null };
-      const [seq] = await this.takeSeqs([row], transaction);
-      const [id] = await this.insertValues([{ ...row, seq }], transaction);
-      return { id, seq };
-    });
+    return this.alone(() =>
+      this.sequelize.transaction({ type: Transaction.TYPES.IMMEDIATE }, async (transaction) => {
+        const cleared = await this.sequelize.query<{ id: number }>(
+          `/* seance:owed-answer */ UPDATE ${this.table} SET ${this.q('answer_owner')} = NULL WHERE ${this.q('id')} = $1 AND ${this.q('session_id')} = $2 AND ${this.q('answer_owner')} = $3 RETURNING ${this.q('id')}`,
+          { bind: [answer.in_reply_to, answer.session_id, owner], type: QueryTypes.SELECT, transaction },
+        );
+        if (cleared.length === 0) return null;
+        const row: BatchRow = { ...answer, answer_owner: null, replyTo: null };
+        const [seq] = await this.takeSeqs([row], transaction);
+        const [id] = await this.insertValues([{ ...row, seq }], transaction);
+        return { id, seq };
+      }),
+    );
+  }
+
+  /**
+   * Runs a write of the messages table after the others of this process on SQLite, whose every
+   * transaction has a connection of its own and one writer at a time: two at once would fail
+   * with SQLITE_BUSY instead of waiting. PostgreSQL runs it at once.
+   */
+  alone<T>(write: () => Promise<T>): Promise<T> {
+    if (this.sequelize.getDialect() === 'postgres') return write();
+    const run = this.sqliteTurn.then(write, write);
+    this.sqliteTurn = run.catch(() => undefined);
+    return run;
   }
 
   /** Stores the groups of one batch (whole: a question and its answer are never split); resolves with each group's refs. */
@@ -193,7 +215,7 @@ export class MessageWriter {
     for (const group of groups) {
       for (const { answersPrevious, ...row } of group) rows.push({ ...row, replyTo: answersPrevious ? rows.length : null });
     }
-    const refs = this.sequelize.getDialect() === 'postgres' ? await this.writePostgres(rows) : await this.writeSqlite(rows);
+    const refs = this.sequelize.getDialect() === 'postgres' ? await this.writePostgres(rows) : await this.alone(() => this.writeSqlite(rows));
     if (refs.length !== rows.length) throw new Error(`expected ${rows.length} rows stored, got ${refs.length}`);
     let next = 0;
     return groups.map((group) => refs.slice(next, (next += group.length)));

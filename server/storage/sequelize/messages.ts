@@ -72,12 +72,12 @@ export class SequelizeMessageStore implements MessageStore {
   }
 
   async takeOver(questionId: number, from: string, to: string): Promise<boolean> {
-    const [moved] = await this.models.Message.update({ answer_owner: to }, { where: { id: questionId, answer_owner: from } });
+    const [moved] = await this.writer.alone(() => this.models.Message.update({ answer_owner: to }, { where: { id: questionId, answer_owner: from } }));
     return moved === 1;
   }
 
   async giveUp(questionId: number, owner: string): Promise<boolean> {
-    const [cleared] = await this.models.Message.update({ answer_owner: null }, { where: { id: questionId, answer_owner: owner } });
+    const [cleared] = await this.writer.alone(() => this.models.Message.update({ answer_owner: null }, { where: { id: questionId, answer_owner: owner } }));
     return cleared === 1;
   }
 

@@ -114,8 +114,11 @@ describe('answers owed by a node that goes', function () {
 
   it('SIGKILL while the oracle thinks (1.5 s): another node answers each question once, on both transports, in seq order', async () => {
     const [n1, n2, n3] = cluster.nodes;
-    await askThenLose(cluster, n2, [n1, n3], 'SIGKILL', open);
-    await cluster.restartNode(1);
+    try {
+      await askThenLose(cluster, n2, [n1, n3], 'SIGKILL', open);
+    } finally {
+      await cluster.restartNode(1);
+    }
   });
 
   it('SIGTERM with a drain budget shorter than the oracle: the node leaves presence and another answers at once', async () => {

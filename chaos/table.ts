@@ -152,6 +152,10 @@ export function formatReport(r: ChaosReport, opts: { allClients?: boolean } = {}
   );
   out.push(`SIGTERMed nodes that did not exit 0 within 12 s: ${ok(r.processes.uncleanSigterm)}; faults the cluster did not recover from: ${ok(r.processes.unrecovered)}`);
   out.push('');
-  out.push(r.failures.length === 0 ? 'PASS: no loss, no duplicate, no hole, no repeat, every question answered, presence true, no unexplained death' : `FAIL:\n${r.failures.map((f) => `  - ${f}`).join('\n')}`);
+  out.push(
+    r.failures.length === 0
+      ? 'PASS: no loss, no duplicate, no hole, no repeat, every question answered, presence true, no unexplained death'
+      : `FAIL:\n${r.failures.map((f) => `  - ${f}`).join('\n')}`,
+  );
   return out.join('\n');
 }

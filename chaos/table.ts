@@ -1,4 +1,4 @@
-/** A chaos report as Markdown tables (they read well in a terminal and paste into the README). */
+/** A chaos report as Markdown tables (they read well in a terminal and paste into docs/chaos.md). */
 import type { ChaosReport, ClientRow } from './check';
 import { FAULT_KINDS } from './faults';
 

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import Joi from 'joi';
+import proxyAddr from 'proxy-addr';
 
 export type NodeEnv = 'development' | 'production' | 'test';
 export type SpiritProviderName = 'oracle' | 'gemini' | 'openai';
@@ -65,6 +66,8 @@ export interface Config {
     /** Generations under way at once on this node (and built-in synthesis threads). */
     concurrency: number;
     maxBytes: number;
+    /** What audio made for texts that are not stored answers may weigh in all (least recently used first out). */
+    cacheMaxBytes: number;
     elevenlabs: { apiKey: string | null; voiceId: string; baseUrl: string; modelId: string };
     openai: { apiKey: string | null; baseUrl: string; model: string; voice: string };
   };
@@ -75,6 +78,8 @@ export interface Config {
     connectionsPerMinute: number;
     /** POST /api/tts/generate per client address per minute. */
     speechPerMinute: number;
+    /** Requests of an answer's audio path per client address per minute. */
+    audioPerMinute: number;
   };
   realtime: {
     pingIntervalMs: number;
@@ -148,7 +153,9 @@ const schema = Joi.object({
   REDIS_PASSWORD: Joi.string(),
   REDIS_CLUSTER_NODES: Joi.string().pattern(ADDRESS_LIST).message('REDIS_CLUSTER_NODES must be a comma-separated list of host:port'),
   CORS_ORIGINS: Joi.string().default('http://localhost:3000,http://127.0.0.1:3000,http://localhost:8000,http://127.0.0.1:8000'),
-  TRUST_PROXY: Joi.string().default('loopback, linklocal, uniquelocal'),
+  // Only a proxy named here may say who the client is (X-Forwarded-For): anyone else could
+  // spoof it and slip past every per-address limit. The shipped compose file names its network.
+  TRUST_PROXY: Joi.string().default('loopback'),
   BODY_LIMIT_BYTES: Joi.number()
     .integer()
     .min(256)
@@ -190,6 +197,13 @@ const schema = Joi.object({
     .max(64 * 1024 * 1024)
     .default(8 * 1024 * 1024),
   TTS_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(20),
+  AUDIO_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(120),
+  // About 50 to 2,500 texts of the built-in voice (60 KB to 3.7 MB each).
+  TTS_CACHE_MAX_BYTES: Joi.number()
+    .integer()
+    .min(64 * 1024)
+    .max(2 ** 40)
+    .default(256 * 1024 * 1024),
   ELEVENLABS_API_KEY: Joi.string(),
   // A premade ElevenLabs voice ("Adam": deep, calm); any voice id of the account works.
   ELEVENLABS_VOICE_ID: Joi.string()
@@ -289,6 +303,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const idleTimeoutMs = Math.round(v.SESSION_IDLE_TIMEOUT_MINUTES * 60_000);
   if (idleTimeoutMs < 1000) problems.push('SESSION_IDLE_TIMEOUT_MINUTES must be at least one second (0.0167)');
 
+  const trustProblem = checkTrustProxy(v.TRUST_PROXY);
+  if (trustProblem) problems.push(trustProblem);
+
   if (v.SPIRIT_PROVIDER === 'gemini' && !v.GOOGLE_API_KEY) problems.push('SPIRIT_PROVIDER=gemini needs GOOGLE_API_KEY');
   if (v.TTS_PROVIDER === 'elevenlabs' && !v.ELEVENLABS_API_KEY) problems.push('TTS_PROVIDER=elevenlabs needs ELEVENLABS_API_KEY');
   const redis = redisTarget(v, problems);
@@ -343,6 +360,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       timeoutMs: v.TTS_TIMEOUT_MS,
       concurrency: v.TTS_CONCURRENCY,
       maxBytes: v.TTS_MAX_BYTES,
+      cacheMaxBytes: v.TTS_CACHE_MAX_BYTES,
       elevenlabs: { apiKey: v.ELEVENLABS_API_KEY ?? null, voiceId: v.ELEVENLABS_VOICE_ID, baseUrl: v.ELEVENLABS_BASE_URL.replace(/\/+$/, ''), modelId: v.ELEVENLABS_MODEL_ID },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, ''), model: v.TTS_MODEL, voice: v.TTS_VOICE },
     },
@@ -352,6 +370,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       sessionCreatesPerMinute: v.SESSION_CREATE_RATE_LIMIT,
       connectionsPerMinute: v.CONNECT_RATE_LIMIT,
       speechPerMinute: v.TTS_RATE_LIMIT,
+      audioPerMinute: v.AUDIO_RATE_LIMIT,
     },
     realtime: {
       pingIntervalMs: v.WS_PING_INTERVAL_MS,
@@ -372,6 +391,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
   };
   return deepFreeze(config);
+}
+
+/** TRUST_PROXY as proxy-addr (express's own) reads it: names (loopback, linklocal, uniquelocal), addresses, CIDR ranges. */
+function checkTrustProxy(raw: string): string | null {
+  try {
+    proxyAddr.compile(trustedProxies(raw));
+    return null;
+  } catch (err) {
+    return `TRUST_PROXY must list loopback, linklocal, uniquelocal, addresses or CIDR ranges, comma separated (${(err as Error).message})`;
+  }
+}
+
+/** The entries of TRUST_PROXY. */
+export function trustedProxies(raw: string): string[] {
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
 }
 
 function parseAddresses(name: string, list: string, problems: string[]): RedisAddress[] {

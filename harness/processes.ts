@@ -63,7 +63,17 @@ function installExitHook(): void {
   });
 }
 
+/** What `npm run test:unit` may not start (test/tiers.js): a unit test that does belongs in integration. */
+const SERVICES = new Set(['postgres', 'initdb', 'redis-server', 'redis-sentinel', 'redis-cli', 'nginx', 'prometheus']);
+
+function refuseServicesInUnitTier(command: string): void {
+  if (process.env.SEANCE_TEST_TIER === 'unit' && SERVICES.has(path.basename(command))) {
+    throw new Error(`A unit test may not start ${path.basename(command)}: list the file under integration or cluster (test/tiers.js)`);
+  }
+}
+
 export function spawnLogged(command: string, args: string[], options: SpawnOptions): Spawned {
+  refuseServicesInUnitTier(command);
   installExitHook();
   const fd = fs.openSync(options.logFile, 'a');
   let child: ChildProcess;
@@ -100,6 +110,7 @@ export function spawnLogged(command: string, args: string[], options: SpawnOptio
 
 /** Runs a command to completion, capturing its output; rejects with that output on failure. */
 export function run(command: string, args: string[], options: { cwd: string; env?: NodeJS.ProcessEnv; uid?: number; gid?: number; timeoutMs?: number }): Promise<string> {
+  refuseServicesInUnitTier(command);
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, {
       cwd: options.cwd,

@@ -1,9 +1,11 @@
 import { DataTypes, Model, type CreationOptional, type InferAttributes, type InferCreationAttributes, type Sequelize } from 'sequelize';
 
 /**
- * Speech made once for the whole cluster, addressed by its content: `key` is a hash of the
- * provider, its settings, the voice and the text. A row is first a claim (`data` null, the
- * node that makes it in `claimed_by`), then the audio itself, kept for good.
+ * Speech made once for the whole cluster. `content_key` is a hash of the provider, its
+ * settings, the voice and the text; `key` is that too for audio made for any text
+ * (`tts/generate`), kept least recently used first out (`used_at`), and for an answer's audio a
+ * key of its own, the row going with its message (`message_id`). A row is first a claim
+ * (`data` null, the node that makes it in `claimed_by`), then the audio itself.
  */
 export class SpokenAudio extends Model<InferAttributes<SpokenAudio>, InferCreationAttributes<SpokenAudio>> {
   declare key: string;
@@ -19,6 +21,11 @@ export class SpokenAudio extends Model<InferAttributes<SpokenAudio>, InferCreati
   declare voice: string;
   declare fallback: CreationOptional<boolean>;
   declare created_at: CreationOptional<Date>;
+  declare content_key: string | null;
+  /** The spirit's answer this audio speaks (deleted with it); null for any other text. */
+  declare message_id: number | null;
+  /** When it was last served: the least recently used goes first. */
+  declare used_at: CreationOptional<Date>;
 
   static initModel(sequelize: Sequelize): typeof SpokenAudio {
     SpokenAudio.init(
@@ -34,6 +41,9 @@ export class SpokenAudio extends Model<InferAttributes<SpokenAudio>, InferCreati
         voice: { type: DataTypes.STRING(100), allowNull: false },
         fallback: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false },
         created_at: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+        content_key: { type: DataTypes.STRING(64), allowNull: true },
+        message_id: { type: DataTypes.INTEGER, allowNull: true },
+        used_at: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
       },
       { sequelize, tableName: 'spoken_audio', timestamps: false },
     );

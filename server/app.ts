@@ -169,7 +169,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     metrics,
   });
   attachSocketHandlers(io, { rooms, feeds, policy, logger });
-  const adminUiPage = attachAdminUi(io, config.operations.adminUi, config.nodeId, redis?.command ?? null);
+  const adminUiPage = attachAdminUi(io, config.operations.adminUi, { nodeId: config.nodeId, redis: redis?.command ?? null, clientAddress: policy.clientAddress, metrics });
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
     store: sequelizeMaintenance(db),
@@ -204,10 +204,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   });
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
-  app.set(
-    'trust proxy',
-    config.trustProxy.split(',').map((s) => s.trim()),
-  );
+  app.set('trust proxy', policy.trusts);
   app.use(requestContext(logger, config.nodeId));
   app.use(
     helmet({
@@ -243,9 +240,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const playDir = path.join(config.rootDir, 'public', 'play');
   app.get('/play', (_req, res) => res.sendFile(path.join(playDir, 'index.html')));
   app.use('/play', express.static(playDir, { index: 'index.html' }));
-  app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, requireAuth: createRequireAuth(config.auth) }));
+  app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, clientAddress: policy.clientAddress, requireAuth: createRequireAuth(config.auth) }));
   app.use('/api/auth', authRoutes({ tokens }));
-  app.use(voiceRoutes({ voice, messages, limits }));
+  app.use(voiceRoutes({ voice, messages, limits, clientAddress: policy.clientAddress }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
   app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
   if (adminUiPage) app.use('/admin', adminUiPage);

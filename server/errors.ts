@@ -53,7 +53,7 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   SERVICE_UNAVAILABLE: 503,
 };
 
-/** Close codes of a refused raw WebSocket join (CONTRACT: Raw WebSocket). */
+/** Close codes of a refused raw WebSocket join (docs/protocol.md: Joining). */
 export const WS_CLOSE_CODE: Partial<Record<ErrorCode, number>> = {
   VALIDATION_ERROR: 4000,
   UNAUTHORIZED: 4001,

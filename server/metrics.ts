@@ -11,7 +11,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 export type Transport = 'socketio' | 'websocket';
-export type RateLimitKind = 'message' | 'session_create' | 'connection' | 'speech';
+export type RateLimitKind = 'message' | 'session_create' | 'connection' | 'speech' | 'audio';
 /** cockatiel's CircuitState: 0 closed, 1 open, 2 half-open, 3 isolated. */
 export type BreakerState = 0 | 1 | 2 | 3;
 
@@ -23,16 +23,11 @@ export interface MetricSources {
   databaseUp(): Promise<boolean>;
 }
 
-/** A histogram observation without labels: no allocation per call beyond prom-client's own. */
-export interface Timer {
-  observe(seconds: number): void;
-}
-
 // Deliveries take well under a millisecond when all is well; a gap repair or a stall shows in the tail.
 const DELIVERY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 // The oracle answers in microseconds; a model in seconds; a failing one after its timeouts.
 const SPIRIT_BUCKETS = [0.001, 0.01, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60];
-const RATE_LIMIT_KINDS: RateLimitKind[] = ['message', 'session_create', 'connection', 'speech'];
+const RATE_LIMIT_KINDS: RateLimitKind[] = ['message', 'session_create', 'connection', 'speech', 'audio'];
 
 export class Metrics {
   readonly registry = new Registry();
@@ -42,6 +37,7 @@ export class Metrics {
   private readonly n = { accepted: 0, rejected: 0, deliveries: 0, gapRepairs: 0, idleEnded: 0, expired: 0, takenOver: 0, givenUp: 0, holder: false };
   private readonly rateLimited = new Map<RateLimitKind, number>(RATE_LIMIT_KINDS.map((k) => [k, 0]));
   private readonly spiritFailures = new Map<string, number>();
+  private readonly refusals = new Map<string, number>();
   private readonly breakerStates = new Map<string, BreakerState>();
   private readonly sources: { current: MetricSources | null } = { current: null };
 
@@ -56,7 +52,7 @@ export class Metrics {
       counter.reset();
       for (const [labels, value] of values()) counter.inc(labels, value);
     };
-    const { n, rateLimited, spiritFailures, breakerStates, sources } = this;
+    const { n, rateLimited, spiritFailures, refusals, breakerStates, sources } = this;
     new Counter({
       name: 'seance_messages_total',
       help: 'Chat messages received by this node: accepted (stored and broadcast) or rejected (invalid, rate limited, not stored).',
@@ -138,6 +134,15 @@ export class Metrics {
       registers,
       collect() {
         copy(this, () => [...rateLimited].map(([kind, n]) => [{ kind }, n] as [{ kind: string }, number]));
+      },
+    });
+    new Counter({
+      name: 'seance_client_refusals_total',
+      help: 'What a client tried that would have cost the others, refused, by rule.',
+      labelNames: ['rule'],
+      registers,
+      collect() {
+        copy(this, () => [...refusals].map(([rule, n]) => [{ rule }, n] as [{ rule: string }, number]));
       },
     });
     new Counter({
@@ -230,6 +235,11 @@ export class Metrics {
 
   rateLimitedOnce(kind: RateLimitKind): void {
     this.rateLimited.set(kind, (this.rateLimited.get(kind) ?? 0) + 1);
+  }
+
+  /** A client refused by `rule` (seance_client_refusals_total). */
+  refused(rule: string): void {
+    this.refusals.set(rule, (this.refusals.get(rule) ?? 0) + 1);
   }
 
   /** One event handed to this node's clients, `seconds` after it reached the node. */

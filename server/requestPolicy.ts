@@ -4,10 +4,13 @@
  */
 import type { IncomingMessage } from 'node:http';
 import proxyAddr from 'proxy-addr';
-import type { Config } from '../config';
+import { trustedProxies, type Config } from '../config';
 
 export interface RequestPolicy {
-  clientAddress(req: IncomingMessage): string;
+  /** The client's address: X-Forwarded-For counts only when the peer is a proxy named in TRUST_PROXY. */
+  clientAddress: (req: IncomingMessage) => string;
+  /** The same rule as express's `trust proxy` setting takes it (so `req.ip` agrees). */
+  trusts: (address: string, hop: number) => boolean;
   /**
    * Non-browser clients send no Origin and are allowed; browsers must be on CORS_ORIGINS, or
    * on this server's own origin (`host`: the request's Host header), like the /play page.
@@ -16,15 +19,11 @@ export interface RequestPolicy {
 }
 
 export function createRequestPolicy(config: Pick<Config, 'trustProxy' | 'corsOrigins'>): RequestPolicy {
-  const trust = proxyAddr.compile(
-    config.trustProxy
-      .split(',')
-      .map((s) => s.trim())
-      .filter(Boolean),
-  );
+  const trust = proxyAddr.compile(trustedProxies(config.trustProxy));
   const origins = config.corsOrigins;
   return {
     clientAddress: (req) => proxyAddr(req, trust),
+    trusts: trust,
     isOriginAllowed: (origin, host) => origin === undefined || origins === '*' || origins.includes(origin) || (host !== undefined && sameHost(origin, host)),
   };
 }

@@ -1,4 +1,4 @@
-/** The REST envelope every /api reply wears (CONTRACT: REST). */
+/** The REST envelope every /api reply wears (docs/protocol.md: REST). */
 import type { Request, Response } from 'express';
 import { HTTP_STATUS, type AppError } from '../errors';
 

@@ -37,7 +37,8 @@ const definition = {
   info: {
     title: 'Séance API',
     version: '0.1.0',
-    description: 'REST side of the Séance realtime backend. Realtime events travel over Socket.IO (`/socket.io`) and the raw WebSocket path `/ws/{session_id}`; see docs/protocol.md in the repository.',
+    description:
+      'REST side of the Séance realtime backend. Realtime events travel over Socket.IO (`/socket.io`) and the raw WebSocket path `/ws/{session_id}`; see docs/protocol.md in the repository.',
   },
   components: {
     securitySchemes: {

@@ -110,16 +110,11 @@ export class SessionFeeds implements SessionSubscriptions {
     private readonly transport: FeedTransport,
     private readonly messages: MessageStore,
     logger: Logger,
-    private observer: DeliveryObserver = NO_OBSERVER,
+    private readonly observer: DeliveryObserver = NO_OBSERVER,
     /** Where a repaired answer's audio is served (as its live event says). */
     private readonly audioUrl: AudioUrl = () => null,
   ) {
     this.log = logger.child({ component: 'ordering' });
-  }
-
-  /** Where the repair count and delivery timings go (the metrics module plugs in here). */
-  observe(observer: DeliveryObserver): void {
-    this.observer = observer;
   }
 
   async open(sessionId: string): Promise<void> {

@@ -31,6 +31,7 @@ import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type Redis from 'ioredis';
 import { redisNames } from '../cluster/names';
+import { readLeaseMessage, type LeaseMessage } from '../cluster/wire';
 import { RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
 import type { Logger } from '../logger';
 
@@ -140,7 +141,7 @@ const failure = (err: unknown) => ({ err: { message: (err as Error).message } })
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-type ChannelMessage = { type: 'revoke'; key: string; from: string; id: string } | { type: 'released'; id: string };
+type ChannelMessage = LeaseMessage;
 
 export class RateLimitLeases {
   private readonly redis: LeaseRedis;
@@ -347,12 +348,12 @@ export class RateLimitLeases {
 
   private readonly onChannelMessage = (channel: string, text: string): void => {
     if (channel !== RateLimitLeases.channel(this.nodeId)) return;
-    let message: ChannelMessage;
-    try {
-      message = JSON.parse(text) as ChannelMessage;
-    } catch {
+    const read = readLeaseMessage(text);
+    if (!read.ok) {
+      this.logger.warn({ channel, reason: read.reason }, 'malformed rate limit lease message dropped');
       return;
     }
+    const message = read.message;
     if (message.type === 'released') {
       this.awaitingRelease.get(message.id)?.();
       return;

@@ -13,7 +13,7 @@ import type { Logger } from '../logger';
 import type { Metrics, RateLimitKind } from '../metrics';
 import { RateLimitLeases } from './rateLimitLeases';
 
-export type LimitName = 'message' | 'sessionCreate' | 'connection' | 'speech';
+export type LimitName = 'message' | 'sessionCreate' | 'connection' | 'speech' | 'audio';
 
 export interface RateLimitRedis {
   /** Counts, scripts and lease answers (one connection, so their order holds). */
@@ -22,7 +22,9 @@ export interface RateLimitRedis {
   sub: Redis;
 }
 
-const METRIC_KIND: Record<LimitName, RateLimitKind> = { message: 'message', sessionCreate: 'session_create', connection: 'connection', speech: 'speech' };
+const METRIC_KIND: Record<LimitName, RateLimitKind> = { message: 'message', sessionCreate: 'session_create', connection: 'connection', speech: 'speech', audio: 'audio' };
+/** The limits against what a client may cost the others (seance_client_refusals_total's `rule`). */
+const REFUSAL_RULE: Partial<Record<LimitName, string>> = { speech: 'speech_rate', audio: 'audio_rate' };
 
 export class RateLimits {
   private readonly limiters: Record<LimitName, RateLimiterAbstract>;
@@ -45,6 +47,7 @@ export class RateLimits {
       sessionCreate: make('create', limits.sessionCreatesPerMinute, 60),
       connection: make('conn', limits.connectionsPerMinute, 60),
       speech: make('speech', limits.speechPerMinute, 60),
+      audio: make('audio', limits.audioPerMinute, 60),
     };
     this.messageLeases = redis
       ? new RateLimitLeases(this.limiters.message, limits.messagesPerWindow, limits.messageWindowSeconds, redis.command, redis.sub, nodeId, logger.child({ component: 'rate-limits' }))
@@ -67,6 +70,8 @@ export class RateLimits {
       if (rejection instanceof RateLimiterRes) {
         const retryAfterSeconds = Math.max(1, Math.ceil(rejection.msBeforeNext / 1000));
         this.metrics?.rateLimitedOnce(METRIC_KIND[limit]);
+        const rule = REFUSAL_RULE[limit];
+        if (rule) this.metrics?.refused(rule);
         throw new AppError('RATE_LIMITED', `Too many requests; retry in ${retryAfterSeconds} s`, undefined, retryAfterSeconds);
       }
       throw rejection;

@@ -12,7 +12,7 @@ import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { Broadcaster } from '../realtime/broadcaster';
 import type { MessageStore, UserStore } from '../storage/ports';
-import { schemas, validate, validateChatMessage } from '../validation/schemas';
+import { isStoredNumber, schemas, validate, validateChatMessage } from '../validation/schemas';
 import type { Presence } from './presence/types';
 import { messageLimitKey, type RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
@@ -61,7 +61,7 @@ type JoinBody = { name?: string; user_id?: string; token?: string; last_seq?: un
 
 /** What an ordinary join is shown: the last 50 messages. */
 export const JOIN_HISTORY = 50;
-/** A resume that missed more than this is an ordinary join (CONTRACT: Order, resume and repair). */
+/** A resume that missed more than this is an ordinary join (docs/protocol.md: Order, resume and repair). */
 const MAX_RESUME = 1000;
 
 export interface RoomDeps {
@@ -161,7 +161,8 @@ export class RoomService {
    */
   private async history(sessionId: string, lastSeq: unknown): Promise<{ messages: HistoryMessageView[]; resumed: boolean; knownSeq: number }> {
     const { messages } = this.deps;
-    if (typeof lastSeq === 'number' && Number.isSafeInteger(lastSeq) && lastSeq >= 0) {
+    // Past what the database holds, a last_seq names no message: an ordinary join.
+    if (typeof lastSeq === 'number' && (lastSeq === 0 || isStoredNumber(lastSeq))) {
       const [missed, latest] = await Promise.all([messages.after(sessionId, lastSeq, MAX_RESUME + 1), messages.latestSeq(sessionId)]);
       if (lastSeq <= latest && missed.length <= MAX_RESUME) {
         const items = missed.map(({ in_reply_to: _answered, ...item }) => item);
@@ -218,7 +219,7 @@ export class RoomService {
     await this.deps.limits.consume('message', messageLimitKey(p.sessionId, p.participant.id));
     const { messages, spirit, broadcaster } = this.deps;
     // The built-in oracle answers at once: the question and the answer are stored together
-    // and the three events leave in the same tick (one write per listener, see writeCoalescing).
+    // and the three events leave in the same tick (one write per listener, see realtime/extensions/engineWrites.ts).
     const instant = spirit.instantReply(text);
     // Otherwise the question is stored as owed an answer by this node: should the node go before
     // it answers, the debt is in the database and another node pays it (see owedAnswers).

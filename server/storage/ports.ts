@@ -85,20 +85,34 @@ export interface StoredAudio {
 
 export type AudioLookup = { state: 'ready'; audio: StoredAudio } | { state: 'pending'; claim: string; claimedAt: Date } | { state: 'absent' };
 
+/** Whose audio a row is: an answer's goes with its message; any other text's is kept least recently used first out. */
+export interface AudioOwner {
+  /** The content address (provider, settings, voice, text), whatever the row's key. */
+  contentKey: string;
+  /** The spirit's answer it speaks; null for any other text (`tts/generate`). */
+  messageId: number | null;
+}
+
 /**
- * Spoken audio, content-addressed and shared by every node. A node about to make audio first
- * claims its key; exactly one claim wins, cluster-wide. The others wait for the audio, or take
- * a claim over once it is stale (its node died mid-way).
+ * Spoken audio, shared by every node. A node about to make audio first claims its key; exactly
+ * one claim wins, cluster-wide. The others wait for the audio, or take a claim over once it is
+ * stale (its node died mid-way).
  */
 export interface AudioStore {
   lookup(key: string): Promise<AudioLookup>;
+  /** Audio of this content already made under any key (an answer's, another request's), or null. */
+  findContent(contentKey: string): Promise<StoredAudio | null>;
   /** The claim's token when this node now owns the key; null when another claim exists. */
-  claim(key: string, voice: string): Promise<string | null>;
+  claim(key: string, voice: string, owner: AudioOwner): Promise<string | null>;
   /** Replaces a stale claim (`seen`) with this node's; null when someone else got there first. */
   takeOver(key: string, seen: string): Promise<string | null>;
   complete(key: string, claim: string, audio: StoredAudio): Promise<void>;
   /** Gives a claim up (nothing could be made): the next request tries again. */
   abandon(key: string, claim: string): Promise<void>;
+  /** Marks the audio as served now: the least recently used goes first. */
+  touch(key: string): Promise<void>;
+  /** Deletes the least recently used audio of no message until what is left weighs at most `maxBytes`; resolves with how many went. */
+  evict(maxBytes: number): Promise<number>;
 }
 
 export interface Stores {
@@ -114,6 +128,6 @@ export interface MaintenanceStore {
   idleCandidates(cutoff: Date, limit: number): Promise<string[]>;
   /** Ends the session if it is still active; false when it had already ended (the creator, another node). */
   endIfActive(id: string, endedAt: Date): Promise<boolean>;
-  /** Deletes at most `limit` messages of sessions that ended before `cutoff`; resolves with how many. */
+  /** Deletes at most `limit` messages of sessions that ended before `cutoff`, and their audio; resolves with how many messages. */
   deleteExpiredMessages(cutoff: Date, limit: number): Promise<number>;
 }

@@ -17,6 +17,14 @@ export const LIMITS = {
   historyMax: 100,
 } as const;
 
+/**
+ * The largest seq and message id the database holds (PostgreSQL `integer`): a number past it
+ * in a request names nothing, and would fail the query (int4 overflow) instead of finding nothing.
+ */
+export const MAX_STORED_NUMBER = 2_147_483_647;
+/** A positive whole number the database can hold (a message id, a seq). */
+export const isStoredNumber = (n: number): boolean => Number.isSafeInteger(n) && n >= 1 && n <= MAX_STORED_NUMBER;
+
 export const USER_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
 const UUID_PATTERN = /^[0-9a-f]{8}-[0-9a-f]{4}-[1-8][0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 /**
@@ -42,6 +50,8 @@ const participantName = plainText(LIMITS.participantName);
 const userId = Joi.string().pattern(USER_ID_PATTERN).message('"user_id" must be 1-64 characters of A-Z a-z 0-9 _ -');
 const token = Joi.string().max(4096);
 
+const NOT_A_CURSOR = '"before" must be a cursor from meta.next_cursor';
+
 export const schemas = {
   createSession: Joi.object({
     name: plainText(LIMITS.sessionName).required(),
@@ -56,9 +66,10 @@ export const schemas = {
   historyQuery: Joi.object({
     limit: Joi.number().integer().min(1).max(LIMITS.historyMax).default(LIMITS.historyDefault),
     before: Joi.string()
-      .pattern(/^[1-9][0-9]{0,14}$/)
-      .message('"before" must be a cursor from meta.next_cursor'),
-    after_seq: Joi.number().integer().min(0).max(Number.MAX_SAFE_INTEGER),
+      .pattern(/^[1-9][0-9]{0,9}$/)
+      .message(NOT_A_CURSOR)
+      .custom((value: string, helpers) => (isStoredNumber(Number(value)) ? value : helpers.message({ custom: NOT_A_CURSOR }))),
+    after_seq: Joi.number().integer().min(0).max(MAX_STORED_NUMBER),
   }).oxor('before', 'after_seq'),
 
   /** POST /api/tts/generate: the existing frontend's call. */

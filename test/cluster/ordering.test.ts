@@ -1,5 +1,5 @@
 /**
- * Order, resume and repair across real nodes (CONTRACT: Order, resume and repair): three node
+ * Order, resume and repair across real nodes (docs/protocol.md: Order, resume and repair): three node
  * processes on one Redis and PostgreSQL. Writers on every node get gap-free seqs and every
  * connection sees them in order; a message whose broadcast never reached the other nodes is
  * filled in from the database, also when nothing comes after it, and when a node receives

@@ -124,8 +124,9 @@ describe('config', () => {
   });
 
   it('stops the production server at start with one clear message', async () => {
-    const entry = path.join(ROOT, 'dist', 'server', 'index.js');
-    const result = await run(process.execPath, [entry], { env: { PATH: process.env.PATH, NODE_ENV: 'production', JWT_SECRET: 'weak' }, timeout: 10_000 }).then(
+    // The source entry, through tsx: the unit tier runs without a build.
+    const entry = path.join(ROOT, 'server', 'index.ts');
+    const result = await run(process.execPath, ['--import', 'tsx', entry], { cwd: ROOT, env: { PATH: process.env.PATH, NODE_ENV: 'production', JWT_SECRET: 'weak' }, timeout: 25_000 }).then(
       () => ({ code: 0, stderr: '' }),
       (err: { code: number; stderr: string }) => err,
     );

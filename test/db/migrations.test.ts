@@ -31,7 +31,7 @@ async function withDatabase(url: string, work: (db: Database) => Promise<void>) 
 }
 
 /** The migrations after the one that adds `seq` (undone first). */
-const AFTER_SEQ = 2;
+const AFTER_SEQ = 3;
 
 /**
  * Undoes the seq migration, stores messages the way the previous release did (no seq), and

@@ -33,7 +33,7 @@ export function storable(text: string): boolean {
 }
 
 /**
- * What a stored text can be compared with. Séance's documented choice (README): NUL and
+ * What a stored text can be compared with. Séance's documented choice (docs/protocol.md): NUL and
  * lone surrogates become U+FFFD, one for one, before anything is stored or broadcast.
  */
 export function normalizeStored(text: string): string {
@@ -180,7 +180,7 @@ export function tokenVerdict(body: unknown): Verdict {
   return p.verdict();
 }
 
-/** The REST status of each error code (CONTRACT: REST). */
+/** The REST status of each error code (docs/protocol.md: REST). */
 export const STATUS_OF_CODE: Record<string, number> = {
   VALIDATION_ERROR: 400,
   UNAUTHORIZED: 401,

@@ -241,7 +241,7 @@ function bodyCase(kind: 'create' | 'token', body: GeneratedBody, headers: Record
     expect(reply) {
       const problems = statusIn(reply, allowed);
       if (reply.status === 400) {
-        // CONTRACT: "details name each bad field; unknown fields and malformed JSON included".
+        // docs/protocol.md: details name every bad or unknown field, and malformed JSON.
         const details = reply.body?.error?.details;
         if (!details || typeof details !== 'object' || Object.keys(details).length === 0) problems.push(`400 whose details name no field: ${describe(reply.body?.error)}`);
       }
@@ -617,7 +617,7 @@ export function corpusRestCases(world: World): RestCase[] {
     bodyCase('create', jsonBody('{"name":"a\\u0000b"}')),
     bodyCase('create', jsonBody('{"name":"\\u0000"}')),
     bodyCase('token', jsonBody('{"name":"a\\u0000b"}')),
-    // Unknown fields are refused (CONTRACT), "__proto__" included.
+    // Unknown fields are refused (docs/protocol.md), "__proto__" included.
     bodyCase('create', jsonBody('{"name":"x","__proto__":{"max_users":99}}')),
     bodyCase('create', jsonBody('{"name":"x","__proto__":"polluted"}')),
     bodyCase('token', jsonBody('{"name":"x","__proto__":{"user_id":"bad id!"}}')),

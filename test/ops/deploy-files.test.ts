@@ -64,6 +64,14 @@ describe('deployment files', () => {
       expect(Number(setting?.[1] ?? 100)).to.be.at.least(10 * 30);
     });
 
+    it("believes nginx's X-Forwarded-For on the project's own network only", () => {
+      const { networks } = compose as unknown as { networks?: { default?: { name?: string; ipam?: { config?: Array<{ subnet?: string }> } } } };
+      const subnet = networks?.default?.ipam?.config?.[0]?.subnet;
+      expect(networks?.default?.name).to.equal('seance');
+      expect(subnet).to.match(/^172\.\d+\.\d+\.0\/24$/);
+      expect(env('app').TRUST_PROXY).to.equal(subnet);
+    });
+
     it('gives postgres and redis healthchecks', () => {
       expect(String(services.postgres.healthcheck?.test)).to.include('pg_isready');
       expect(String(services.redis.healthcheck?.test)).to.include('ping');

@@ -1,5 +1,5 @@
 /**
- * Resume (CONTRACT: Order, resume and repair) on one node with real PostgreSQL: a join with
+ * Resume (docs/protocol.md: Order, resume and repair) on one node with real PostgreSQL: a join with
  * `last_seq` gets every message after it and live events continue at the next seq, on both
  * transports; the contract's limits make an ordinary join; a reconnect of a participant still
  * present is no new join; a socket.io-client whose `auth` is a function resumes by itself; and

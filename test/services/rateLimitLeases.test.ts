@@ -81,7 +81,12 @@ for (const kind of ['Redis', 'Redis Cluster'] as const)
       await waitForRedis(redis, 5_000);
       const node = {
         redis,
-        limits: new RateLimits({ messagesPerWindow: 3, messageWindowSeconds: 60, sessionCreatesPerMinute: 10, connectionsPerMinute: 10, speechPerMinute: 10, ...limits }, redis, nodeId, quiet),
+        limits: new RateLimits(
+          { messagesPerWindow: 3, messageWindowSeconds: 60, sessionCreatesPerMinute: 10, connectionsPerMinute: 10, speechPerMinute: 10, audioPerMinute: 10, ...limits },
+          redis,
+          nodeId,
+          quiet,
+        ),
       };
       await node.limits.start();
       nodes.push(node);

@@ -33,7 +33,7 @@ export function valueOf(samples: Sample[], name: string, labels: Record<string, 
   return samples.find((s) => s.name === name && keys.every((k) => s.labels[k] === labels[k]))?.value;
 }
 
-/** The metric names the contract requires on every node ("Operations"). */
+/** The metric names every node promises (docs/operations.md: Metrics). */
 export const CONTRACT_SERIES = [
   'seance_connections',
   'seance_sessions_active',

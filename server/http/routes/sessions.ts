@@ -1,4 +1,5 @@
 /** REST routes of the session resource. */
+import type { IncomingMessage } from 'node:http';
 import { Router, type RequestHandler } from 'express';
 import type { TokenService } from '../../auth/tokens';
 import { AppError } from '../../errors';
@@ -17,6 +18,8 @@ export interface SessionRouteDeps {
   rooms: RoomService;
   tokens: TokenService;
   limits: RateLimits;
+  /** Who is asking (through trusted proxies only): the key of per-address limits. */
+  clientAddress: (req: IncomingMessage) => string;
   requireAuth: RequestHandler;
 }
 
@@ -46,7 +49,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *       429: { $ref: '#/components/responses/RateLimited' }
    */
   router.post('/', async (req, res) => {
-    await deps.limits.consume('sessionCreate', req.ip ?? 'unknown');
+    await deps.limits.consume('sessionCreate', deps.clientAddress(req));
     const input = validate<{ name: string; max_users: number }>(schemas.createSession, req.body);
     const session = await deps.sessions.create(input);
     sendData(req, res, 201, { ...session, creator_token: deps.tokens.createCreatorToken(session.id) });

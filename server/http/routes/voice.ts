@@ -3,22 +3,25 @@
  * POST /api/tts/generate, the call the existing frontend makes. Both reply with the audio
  * itself (not an envelope); their errors wear the envelope like every /api reply.
  */
+import type { IncomingMessage } from 'node:http';
 import { Router, type Request, type Response } from 'express';
 import { AppError } from '../../errors';
 import type { MessageStore } from '../../storage/ports';
 import type { RateLimits } from '../../services/rateLimits';
 import type { StoredAudio, VoiceService } from '../../services/voice';
-import { isSessionId, schemas, validate } from '../../validation/schemas';
+import { isSessionId, isStoredNumber, schemas, validate } from '../../validation/schemas';
 
 export interface VoiceRouteDeps {
   voice: VoiceService;
   messages: MessageStore;
   limits: RateLimits;
+  /** Who is asking (through trusted proxies only): the key of per-address limits. */
+  clientAddress: (req: IncomingMessage) => string;
 }
 
 /** An answer's audio never changes: the same text and voice always map to the same bytes. */
 const IMMUTABLE = 'public, max-age=31536000, immutable';
-const MESSAGE_ID = /^[1-9][0-9]{0,14}$/;
+const MESSAGE_ID = /^[1-9][0-9]{0,9}$/;
 
 function sendAudio(res: Response, audio: StoredAudio): void {
   res.setHeader('Content-Type', audio.contentType);
@@ -39,7 +42,8 @@ export function voiceRoutes(deps: VoiceRouteDeps): Router {
    *     summary: One of the spirit's answers, spoken
    *     description: |
    *       The path a `spirit_response` names in `audio_url`. Made on the first request (by any node) and kept
-   *       in the database, so every node serves the same bytes; cacheable for good (`ETag`, `immutable`).
+   *       in the database as long as the message, so every node serves the same bytes; cacheable for good
+   *       (`ETag`, `immutable`). Limited per client address (`AUDIO_RATE_LIMIT` a minute).
    *       404 when speech is off (`TTS_PROVIDER=none`) or the message is not one of the spirit's answers.
    *     parameters:
    *       - { $ref: '#/components/parameters/SessionId' }
@@ -59,10 +63,11 @@ export function voiceRoutes(deps: VoiceRouteDeps): Router {
    */
   router.get('/api/sessions/:id/messages/:messageId/audio', async (req: Request, res: Response) => {
     const { id, messageId } = req.params as { id: string; messageId: string };
-    if (!deps.voice.enabled || !isSessionId(id) || !MESSAGE_ID.test(messageId)) throw notFound();
+    if (!deps.voice.enabled || !isSessionId(id) || !MESSAGE_ID.test(messageId) || !isStoredNumber(Number(messageId))) throw notFound();
+    await deps.limits.consume('audio', deps.clientAddress(req));
     const text = await deps.messages.spiritText(id, Number(messageId));
     if (text === null) throw notFound();
-    const audio = await deps.voice.speak(text);
+    const audio = await deps.voice.speakAnswer(Number(messageId), text);
     const etag = `"${audio.digest}"`;
     res.setHeader('ETag', etag);
     res.setHeader('Cache-Control', IMMUTABLE);
@@ -83,7 +88,8 @@ export function voiceRoutes(deps: VoiceRouteDeps): Router {
    *       The call the existing web frontend makes. `voice_id` picks a voice of the configured provider
    *       (an ElevenLabs voice id, an OpenAI voice name, or one of the built-in `rms`, `awb`, `slt`, `kal16`);
    *       unknown to it, the provider's default is used. A text and voice is spoken once for the whole
-   *       cluster and kept. Limited per client address (`TTS_RATE_LIMIT` a minute).
+   *       cluster and kept, least recently used first out (`TTS_CACHE_MAX_BYTES`). Limited per client
+   *       address (`TTS_RATE_LIMIT` a minute).
    *     requestBody:
    *       required: true
    *       content:
@@ -107,7 +113,7 @@ export function voiceRoutes(deps: VoiceRouteDeps): Router {
    */
   router.post('/api/tts/generate', async (req: Request, res: Response) => {
     if (!deps.voice.enabled) throw new AppError('NOT_FOUND', 'Speech is turned off on this server (TTS_PROVIDER=none)');
-    await deps.limits.consume('speech', req.ip ?? 'unknown');
+    await deps.limits.consume('speech', deps.clientAddress(req));
     const input = validate<{ text: string; voice_id?: string }>(schemas.speak, req.body);
     const audio = await deps.voice.speak(input.text, input.voice_id);
     res.setHeader('Cache-Control', 'no-store');

@@ -28,6 +28,7 @@ import type { Namespace } from 'socket.io';
 import { Adapter, ClusterAdapter, MessageType, type BroadcastOptions, type ClusterMessage, type ClusterResponse } from 'socket.io-adapter';
 import type Redis from 'ioredis';
 import { redisNames, rooms } from '../../cluster/names';
+import { readClusterMessage, readClusterResponse } from '../../cluster/wire';
 import type { Logger } from '../../logger';
 
 /** Socket.IO's packet as the adapter sees it: EVENT packets (type 2) carry `[event, payload]`. */
@@ -94,6 +95,9 @@ export class SeanceAdapter extends ClusterAdapter {
   private readonly subscribed = new Map<string, Promise<unknown>>();
   private ordering: OrderingRouter | null = null;
   private deliveryTimer: DeliveryTimer | null = null;
+  /** Malformed messages since the last one logged, and when that was. */
+  private dropped = 0;
+  private lastDropLog = 0;
   /** When the Redis message being unpacked reached this node (its broadcasts' arrival). */
   private receivedAt: number | null = null;
 
@@ -107,7 +111,14 @@ export class SeanceAdapter extends ClusterAdapter {
     this.channel = `${redisNames.adapterPrefix}#${nsp.name}#`;
     this.responseChannel = `${this.channel}${this.uid}#`;
     if (!redis) return;
-    redis.sub.on('smessageBuffer', (channel: Buffer, raw: Buffer) => this.handlers.get(channel.toString())?.(raw));
+    // Whatever arrives, nothing may throw out of here: inside ioredis's handler it would end the process.
+    redis.sub.on('smessageBuffer', (channel: Buffer, raw: Buffer) => {
+      try {
+        this.handlers.get(channel.toString())?.(raw);
+      } catch (err) {
+        this.logger.error({ err, channel: channel.toString() }, 'a cluster message could not be handled; dropped');
+      }
+    });
     // Back after an outage: whatever was published meanwhile never reached us.
     redis.sub.on('ready', () => this.ordering?.repairAll());
     this.subscribe(this.channel, (raw) => this.receive(raw, false));
@@ -286,7 +297,7 @@ export class SeanceAdapter extends ClusterAdapter {
         parsed = null;
       }
     }
-    if (parsed === null || typeof parsed !== 'object') return this.cannotRead(room);
+    if (parsed === null || typeof parsed !== 'object') return this.drop(room, 'not JSON');
     this.receivedAt = performance.now();
     try {
       for (const message of Array.isArray(parsed) ? (parsed as unknown[]) : [parsed]) {
@@ -295,12 +306,33 @@ export class SeanceAdapter extends ClusterAdapter {
           this.cannotRead(room);
           continue;
         }
-        if (isResponse) this.onResponse(message as ClusterResponse);
-        else this.onMessage(message as ClusterMessage);
+        const read = isResponse ? readClusterResponse(message) : readClusterMessage(message);
+        if (!read.ok) {
+          this.drop(room, read.reason);
+          continue;
+        }
+        try {
+          if (isResponse) this.onResponse(read.message as ClusterResponse);
+          else this.onMessage(read.message as ClusterMessage);
+        } catch (err) {
+          this.drop(room, (err as Error).message);
+        }
       }
     } finally {
       this.receivedAt = null;
     }
+  }
+
+  /** A message this node cannot use: logged (at most once a second, with how many went unlogged) and dropped. */
+  private drop(room: string | null, reason: string): void {
+    this.dropped += 1;
+    const now = Date.now();
+    if (now - this.lastDropLog >= 1000) {
+      this.logger.warn({ room, reason, dropped: this.dropped }, 'malformed cluster message dropped');
+      this.lastDropLog = now;
+      this.dropped = 0;
+    }
+    this.cannotRead(room);
   }
 
   /** What could not be read may have been a stored message: its session is read from the database. */

@@ -2,7 +2,7 @@
  * The library internals the extensions in this folder rely on, checked once at start: a
  * dependency upgrade that moves one makes the server refuse to start with a message naming
  * it, instead of silently losing batching, raw delivery or write coalescing. The libraries are
- * pinned to exact versions in package.json; test/realtime/extensions.test.ts runs this check.
+ * pinned to exact versions in package.json; test/realtime/extensions/internals.test.ts runs this check.
  */
 import path from 'node:path';
 import { Socket as EngineSocket } from 'engine.io';

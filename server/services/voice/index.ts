@@ -10,6 +10,11 @@
  * the built-in voice), in size (a paid provider's reply over TTS_MAX_BYTES is refused; the
  * built-in voice speaks at most 500 characters, in its own time limit) and in concurrency (TTS_CONCURRENCY, with a
  * short queue: beyond it, RATE_LIMITED).
+ *
+ * What is kept is bounded too. An answer's audio is its message's (its row goes with the
+ * message); audio made for any other text (`tts/generate`, where anyone may send new texts) is
+ * kept least recently used first out within TTS_CACHE_MAX_BYTES. A text already spoken for one
+ * is copied for the other rather than asked of the provider again.
  */
 import { createHash } from 'node:crypto';
 import type { Config } from '../../../config';
@@ -18,11 +23,18 @@ import type { Logger } from '../../logger';
 import { BUILTIN_TIMEOUT_MS, BuiltinVoice } from './builtin';
 import { ElevenLabsVoice } from './elevenlabs';
 import { OpenAIVoice } from './openai';
-import type { AudioStore, StoredAudio } from '../../storage/ports';
+import type { AudioOwner, AudioStore, StoredAudio } from '../../storage/ports';
 import type { VoiceProvider } from './types';
 
 export type { StoredAudio } from '../../storage/ports';
 export type VoiceConfig = Config['voice'];
+
+/** One piece of speech: where it is kept (`key`), what it says, and whose it is. */
+interface Speech extends AudioOwner {
+  key: string;
+  voice: string;
+  text: string;
+}
 
 /** Requests that may wait for a generation slot, per slot; more are refused (RATE_LIMITED). */
 const QUEUE_PER_SLOT = 8;
@@ -95,18 +107,34 @@ export class VoiceService {
     return this.enabled ? `/api/sessions/${sessionId}/messages/${messageId}/audio` : null;
   }
 
-  /** The audio of `text` in `requestedVoice` (or the provider's default), made at most once per cluster. */
+  /** The audio of any `text` in `requestedVoice` (or the provider's default), made at most once per cluster while it is kept. */
   speak(text: string, requestedVoice?: string): Promise<StoredAudio> {
-    const provider = this.provider;
-    if (!provider) throw new AppError('NOT_FOUND', 'Speech is turned off on this server (TTS_PROVIDER=none)');
+    const provider = this.speaker();
     const voice = provider.voiceFor(requestedVoice);
-    const key = createHash('sha256')
-      .update(JSON.stringify([provider.name, provider.fingerprint, voice, text]))
-      .digest('hex');
-    let work = this.inFlight.get(key);
+    const contentKey = speechKey(provider, voice, text);
+    return this.once(provider, { key: contentKey, contentKey, messageId: null, voice, text });
+  }
+
+  /** The audio of the spirit's answer `messageId` (its text `text`), kept as long as the message. */
+  speakAnswer(messageId: number, text: string): Promise<StoredAudio> {
+    const provider = this.speaker();
+    const voice = provider.voiceFor(undefined);
+    const contentKey = speechKey(provider, voice, text);
+    const key = createHash('sha256').update(`${contentKey}:message:${messageId}`).digest('hex');
+    return this.once(provider, { key, contentKey, messageId, voice, text });
+  }
+
+  private speaker(): VoiceProvider {
+    if (!this.provider) throw new AppError('NOT_FOUND', 'Speech is turned off on this server (TTS_PROVIDER=none)');
+    return this.provider;
+  }
+
+  /** One generation (or wait) per key on this node. */
+  private once(provider: VoiceProvider, speech: Speech): Promise<StoredAudio> {
+    let work = this.inFlight.get(speech.key);
     if (!work) {
-      work = this.obtain(provider, key, voice, text).finally(() => this.inFlight.delete(key));
-      this.inFlight.set(key, work);
+      work = this.obtain(provider, speech).finally(() => this.inFlight.delete(speech.key));
+      this.inFlight.set(speech.key, work);
     }
     return work;
   }
@@ -117,18 +145,22 @@ export class VoiceService {
     await Promise.all([this.builtin.close(), this.provider !== this.builtin ? this.provider?.close?.() : undefined]);
   }
 
-  private async obtain(provider: VoiceProvider, key: string, voice: string, text: string): Promise<StoredAudio> {
+  private async obtain(provider: VoiceProvider, speech: Speech): Promise<StoredAudio> {
     const { store } = this.deps;
+    const { key } = speech;
     const deadline = Date.now() + this.staleAfterMs * 2;
     for (;;) {
       const found = await store.lookup(key);
-      if (found.state === 'ready') return found.audio;
+      if (found.state === 'ready') {
+        if (speech.messageId === null) store.touch(key).catch((err: unknown) => this.log.warn({ err }, 'could not mark speech as used'));
+        return found.audio;
+      }
       let claim: string | null = null;
       if (found.state === 'absent' || Date.now() - found.claimedAt.getTime() > this.staleAfterMs) {
         await this.gate.enter();
         try {
-          claim = found.state === 'absent' ? await store.claim(key, voice) : await store.takeOver(key, found.claim);
-          if (claim) return await this.make(provider, key, claim, voice, text);
+          claim = found.state === 'absent' ? await store.claim(key, speech.voice, speech) : await store.takeOver(key, found.claim);
+          if (claim) return await this.make(provider, speech, claim);
         } finally {
           this.gate.leave();
         }
@@ -139,7 +171,13 @@ export class VoiceService {
     }
   }
 
-  private async make(provider: VoiceProvider, key: string, claim: string, voice: string, text: string): Promise<StoredAudio> {
+  private async make(provider: VoiceProvider, speech: Speech, claim: string): Promise<StoredAudio> {
+    const { key, voice, text } = speech;
+    const copy = await this.deps.store.findContent(speech.contentKey);
+    if (copy) {
+      await this.keep(speech, claim, copy);
+      return copy;
+    }
     const started = Date.now();
     let spoken: { bytes: Buffer; contentType: StoredAudio['contentType']; provider: string; fallback: boolean };
     try {
@@ -154,9 +192,22 @@ export class VoiceService {
       }
     }
     const audio: StoredAudio = { ...spoken, digest: createHash('sha256').update(spoken.bytes).digest('hex').slice(0, 32) };
-    await this.deps.store.complete(key, claim, audio);
+    await this.keep(speech, claim, audio);
     this.log.info({ provider: audio.provider, fallback: audio.fallback, bytes: audio.bytes.length, ms: Date.now() - started }, 'speech made');
     return audio;
+  }
+
+  /** Stores what was made; audio of no message makes room for itself within TTS_CACHE_MAX_BYTES. */
+  private async keep(speech: Speech, claim: string, audio: StoredAudio): Promise<void> {
+    const { store } = this.deps;
+    await store.complete(speech.key, claim, audio);
+    if (speech.messageId !== null) return;
+    try {
+      const evicted = await store.evict(this.deps.config.cacheMaxBytes);
+      if (evicted > 0) this.log.debug({ evicted }, 'least recently used speech dropped');
+    } catch (err) {
+      this.log.warn({ err }, 'could not drop least recently used speech');
+    }
   }
 
   /** One provider call bounded by TTS_TIMEOUT_MS, even for a provider that ignores its signal. */

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, SessionView } from '../../events';
-import type { AudioLookup, AudioStore, HistoryPage, MessageStore, OwedQuestion, SessionStore, StoredAudio, StoredMessage, Stores, UserStore } from '../ports';
+import type { AudioLookup, AudioOwner, AudioStore, HistoryPage, MessageStore, OwedQuestion, SessionStore, StoredAudio, StoredMessage, Stores, UserStore } from '../ports';
 
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, { view: SessionView; endedAt: Date | null }>();
@@ -145,8 +145,10 @@ export class MemoryUserStore implements UserStore {
 
 /** One process's audio: claims and audio by key, as the Sequelize store keeps them in a table. */
 export class MemoryAudioStore implements AudioStore {
-  private readonly rows = new Map<string, { claim: string; claimedAt: Date; audio: StoredAudio | null }>();
+  private readonly rows = new Map<string, { claim: string; claimedAt: Date; audio: StoredAudio | null; owner: AudioOwner; usedAt: number }>();
   private claims = 0;
+  /** A strictly increasing clock for `usedAt`: two uses in one millisecond keep their order. */
+  private uses = 0;
 
   async lookup(key: string): Promise<AudioLookup> {
     const row = this.rows.get(key);
@@ -154,10 +156,15 @@ export class MemoryAudioStore implements AudioStore {
     return row.audio ? { state: 'ready', audio: { ...row.audio } } : { state: 'pending', claim: row.claim, claimedAt: row.claimedAt };
   }
 
-  async claim(key: string): Promise<string | null> {
+  async findContent(contentKey: string): Promise<StoredAudio | null> {
+    for (const row of this.rows.values()) if (row.audio && row.owner.contentKey === contentKey) return { ...row.audio };
+    return null;
+  }
+
+  async claim(key: string, _voice: string, owner: AudioOwner): Promise<string | null> {
     if (this.rows.has(key)) return null;
     const claim = `memory#${++this.claims}`;
-    this.rows.set(key, { claim, claimedAt: new Date(), audio: null });
+    this.rows.set(key, { claim, claimedAt: new Date(), audio: null, owner, usedAt: ++this.uses });
     return claim;
   }
 
@@ -171,12 +178,34 @@ export class MemoryAudioStore implements AudioStore {
 
   async complete(key: string, claim: string, audio: StoredAudio): Promise<void> {
     const row = this.rows.get(key);
-    if (row && row.claim === claim && !row.audio) row.audio = { ...audio };
+    if (row && row.claim === claim && !row.audio) {
+      row.audio = { ...audio };
+      row.usedAt = ++this.uses;
+    }
   }
 
   async abandon(key: string, claim: string): Promise<void> {
     const row = this.rows.get(key);
     if (row && row.claim === claim && !row.audio) this.rows.delete(key);
+  }
+
+  async touch(key: string): Promise<void> {
+    const row = this.rows.get(key);
+    if (row) row.usedAt = ++this.uses;
+  }
+
+  async evict(maxBytes: number): Promise<number> {
+    const kept = [...this.rows].filter(([, row]) => row.audio && row.owner.messageId === null).sort(([, a], [, b]) => b.usedAt - a.usedAt);
+    let total = 0;
+    let evicted = 0;
+    for (const [key, row] of kept) {
+      total += row.audio!.bytes.length;
+      if (total > maxBytes) {
+        this.rows.delete(key);
+        evicted += 1;
+      }
+    }
+    return evicted;
   }
 }
 

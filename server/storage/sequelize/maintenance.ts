@@ -42,6 +42,9 @@ export class SequelizeMaintenanceStore implements MaintenanceStore {
       limit,
     });
     if (expired.length === 0) return 0;
-    return this.models.Message.destroy({ where: { id: expired.map((m) => m.id) } });
+    const ids = expired.map((m) => m.id);
+    // The answers' audio first: a message left behind by a failure is expired again, orphan audio never would be.
+    await this.models.SpokenAudio.destroy({ where: { message_id: ids } });
+    return this.models.Message.destroy({ where: { id: ids } });
   }
 }

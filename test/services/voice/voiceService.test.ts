@@ -62,7 +62,7 @@ describe('VoiceService', () => {
     const { voice } = service(provider, store, 150);
     // Another node claimed the key, then died before it stored anything.
     const key = speechKey(provider, 'onyx', 'Abandoned.');
-    const dead = await store.claim(key);
+    const dead = await store.claim(key, 'onyx', { contentKey: key, messageId: null });
     expect(dead).to.be.a('string');
     const started = Date.now();
     const audio = await voice.speak('Abandoned.');

@@ -15,6 +15,8 @@ module.exports = {
 
   async down(queryInterface) {
     await queryInterface.removeIndex('messages', 'messages_owed_answers_idx');
-    await queryInterface.removeColumn('messages', 'answer_owner');
+    // Plain SQL: Sequelize's removeColumn on SQLite rebuilds the table and turns its unique
+    // (session_id, seq) index into a constraint that the seq migration's down cannot drop.
+    await queryInterface.sequelize.query('ALTER TABLE messages DROP COLUMN answer_owner');
   },
 };

@@ -259,7 +259,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     const deadline = Date.now() + config.shutdownTimeoutMs;
     httpServer.close();
     // No more questions taken over from others: this node only pays its own debts now.
-    await owedAnswers.stop();
+    await until(deadline, () => owedAnswers.stop());
     // New messages are refused from now on (the clients send them again elsewhere), so what is
     // pending can only shrink; the messages being stored finish and are acknowledged first.
     await until(deadline, () => rooms.stopAccepting());

@@ -217,13 +217,12 @@ export class RoomService {
   private async storeAndBroadcast(p: Participation, data: unknown): Promise<ChatMessageView> {
     const text = validateChatMessage(data);
     await this.deps.limits.consume('message', messageLimitKey(p.sessionId, p.participant.id));
-    const { messages, spirit, broadcaster } = this.deps;
+    const { messages, spirit, broadcaster, answers } = this.deps;
     // The built-in oracle answers at once: the question and the answer are stored together
     // and the three events leave in the same tick (one write per listener, see realtime/extensions/engineWrites.ts).
     const instant = spirit.instantReply(text);
     // Otherwise the question is stored as owed an answer by this node: should the node go before
     // it answers, the debt is in the database and another node pays it (see owedAnswers).
-    const { answers } = this.deps;
     const stored = instant
       ? await messages.storeExchange(p.sessionId, p.participant, text, instant.message)
       : { message: await messages.storeChat(p.sessionId, p.participant, text, { owesAnswer: answers.nodeId }), answer: null };

@@ -29,6 +29,8 @@ export interface Config {
     poolSize: number;
     poolOverflow: number;
     migrateOnStart: boolean;
+    /** TLS to PostgreSQL, from `sslmode` in DATABASE_URL (null: plain TCP). */
+    tls: DatabaseTls | null;
   };
   /** null: single node, no Redis. */
   redis: RedisTarget | null;
@@ -36,7 +38,10 @@ export interface Config {
   trustProxy: string;
   bodyLimitBytes: number;
   auth: {
-    jwtSecret: string;
+    /** null: a single node with the embedded database keeps its own random secret (auth/secret.ts). */
+    jwtSecret: string | null;
+    /** Where that secret is kept, beside the SQLite file; null for an in-memory database (a new secret each start). */
+    jwtSecretFile: string | null;
     jwtAlgorithm: 'HS256' | 'HS384' | 'HS512';
     accessTokenExpireMinutes: number;
     requireAuth: boolean;
@@ -87,6 +92,11 @@ export interface Config {
     presenceTtlMs: number;
   };
   shutdownTimeoutMs: number;
+  /**
+   * When a shutdown still running is cut short (exit code 1): SHUTDOWN_TIMEOUT_MS plus time to
+   * close Redis and the database. An orchestrator's grace period must be at least this long.
+   */
+  hardExitMs: number;
   /** True when clients reach the server over HTTPS (TLS ends in front of it): HSTS and upgrade-insecure-requests. */
   behindTls: boolean;
   operations: {
@@ -103,6 +113,17 @@ export interface Config {
     /** How often the maintenance holder looks for idle sessions and expired messages. */
     sweepIntervalMs: number;
   };
+}
+
+/** libpq's sslmode values that mean TLS, as the pg driver's `ssl` option will apply them. */
+export type SslMode = 'require' | 'verify-ca' | 'verify-full';
+
+export interface DatabaseTls {
+  mode: SslMode;
+  /** PEM of the CA that signed the server certificate (PGSSLROOTCERT or sslrootcert); null: the system's CAs. */
+  ca: string | null;
+  /** Where `ca` was read from, for messages. */
+  caFile: string | null;
 }
 
 export interface RedisAddress {
@@ -123,8 +144,9 @@ export class ConfigError extends Error {
   }
 }
 
-/** Used only outside production, so that `npm start` works with no configuration at all. */
-const DEVELOPMENT_JWT_SECRET = 'seance-development-secret-do-not-use-in-production';
+/** Closing Redis and the database after the drain: the hard exit comes this long after SHUTDOWN_TIMEOUT_MS. */
+export const SHUTDOWN_CLOSE_MARGIN_MS = 2_000;
+
 const MIN_PRODUCTION_SECRET_LENGTH = 32;
 
 /** `host:port[,host:port…]` (spaces around commas allowed; IPv6 hosts in brackets). */
@@ -141,6 +163,7 @@ const schema = Joi.object({
   DATABASE_URL: Joi.string()
     .pattern(/^(postgres|postgresql|sqlite):/)
     .message('DATABASE_URL must start with postgres://, postgresql:// or sqlite:'),
+  PGSSLROOTCERT: Joi.string(),
   DB_POOL_SIZE: Joi.number().integer().min(1).max(500).default(20),
   DB_POOL_OVERFLOW: Joi.number().integer().min(0).max(500).default(10),
   MIGRATE_ON_START: Joi.boolean().truthy('1').falsy('0').default(true),
@@ -291,14 +314,17 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (typeof origins === 'string' && origins !== '*') problems.push(origins);
 
   const nodeEnv = v.NODE_ENV as NodeEnv;
-  let jwtSecret: string | undefined = v.JWT_SECRET;
-  if (nodeEnv === 'production') {
-    if (!jwtSecret) problems.push(`JWT_SECRET is required in production (at least ${MIN_PRODUCTION_SECRET_LENGTH} characters)`);
-    else if (jwtSecret.length < MIN_PRODUCTION_SECRET_LENGTH) {
-      problems.push(`JWT_SECRET is too short for production: ${jwtSecret.length} characters, at least ${MIN_PRODUCTION_SECRET_LENGTH} needed`);
-    }
+  const jwtSecret: string | null = v.JWT_SECRET ?? null;
+  const clusterSettings = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].filter((name) => v[name] !== undefined);
+  if (v.DATABASE_URL !== undefined && !String(v.DATABASE_URL).startsWith('sqlite:')) clusterSettings.push('DATABASE_URL');
+  if (nodeEnv === 'production' && !jwtSecret) {
+    problems.push(`JWT_SECRET is required in production (at least ${MIN_PRODUCTION_SECRET_LENGTH} characters, e.g. JWT_SECRET=$(openssl rand -hex 32))`);
+  } else if (!jwtSecret && clusterSettings.length > 0) {
+    // Every node must sign and verify with the same secret, and no node can make it up alone.
+    problems.push(`JWT_SECRET is required on a node configured for a cluster (${clusterSettings.join(', ')} set): give every node the same random secret, e.g. JWT_SECRET=$(openssl rand -hex 32)`);
+  } else if (jwtSecret && nodeEnv === 'production' && jwtSecret.length < MIN_PRODUCTION_SECRET_LENGTH) {
+    problems.push(`JWT_SECRET is too short for production: ${jwtSecret.length} characters, at least ${MIN_PRODUCTION_SECRET_LENGTH} needed`);
   }
-  jwtSecret ??= DEVELOPMENT_JWT_SECRET;
 
   const idleTimeoutMs = Math.round(v.SESSION_IDLE_TIMEOUT_MINUTES * 60_000);
   if (idleTimeoutMs < 1000) problems.push('SESSION_IDLE_TIMEOUT_MINUTES must be at least one second (0.0167)');
@@ -313,10 +339,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (problems.length > 0) throw new ConfigError(problems);
 
   const rootDir = findRootDir();
-  const databaseUrl: string = v.DATABASE_URL ?? `sqlite:${path.join('data', 'seance.sqlite')}`;
+  const { url: databaseUrl, tls } = databaseTls(v.DATABASE_URL ?? `sqlite:${path.join('data', 'seance.sqlite')}`, v.PGSSLROOTCERT, problems);
+  if (problems.length > 0) throw new ConfigError(problems);
   const isSqlite = databaseUrl.startsWith('sqlite:');
   const sqlitePath = isSqlite ? databaseUrl.replace(/^sqlite:(\/\/)?/, '') : undefined;
 
+  const sqliteStorage = sqlitePath === undefined ? undefined : sqlitePath === ':memory:' ? sqlitePath : path.resolve(rootDir, sqlitePath);
   const config: Config = {
     nodeEnv,
     host: v.HOST,
@@ -327,10 +355,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     database: {
       url: databaseUrl,
       dialect: isSqlite ? 'sqlite' : 'postgres',
-      storage: sqlitePath === undefined ? undefined : sqlitePath === ':memory:' ? sqlitePath : path.resolve(rootDir, sqlitePath),
+      storage: sqliteStorage,
       poolSize: v.DB_POOL_SIZE,
       poolOverflow: v.DB_POOL_OVERFLOW,
       migrateOnStart: v.MIGRATE_ON_START,
+      tls,
     },
     redis,
     corsOrigins: origins as readonly string[] | '*',
@@ -338,6 +367,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     bodyLimitBytes: v.BODY_LIMIT_BYTES,
     auth: {
       jwtSecret,
+      jwtSecretFile: jwtSecret === null && sqliteStorage !== undefined && sqliteStorage !== ':memory:' ? `${sqliteStorage}.jwt-secret` : null,
       jwtAlgorithm: v.JWT_ALGORITHM,
       accessTokenExpireMinutes: v.ACCESS_TOKEN_EXPIRE_MINUTES,
       requireAuth: v.REQUIRE_AUTH,
@@ -378,6 +408,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       presenceTtlMs: v.PRESENCE_TTL_MS,
     },
     shutdownTimeoutMs: v.SHUTDOWN_TIMEOUT_MS,
+    hardExitMs: v.SHUTDOWN_TIMEOUT_MS + SHUTDOWN_CLOSE_MARGIN_MS,
     behindTls: v.BEHIND_TLS,
     operations: {
       metricsToken: v.METRICS_TOKEN ?? null,
@@ -391,6 +422,44 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     },
   };
   return deepFreeze(config);
+}
+
+const SSL_MODES = ['disable', 'require', 'verify-ca', 'verify-full'];
+
+/**
+ * `sslmode` and `sslrootcert` as libpq reads them from a PostgreSQL URL (PGSSLROOTCERT too).
+ * Sequelize hands the pg driver a fixed list of options and drops these, so they are taken
+ * out of the URL here and applied by the database module as the driver's `ssl` option.
+ */
+function databaseTls(rawUrl: string, rootCertEnv: string | undefined, problems: string[]): { url: string; tls: DatabaseTls | null } {
+  if (rawUrl.startsWith('sqlite:')) return { url: rawUrl, tls: null };
+  let url: URL;
+  try {
+    url = new URL(rawUrl);
+  } catch {
+    problems.push('DATABASE_URL is not a valid URL');
+    return { url: rawUrl, tls: null };
+  }
+  if (!url.searchParams.has('sslmode') && !url.searchParams.has('sslrootcert')) return { url: rawUrl, tls: null };
+  const mode = url.searchParams.get('sslmode') ?? 'disable';
+  const caFile = url.searchParams.get('sslrootcert') ?? rootCertEnv ?? null;
+  url.searchParams.delete('sslmode');
+  url.searchParams.delete('sslrootcert');
+  const cleaned = url.toString();
+  if (!SSL_MODES.includes(mode)) {
+    problems.push(`DATABASE_URL: sslmode must be one of ${SSL_MODES.join(', ')} (got "${mode}")`);
+    return { url: cleaned, tls: null };
+  }
+  if (mode === 'disable') return { url: cleaned, tls: null };
+  let ca: string | null = null;
+  if (caFile !== null && mode !== 'require') {
+    try {
+      ca = fs.readFileSync(caFile, 'utf8');
+    } catch (err) {
+      problems.push(`PGSSLROOTCERT: cannot read ${caFile} (${(err as NodeJS.ErrnoException).code ?? String(err)})`);
+    }
+  }
+  return { url: cleaned, tls: { mode: mode as SslMode, ca, caFile: ca === null ? null : caFile } };
 }
 
 /** TRUST_PROXY as proxy-addr (express's own) reads it: names (loopback, linklocal, uniquelocal), addresses, CIDR ranges. */
@@ -457,9 +526,4 @@ function redisTarget(v: Record<string, any>, problems: string[]): RedisTarget | 
     default:
       return null;
   }
-}
-
-/** True when the JWT secret is the built-in development one (the server logs a warning). */
-export function usesDevelopmentSecret(config: Config): boolean {
-  return config.auth.jwtSecret === DEVELOPMENT_JWT_SECRET;
 }

@@ -3,6 +3,7 @@
  * Sentinel set), N node processes and nginx in front, rendered from the shipped nginx.conf.
  * Shared by the cluster tests, the benchmark and `npm run cluster`.
  */
+import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { startNginx, type NginxHandle } from './nginx';
 import { startNode, type NodeHandle } from './node';
@@ -43,6 +44,8 @@ export interface ClusterHandle {
   redisSentinel: RedisSentinelHandle | null;
   /** The variables that point a node at this Redis. */
   redisEnv: Record<string, string>;
+  /** The JWT_SECRET every node signs with (made for this cluster unless `env` names one). */
+  jwtSecret: string;
   nginx: NginxHandle | null;
   /** Starts node-(N+1) (from `root`, another build, when given) and, with nginx, reloads it to include the new node. */
   addNode(env?: Record<string, string>, root?: string): Promise<NodeHandle>;
@@ -95,6 +98,8 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
   };
 
   let redisEnv: Record<string, string> = {};
+  // A clustered node refuses to start without one, and every node must share it.
+  const jwtSecret = opts.env?.JWT_SECRET ?? randomBytes(32).toString('hex');
   // Each node's own extra environment, so a restart brings back the same node.
   const nodeEnvs: Array<Record<string, string>> = [];
   // Each node's build (undefined: this checkout), so a restart brings back the same release.
@@ -112,6 +117,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
         LOG_LEVEL: 'warn',
         // Tests and the benchmark want the answer at once; `npm run cluster` passes the product default.
         SPIRIT_ORACLE_DELAY_MS: '0',
+        JWT_SECRET: jwtSecret,
         ...opts.env,
         ...env,
       },
@@ -154,6 +160,7 @@ export async function startCluster(opts: ClusterOptions = {}): Promise<ClusterHa
     redisCluster,
     redisSentinel,
     redisEnv,
+    jwtSecret,
     nginx,
     addNode: async (env, root) => {
       const node = await launch(nodes.length + 1, env, undefined, root);

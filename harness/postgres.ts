@@ -54,6 +54,8 @@ function postgresUser(): { uid: number; gid: number } | undefined {
 export interface PostgresOptions {
   /** Keep PostgreSQL's own durability defaults (fsync, full page writes): the benchmark measures what production pays. */
   durable?: boolean;
+  /** Serve TLS with this certificate and key (PEM files; copied into the data dir with the modes PostgreSQL demands). */
+  tls?: { certFile: string; keyFile: string };
 }
 
 export async function startPostgres(opts: PostgresOptions = {}): Promise<PostgresHandle> {
@@ -89,6 +91,17 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
 
   try {
     await run(path.join(binDir, 'initdb'), ['-D', dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--locale=C', '--no-sync'], runAs);
+    if (opts.tls) {
+      // PostgreSQL refuses a key readable by others or owned by another user.
+      for (const [from, to] of [
+        [opts.tls.certFile, 'server.crt'],
+        [opts.tls.keyFile, 'server.key'],
+      ]) {
+        fs.copyFileSync(from, path.join(dataDir, to));
+        fs.chmodSync(path.join(dataDir, to), 0o600);
+        if (user) fs.chownSync(path.join(dataDir, to), user.uid, user.gid);
+      }
+    }
     // Settings live in the data dir, so start() after stop() needs no arguments to agree.
     fs.appendFileSync(
       path.join(dataDir, 'postgresql.conf'),
@@ -102,6 +115,7 @@ export async function startPostgres(opts: PostgresOptions = {}): Promise<Postgre
         // default (on), as in production. The benchmark (`durable`) keeps every default: a
         // commit there waits for its WAL to reach the disk, as a deployment's does.
         ...(opts.durable ? [] : ['fsync = off', 'full_page_writes = off']),
+        ...(opts.tls ? ['ssl = on', "ssl_cert_file = 'server.crt'", "ssl_key_file = 'server.key'"] : []),
         // Several nodes with a pool of 30 each, plus the tests' own connections.
         'max_connections = 300',
         '',

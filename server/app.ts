@@ -11,7 +11,8 @@ import helmet from 'helmet';
 import { Server as SocketIOServer } from 'socket.io';
 import swaggerUi from 'swagger-ui-express';
 import type { Config } from '../config';
-import { createRequireAuth } from './auth/passport';
+import { createTokenVerifier } from './auth/passport';
+import { signingSecret } from './auth/secret';
 import { TokenService } from './auth/tokens';
 import type { Database } from './db';
 import { errorHandler, notFound } from './http/middleware/errors';
@@ -30,6 +31,7 @@ import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
 import { checkLibraryInternals } from './realtime/extensions/internals';
 import { attachAdminUi } from './realtime/adminUi';
 import { RawHub } from './realtime/rawHub';
+import { Liveness } from './realtime/liveness';
 import { createRawEdge } from './realtime/rawWs';
 import { attachSocketHandlers, type SeanceServer } from './realtime/socketio';
 import type { RedisConnections } from './redis';
@@ -84,9 +86,12 @@ export async function createApp(deps: AppDeps): Promise<App> {
   checkLibraryInternals();
   const policy = createRequestPolicy(config);
   const metrics = new Metrics();
-  const tokens = new TokenService(config.auth);
+  const secret = signingSecret(config.auth);
+  const tokens = new TokenService(config.auth, secret);
+  const verifier = createTokenVerifier(config.auth, secret);
+  const liveness = new Liveness(config.nodeId, redis, logger.child({ component: 'liveness' }));
   const limits = new RateLimits(config.limits, redis, config.nodeId, logger, metrics);
-  const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence();
+  const presence: Presence = redis ? new RedisPresence(redis.command, config.nodeId, config.realtime.presenceTtlMs, logger.child({ component: 'presence' })) : new MemoryPresence(config.nodeId);
   const { sessions: sessionStore, messages, users, audio } = sequelizeStores(db, config.nodeId);
   const sessions = new SessionService(sessionStore, presence);
   const spirit = createSpiritService(config.spirit, logger.child({ component: 'spirit' }), deps.spiritProvider, metrics);
@@ -148,6 +153,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     presence,
     spirit,
     tokens,
+    verifier,
+    holders: liveness,
     limits,
     broadcaster,
     metrics,
@@ -168,7 +175,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     logger,
     metrics,
   });
-  attachSocketHandlers(io, { rooms, feeds, policy, logger });
+  attachSocketHandlers(io, { rooms, feeds, liveness, policy, logger });
   const adminUiPage = attachAdminUi(io, config.operations.adminUi, { nodeId: config.nodeId, redis: redis?.command ?? null, clientAddress: policy.clientAddress, metrics });
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
@@ -180,7 +187,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     logger: logger.child({ component: 'maintenance' }),
     metrics,
   });
-  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, feeds, policy, logger });
+  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, feeds, liveness, policy, logger });
 
   httpServer.on('upgrade', (req, socket, head) => {
     if (rawEdge.handleUpgrade(req, socket, head)) return;
@@ -196,6 +203,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
       return count;
     },
     redisUp: () => redis?.isReady() ?? false,
+    redisDegraded: () => redis !== null && !redis.isReady(),
+    databasePool: () => db.poolStats(),
     databaseUp: () =>
       db.ping().then(
         () => true,
@@ -205,7 +214,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const openApi = buildOpenApiDocument();
   app.disable('x-powered-by');
   app.set('trust proxy', policy.trusts);
-  app.use(requestContext(logger, config.nodeId));
+  app.use(requestContext(logger, config.nodeId, metrics));
   app.use(
     helmet({
       contentSecurityPolicy: {
@@ -240,8 +249,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const playDir = path.join(config.rootDir, 'public', 'play');
   app.get('/play', (_req, res) => res.sendFile(path.join(playDir, 'index.html')));
   app.use('/play', express.static(playDir, { index: 'index.html' }));
-  app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, clientAddress: policy.clientAddress, requireAuth: createRequireAuth(config.auth) }));
-  app.use('/api/auth', authRoutes({ tokens }));
+  app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, clientAddress: policy.clientAddress, requireAuth: verifier.requireAuth }));
+  app.use('/api/auth', authRoutes({ tokens, verifier }));
   app.use(voiceRoutes({ voice, messages, limits, clientAddress: policy.clientAddress }));
   app.use(healthRoutes({ db, redis, nodeId: config.nodeId, isDraining: () => draining }));
   app.use(metricsRoutes({ metrics, token: config.operations.metricsToken }));
@@ -249,7 +258,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use(notFound);
   app.use(errorHandler);
 
-  await Promise.all([presence.start(), limits.start()]);
+  await Promise.all([presence.start(), limits.start(), liveness.start()]);
   lifecycle.start();
   owedAnswers.start();
 
@@ -283,7 +292,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     });
     rawEdge.close();
     await lifecycle.stop();
-    await Promise.all([presence.stop(), limits.stop(), voice.close()]);
+    await Promise.all([presence.stop(), limits.stop(), liveness.stop(), voice.close()]);
     await new Promise<void>((resolve) => void io.close(() => resolve()));
     httpServer.closeAllConnections();
   }

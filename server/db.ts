@@ -7,9 +7,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Sequelize, type Options } from 'sequelize';
 import { SequelizeStorage, Umzug } from 'umzug';
-import type { Config } from '../config';
+import type { ConnectionOptions } from 'node:tls';
+import type { Config, DatabaseTls } from '../config';
 import { initModels, type Models } from '../models';
 import type { Logger } from './logger';
+import type { DatabasePoolStats } from './metrics';
 
 export interface Database {
   sequelize: Sequelize;
@@ -19,7 +21,16 @@ export interface Database {
   /** Reverts the last migration (tests prove the schema goes down and up again). */
   undoLast(): Promise<void>;
   ping(): Promise<void>;
+  poolStats(): DatabasePoolStats;
   close(): Promise<void>;
+}
+
+/** The part of sequelize-pool's Pool the metrics read (Sequelize does not export its type). */
+interface PoolCounts {
+  using: number;
+  available: number;
+  waiting: number;
+  maxSize: number;
 }
 
 /** One step of a migration file, called with the QueryInterface and the Sequelize class. */
@@ -48,9 +59,34 @@ export function sequelizeOptions(config: Pick<Config, 'database'>): Options {
     // it. `evict` sweeps them, and pg marks broken connections so the pool's validate()
     // replaces them instead of handing them out.
     pool: { max: db.poolSize + db.poolOverflow, min: db.poolSize, idle: 10_000, acquire: 10_000, evict: 5_000 },
-    dialectOptions: { keepAlive: true, connectionTimeoutMillis: 5_000, statement_timeout: 15_000 },
+    dialectOptions: { keepAlive: true, connectionTimeoutMillis: 5_000, statement_timeout: 15_000, ...(db.tls ? { ssl: tlsOptions(db.tls) } : {}) },
     logging: false,
   };
+}
+
+/**
+ * The pg driver's `ssl` option (Node's tls.connect options) for a libpq sslmode: `require`
+ * encrypts without checking who answers; `verify-ca` checks the chain against the CA;
+ * `verify-full` checks the host name in DATABASE_URL too.
+ */
+export function tlsOptions(tls: DatabaseTls): ConnectionOptions {
+  if (tls.mode === 'require') return { rejectUnauthorized: false };
+  const ca = tls.ca === null ? {} : { ca: tls.ca };
+  if (tls.mode === 'verify-ca') return { rejectUnauthorized: true, ...ca, checkServerIdentity: () => undefined };
+  return { rejectUnauthorized: true, ...ca };
+}
+
+/** A TLS failure reaching PostgreSQL, said in the operator's terms (the driver's words alone rarely point at the setting). */
+export function explainDatabaseError(err: unknown, config: Pick<Config, 'database'>): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  const tls = config.database.tls;
+  if (tls && /does not support SSL/i.test(message)) return new Error(`PostgreSQL does not accept TLS but DATABASE_URL asks for sslmode=${tls.mode}: ${message}`);
+  if (tls && /certificate|altnames|self[- ]signed|SSL|TLS|unable to verify/i.test(message)) {
+    const against = tls.caFile ? `the CA in ${tls.caFile}` : "the system's CAs (set PGSSLROOTCERT to the server's CA)";
+    const check = tls.mode === 'verify-full' ? `${against} and the host name in DATABASE_URL` : against;
+    return new Error(`TLS to PostgreSQL failed with sslmode=${tls.mode}, which checks the server certificate against ${check}: ${message}`);
+  }
+  return err instanceof Error ? err : new Error(message);
 }
 
 export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, logger: Logger): Database {
@@ -86,6 +122,14 @@ export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, log
    * transaction-scoped advisory lock, so the others wait, then find nothing pending.
    */
   async function migrate(): Promise<string[]> {
+    try {
+      return await migrateNow();
+    } catch (err) {
+      throw explainDatabaseError(err, config);
+    }
+  }
+
+  async function migrateNow(): Promise<string[]> {
     const run = async () => (await umzug.up()).map((m) => m.name);
     const applied =
       config.database.dialect === 'postgres'
@@ -107,6 +151,12 @@ export function createDatabase(config: Pick<Config, 'database' | 'rootDir'>, log
     },
     ping: async () => {
       await sequelize.query('SELECT 1');
+    },
+    poolStats: () => {
+      // PostgreSQL goes through sequelize-pool; SQLite keeps its one connection outside any pool.
+      const pool = (sequelize.connectionManager as unknown as { pool?: Partial<PoolCounts> }).pool;
+      if (config.database.dialect !== 'postgres' || typeof pool?.using !== 'number') return { inUse: 0, idle: 0, waiting: 0, max: 0 };
+      return { inUse: pool.using, idle: pool.available ?? 0, waiting: pool.waiting ?? 0, max: pool.maxSize ?? 0 };
     },
     close: () => sequelize.close(),
   };

@@ -51,8 +51,11 @@ export interface ErrorView {
 }
 
 export interface ServerToClientEvents {
-  /** `messages`: the last 50, or on a resume (`resumed: true`) every message after the join's `last_seq`. */
-  session_joined: (data: { session: SessionView; you: ParticipantView; users: ParticipantView[]; messages: HistoryMessageView[]; resumed: boolean }) => void;
+  /**
+   * `messages`: the last 50, or on a resume (`resumed: true`) every message after the join's `last_seq`.
+   * `token`: a token of `you.id`, so that another tab or a reconnect proves it is this participant.
+   */
+  session_joined: (data: { session: SessionView; you: ParticipantView; users: ParticipantView[]; messages: HistoryMessageView[]; resumed: boolean; token: string }) => void;
   user_joined: (data: ParticipantView) => void;
   user_left: (data: ParticipantView) => void;
   message_received: (data: ChatMessageView) => void;

@@ -2,13 +2,11 @@
  * Process entry: read config, connect, migrate, build the app, listen, and shut down
  * gracefully on SIGTERM/SIGINT.
  */
-import { ConfigError, loadConfig, usesDevelopmentSecret } from '../config';
+import { ConfigError, loadConfig } from '../config';
 import { createApp } from './app';
 import { createDatabase } from './db';
 import { createLogger } from './logger';
 import { createRedisConnections, waitForRedis } from './redis';
-
-const HARD_EXIT_MS = 10_000;
 
 async function main(): Promise<void> {
   let config;
@@ -23,7 +21,7 @@ async function main(): Promise<void> {
   }
   const logger = createLogger(config);
   process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
-  if (usesDevelopmentSecret(config)) logger.warn('JWT_SECRET is not set: using the development secret (never do this in production)');
+  if (!config.auth.jwtSecret) logger.info({ kept_in: config.auth.jwtSecretFile ?? 'memory' }, "JWT_SECRET is not set: tokens are signed with this node's own random secret, kept with its data");
 
   const db = createDatabase(config, logger);
   if (config.database.migrateOnStart) await db.migrate();
@@ -40,7 +38,8 @@ async function main(): Promise<void> {
 
   const stop = async (signal: string) => {
     logger.info({ signal }, 'shutting down');
-    setTimeout(() => process.exit(1), HARD_EXIT_MS).unref();
+    // The drain stops waiting at SHUTDOWN_TIMEOUT_MS; this only catches a close that hangs after it.
+    setTimeout(() => process.exit(1), config.hardExitMs).unref();
     try {
       await app.close();
       await redis?.close();

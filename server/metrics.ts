@@ -20,13 +20,27 @@ export interface MetricSources {
   connections(): Record<Transport, number>;
   sessionsActive(): number;
   redisUp(): boolean;
+  /** Redis is configured but down: serving this node's clients only. */
+  redisDegraded(): boolean;
   databaseUp(): Promise<boolean>;
+  databasePool(): DatabasePoolStats;
+}
+
+/** The database connection pool at one moment (SQLite's single connection reports no pool: all zeros). */
+export interface DatabasePoolStats {
+  inUse: number;
+  idle: number;
+  /** Queries waiting for a connection: above 0 for long means the pool (or the database) is the bottleneck. */
+  waiting: number;
+  max: number;
 }
 
 // Deliveries take well under a millisecond when all is well; a gap repair or a stall shows in the tail.
 const DELIVERY_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 // The oracle answers in microseconds; a model in seconds; a failing one after its timeouts.
 const SPIRIT_BUCKETS = [0.001, 0.01, 0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60];
+// REST calls answer in milliseconds; audio generation and a slow database in seconds.
+const HTTP_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 const RATE_LIMIT_KINDS: RateLimitKind[] = ['message', 'session_create', 'connection', 'speech', 'audio'];
 
 export class Metrics {
@@ -43,6 +57,7 @@ export class Metrics {
 
   private readonly deliverySeconds: Histogram;
   private readonly spiritSeconds: Histogram<'provider'>;
+  private readonly httpSeconds: Histogram<'method' | 'route' | 'status'>;
 
   constructor() {
     const registers = [this.registry];
@@ -167,6 +182,40 @@ export class Metrics {
       buckets: SPIRIT_BUCKETS,
       registers,
     });
+    this.httpSeconds = new Histogram({
+      name: 'seance_http_request_duration_seconds',
+      help: 'HTTP requests this node answered (its _count is the request count), by method, route template (never the raw path) and status.',
+      labelNames: ['method', 'route', 'status'],
+      buckets: HTTP_BUCKETS,
+      registers,
+    });
+    new Gauge({
+      name: 'seance_db_pool_connections',
+      help: "This node's database pool: connections running a query (in_use) and open but free (idle).",
+      labelNames: ['state'],
+      registers,
+      collect() {
+        const pool = sources.current?.databasePool();
+        this.set({ state: 'in_use' }, pool?.inUse ?? 0);
+        this.set({ state: 'idle' }, pool?.idle ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'seance_db_pool_waiting',
+      help: 'Queries of this node waiting for a free database connection.',
+      registers,
+      collect() {
+        this.set(sources.current?.databasePool().waiting ?? 0);
+      },
+    });
+    new Gauge({
+      name: 'seance_db_pool_max',
+      help: 'The most database connections this node may open (DB_POOL_SIZE + DB_POOL_OVERFLOW).',
+      registers,
+      collect() {
+        this.set(sources.current?.databasePool().max ?? 0);
+      },
+    });
     new Gauge({
       name: 'seance_spirit_breaker_state',
       help: "The spirit provider's circuit breaker on this node: 0 closed, 1 open (questions go to the oracle), 2 half-open (one probe).",
@@ -202,6 +251,14 @@ export class Metrics {
       registers,
       collect() {
         this.set(sources.current?.redisUp() ? 1 : 0);
+      },
+    });
+    new Gauge({
+      name: 'seance_degraded',
+      help: '1 while Redis is configured and down: the node stays ready and serves its own clients, but sessions do not reach the other nodes.',
+      registers,
+      collect() {
+        this.set(sources.current?.redisDegraded() ? 1 : 0);
       },
     });
     new Gauge({
@@ -274,6 +331,11 @@ export class Metrics {
 
   spiritAnswered(provider: string, seconds: number): void {
     this.spiritSeconds.observe({ provider }, seconds);
+  }
+
+  /** One HTTP request answered; `route` is the matched template (e.g. /api/sessions/:id). */
+  httpRequest(method: string, route: string, status: number, seconds: number): void {
+    this.httpSeconds.observe({ method, route, status: String(status) }, seconds);
   }
 
   spiritFailed(provider: string): void {

@@ -1,6 +1,6 @@
 /**
- * JWT issue and verify. Every verification pins the configured algorithm, so `alg: none`
- * and algorithm-swapped tokens are refused like any bad signature.
+ * JWT issue, and the claims a valid token must carry. Verification is passport-jwt's, on one
+ * path for REST and both realtime transports (passport.ts).
  */
 import { createSecretKey, randomUUID, type KeyObject } from 'node:crypto';
 import jwt from 'jsonwebtoken';
@@ -35,8 +35,11 @@ export function hmacKey(secret: string): KeyObject {
 export class TokenService {
   private readonly key: KeyObject;
 
-  constructor(private readonly auth: Config['auth']) {
-    this.key = hmacKey(auth.jwtSecret);
+  constructor(
+    private readonly auth: Pick<Config['auth'], 'jwtAlgorithm' | 'accessTokenExpireMinutes'>,
+    secret: string,
+  ) {
+    this.key = hmacKey(secret);
   }
 
   get expiresInSeconds(): number {
@@ -57,21 +60,7 @@ export class TokenService {
     return this.sign(claims, `creator:${sessionId}`, null);
   }
 
-  /** Returns the claims of a valid token, or throws UNAUTHORIZED (never says which check failed). */
-  verify(token: unknown): TokenClaims {
-    if (typeof token !== 'string' || token.length === 0 || token.length > 4096) {
-      throw new AppError('UNAUTHORIZED', 'A valid token is required');
-    }
-    let payload: unknown;
-    try {
-      payload = jwt.verify(token, this.key, { algorithms: [this.auth.jwtAlgorithm] });
-    } catch {
-      throw new AppError('UNAUTHORIZED', 'Invalid or expired token');
-    }
-    return TokenService.claimsOf(payload);
-  }
-
-  /** Shape check shared with the passport strategy, which verifies the signature itself. */
+  /** The claims of a verified token's payload, or UNAUTHORIZED when it lacks what they need. */
   static claimsOf(payload: unknown): TokenClaims {
     const p = payload as { sub?: unknown; typ?: unknown; name?: unknown; sid?: unknown } | null;
     if (p && typeof p.sub === 'string') {

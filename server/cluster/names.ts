@@ -36,6 +36,8 @@ export const redisNames = {
     alive: (nodeId: string) => `seance:{nodes}:alive:${nodeId}`,
     nodes: 'seance:{nodes}',
   },
+  /** A node's channel for liveness probes of its connections (realtime/liveness.ts). */
+  liveness: (nodeId: string) => `seance:liveness:${nodeId}`,
   /** The lease of the node that runs the cluster's maintenance (idle sessions, retention). */
   maintenanceLease: 'seance:maintenance:lease',
   /** The lease of the node that answers the questions owed by nodes that are gone. */

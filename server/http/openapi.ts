@@ -96,6 +96,8 @@ const definition = {
         type: 'object',
         properties: {
           status: { type: 'string', enum: ['healthy', 'unhealthy'] },
+          draining: { type: 'boolean', description: 'present (true) while the node shuts down' },
+          degraded: { type: 'boolean', description: 'present (true) while Redis is down and the node serves only its own clients' },
           database: { type: 'string', enum: ['connected', 'disconnected'] },
           redis: { type: 'string', enum: ['connected', 'disconnected', 'disabled'] },
           node_id: { type: 'string' },
@@ -114,6 +116,7 @@ const definition = {
           database: { type: 'string', enum: ['connected', 'disconnected'] },
           redis: { type: 'string', enum: ['connected', 'disconnected', 'disabled'] },
           draining: { type: 'boolean' },
+          degraded: { type: 'boolean', description: 'true while Redis is down: ready for its own clients, no cross-node fan-out' },
           node_id: { type: 'string' },
         },
       },
@@ -138,8 +141,9 @@ const definition = {
       RateLimited: errorResponse('Too many requests; see Retry-After', 'RATE_LIMITED'),
       SessionNotFound: errorResponse('Session not found', 'SESSION_NOT_FOUND'),
       Unauthorized: errorResponse('A valid Bearer token is required', 'UNAUTHORIZED'),
-      Forbidden: errorResponse("Only this session's creator token may end it", 'FORBIDDEN'),
+      Forbidden: errorResponse('The token given does not allow this (another session, or another user id)', 'FORBIDDEN'),
       NotFound: errorResponse('No such route', 'NOT_FOUND'),
+      ServiceUnavailable: errorResponse('A service this server needs is unavailable (or the server is restarting); try again shortly', 'SERVICE_UNAVAILABLE'),
     },
   },
   paths: {

@@ -10,6 +10,7 @@ import { AppError, classifyError, isServerFault } from '../errors';
 import { CLIENT_EVENTS, type ClientEventName, type ErrorView, type SendMessageAck, type ServerEventData, type ServerEventName } from '../events';
 import type { Logger } from '../logger';
 import type { SessionFeeds } from '../ordering/sessionFeeds';
+import type { Liveness } from './liveness';
 import { JOIN_HISTORY, type JoinOutcome, type JoinRequestInput, type Participation, type RoomService } from '../services/rooms';
 
 /** What a transport gives the core for one connection. */
@@ -24,11 +25,16 @@ export interface ConnectionLink {
   end(): void;
   /** Right after `session_joined`, before the others hear of the join (the raw path's roster). */
   welcomed?(welcome: ServerEventData<'session_joined'>): void;
+  /** Pings the client now: true when it answers this ping within `timeoutMs` (liveness.ts). */
+  ping(timeoutMs: number): Promise<boolean>;
+  /** Closes the connection at once, without waiting for the client: it gave no sign of life. */
+  terminate(): void;
 }
 
 export interface ConnectionCoreDeps {
   rooms: RoomService;
   feeds: SessionFeeds;
+  liveness: Pick<Liveness, 'register'>;
   logger: Logger;
 }
 
@@ -40,13 +46,17 @@ export class Connection {
   private closed = false;
   /** Client events are handled one after another, so one sender's messages fan out in the order sent. */
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly unregister: () => void;
 
   constructor(
     private readonly deps: ConnectionCoreDeps,
     private readonly link: ConnectionLink,
     readonly id: string,
     private readonly log: Logger,
-  ) {}
+  ) {
+    // Reachable by a probe from the moment presence may name it (the join).
+    this.unregister = deps.liveness.register(id, { ping: (ms) => link.ping(ms), drop: () => link.terminate() });
+  }
 
   get joined(): boolean {
     return this.outcome !== null;
@@ -140,6 +150,7 @@ export class Connection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.unregister();
     void this.queue.then(async () => {
       if (!this.outcome) return;
       if (this.live) this.link.unlisten(this.outcome.participation);

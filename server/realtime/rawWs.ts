@@ -6,7 +6,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import type { Config } from '../../config';
 import { rawFrame } from '../cluster/names';
@@ -103,6 +103,8 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
         unlisten: (p) => hub.remove(p.sessionId, client),
         welcomed: (welcome) => replayRoster(send, welcome),
         end: () => ws.close(1000, 'left'),
+        ping: (timeoutMs) => pingWithNonce(ws, timeoutMs),
+        terminate: () => ws.terminate(),
       },
       connectionId,
       log,
@@ -165,6 +167,32 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
 function replayRoster(send: <E extends ServerEventName>(event: E, data: ServerEventData<E>) => void, welcome: ServerEventData<'session_joined'>): void {
   const present = welcome.users.some((u) => u.id === welcome.you.id) ? welcome.users : [...welcome.users, welcome.you];
   for (const participant of present) send('user_joined', participant);
+}
+
+/**
+ * Pings with a random payload and resolves true when the pong echoes it (RFC 6455: a pong
+ * answers with the ping's payload; browsers do it by themselves): a pong nobody asked for,
+ * or one answering another ping, is no sign that this one was read.
+ */
+function pingWithNonce(ws: WebSocket, timeoutMs: number): Promise<boolean> {
+  if (ws.readyState !== ws.OPEN) return Promise.resolve(false);
+  const nonce = randomBytes(16);
+  return new Promise((resolve) => {
+    const onPong = (data: Buffer) => {
+      if (nonce.equals(data)) finish(true);
+    };
+    const onClose = () => finish(false);
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    function finish(alive: boolean) {
+      clearTimeout(timer);
+      ws.off('pong', onPong);
+      ws.off('close', onClose);
+      resolve(alive);
+    }
+    ws.on('pong', onPong);
+    ws.once('close', onClose);
+    ws.ping(nonce);
+  });
 }
 
 /** A JSON object, or the INVALID_PAYLOAD error to send back. */

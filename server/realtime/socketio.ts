@@ -3,6 +3,7 @@
  * whose message is the code), then client events go to the connection core (connection.ts)
  * and acknowledgements carry its answer.
  */
+import type { Socket as EngineSocket } from 'engine.io';
 import type { Server, Socket } from 'socket.io';
 import { AppError } from '../errors';
 import type { ClientToServerEvents, SendMessageAck, ServerToClientEvents } from '../events';
@@ -36,6 +37,8 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
         // Socket.IO leaves every room on disconnect by itself.
         unlisten: () => undefined,
         end: () => void socket.disconnect(true),
+        ping: (timeoutMs) => pingEngine(socket.conn, timeoutMs),
+        terminate: () => void socket.disconnect(true),
       },
       socket.id,
       logger,
@@ -65,5 +68,29 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
       void connection.handle(event, args[0]).then((reply) => reply && ack?.(reply));
     });
     socket.on('disconnect', () => connection.close());
+  });
+}
+
+/**
+ * Sends an engine.io ping now (the regular one may be 25 s away) and resolves true on the next
+ * pong. engine.io's pong carries no payload, so this is the best it can tell: a pong after this
+ * ping. `sendPacket` is engine.io's own (checked at start, extensions/internals.ts).
+ */
+function pingEngine(conn: EngineSocket, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onPacket = (packet: { type: string }) => {
+      if (packet.type === 'pong') finish(true);
+    };
+    const onClose = () => finish(false);
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    function finish(alive: boolean) {
+      clearTimeout(timer);
+      conn.off('packet', onPacket);
+      conn.off('close', onClose);
+      resolve(alive);
+    }
+    conn.on('packet', onPacket);
+    conn.once('close', onClose);
+    (conn as unknown as { sendPacket(type: 'ping'): void }).sendPacket('ping');
   });
 }

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { Config } from '../../config';
-import type { TokenService } from '../auth/tokens';
+import type { TokenClaims, TokenService } from '../auth/tokens';
 import { AppError } from '../errors';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, ServerEventData, ServerEventName, SessionView } from '../events';
 import type { Logger } from '../logger';
@@ -13,7 +13,7 @@ import type { Metrics } from '../metrics';
 import type { Broadcaster } from '../realtime/broadcaster';
 import type { MessageStore, UserStore } from '../storage/ports';
 import { isStoredNumber, schemas, validate, validateChatMessage } from '../validation/schemas';
-import type { Presence } from './presence/types';
+import type { AdmitResult, Holder, Presence } from './presence/types';
 import { messageLimitKey, type RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
 import { spiritResponse } from './messageEvents';
@@ -56,6 +56,24 @@ export interface JoinRequestInput {
   token?: string;
 }
 
+/**
+ * Asks the connections that hold a user id, wherever they are, for a sign of life
+ * (realtime/liveness.ts): how a reconnect after a network drop is told from an impostor.
+ */
+export interface HolderChecks {
+  /** True when one of them answers within the contract's 3 s. */
+  anyAlive(holders: readonly Holder[]): Promise<boolean>;
+  /** Closes them (they gave no sign of life). */
+  drop(holders: readonly Holder[]): void;
+}
+
+/** Who a join says it is; `proven` when a valid token says so. */
+interface Identity {
+  id: string;
+  name: string;
+  proven: boolean;
+}
+
 /** A join object as validated: Socket.IO `auth` or the raw path's first frame. */
 type JoinBody = { name?: string; user_id?: string; token?: string; last_seq?: unknown };
 
@@ -72,7 +90,11 @@ export interface RoomDeps {
   users: UserStore;
   presence: Presence;
   spirit: SpiritService;
+  /** Issues `session_joined.token`. */
   tokens: TokenService;
+  /** Verifies a join's token (auth/passport.ts: the one verification path). */
+  verifier: { verify(token: unknown): Promise<TokenClaims> };
+  holders: HolderChecks;
   limits: RateLimits;
   broadcaster: Broadcaster;
   /** Absent in unit tests, where every event reaches everyone at once. */
@@ -118,11 +140,13 @@ export class RoomService {
     const candidate: ParticipantView = { id: identity.id, name: identity.name, joined_at: new Date().toISOString() };
     const subscriptions = this.deps.subscriptions;
     // Subscribed before the history is read (so nothing stored after the read passes this node by), while the seat is taken.
-    const [seat, subscription] = await Promise.allSettled([this.deps.presence.admit(session.id, candidate, connectionId, session.max_users), subscriptions?.open(session.id)]);
+    const [seat, subscription] = await Promise.allSettled([this.takeSeat(session, candidate, connectionId, identity.proven), subscriptions?.open(session.id)]);
     const subscribed = subscription.status === 'fulfilled';
     if (seat.status === 'rejected' || !seat.value.admitted) {
       if (subscribed) subscriptions?.close(session.id);
       if (seat.status === 'rejected') throw seat.reason;
+      if (!seat.value.admitted && seat.value.reason === 'USER_ID_TAKEN')
+        throw new AppError('USER_ID_TAKEN', 'This user_id is connected in this session: join with its token (session_joined.token), or without a user_id');
       throw new AppError('SESSION_FULL', `This session is full (${session.max_users} participants)`);
     }
     const admission = seat.value;
@@ -138,7 +162,7 @@ export class RoomService {
       return {
         participation,
         isNewParticipant: admission.isNew,
-        welcome: { session, you: admission.participant, users, messages: history.messages, resumed: history.resumed },
+        welcome: { session, you: admission.participant, users, messages: history.messages, resumed: history.resumed, token: this.deps.tokens.createAccessToken(admission.participant) },
         knownSeq: history.knownSeq,
       };
     } catch (err) {
@@ -149,10 +173,30 @@ export class RoomService {
   }
 
   /** The join's body validated, the participant identified, the session looked up (a refusal rejects). */
-  private async readJoinRequest(input: JoinRequestInput): Promise<{ body: JoinBody; identity: { id: string; name: string }; session: SessionView }> {
+  private async readJoinRequest(input: JoinRequestInput): Promise<{ body: JoinBody; identity: Identity; session: SessionView }> {
     const body = validate<JoinBody>(schemas.join, input.body ?? {});
-    const identity = this.identify(body, body.token ?? input.token);
+    const identity = await this.identify(body, body.token ?? input.token);
     return { body, identity, session: await this.deps.sessions.get(input.sessionId) };
+  }
+
+  /**
+   * Nobody becomes somebody else: a user id connected right now is joined only with its token,
+   * unless none of its connections answers a ping within 3 s (a reconnect after a network drop).
+   * Then the join takes the participant over, and only after that are the dead connections
+   * dropped: the participant is never without a connection, so nobody hears it leave or join.
+   */
+  private async takeSeat(session: SessionView, candidate: ParticipantView, connectionId: string, proven: boolean): Promise<AdmitResult> {
+    const { presence, holders } = this.deps;
+    const seat = await presence.admit(session.id, candidate, connectionId, session.max_users, !proven);
+    if (seat.admitted || seat.reason !== 'USER_ID_TAKEN') return seat;
+    if (await holders.anyAlive(seat.holders)) return seat;
+    const taken = await presence.admit(session.id, candidate, connectionId, session.max_users);
+    if (taken.admitted) {
+      this.log.info({ session_id: session.id, user_id: candidate.id, dropped: seat.holders.length }, 'holders gave no sign of life: the join takes the participant over');
+      holders.drop(seat.holders);
+      await Promise.all(seat.holders.map((h) => presence.evict(session.id, candidate.id, h)));
+    }
+    return taken;
   }
 
   /**
@@ -270,14 +314,14 @@ export class RoomService {
     await this.deps.answers.drain();
   }
 
-  private identify(body: { name?: string; user_id?: string }, token: string | undefined): { id: string; name: string } {
+  private async identify(body: { name?: string; user_id?: string }, token: string | undefined): Promise<Identity> {
     if (token !== undefined) {
-      const claims = this.deps.tokens.verify(token);
+      const claims = await this.deps.verifier.verify(token);
       if (claims.typ !== 'access') throw new AppError('UNAUTHORIZED', 'Join with a participant token from POST /api/auth/token');
-      return { id: claims.sub, name: claims.name };
+      return { id: claims.sub, name: claims.name, proven: true };
     }
     if (this.deps.config.auth.requireAuth) throw new AppError('UNAUTHORIZED', 'This server requires a token to join');
     if (!body.name) throw new AppError('VALIDATION_ERROR', 'Invalid name', { name: "'name' is required" });
-    return { id: body.user_id ?? randomUUID(), name: body.name };
+    return { id: body.user_id ?? randomUUID(), name: body.name, proven: false };
   }
 }

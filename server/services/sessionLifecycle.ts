@@ -1,7 +1,8 @@
 /**
- * Sessions over months: a session nobody joins or speaks in for the idle timeout ends by
- * itself (`session_ended` with reason "idle", to whoever is still connected), and the
- * messages of sessions that ended longer ago than the retention are deleted.
+ * Sessions over months: a session with nobody connected and no new message for the idle
+ * timeout ends by itself (`session_ended` with reason "idle"), and the messages of sessions
+ * that ended longer ago than the retention are deleted. Anyone connected keeps a session
+ * alive, however quiet: a table of people thinking is not an abandoned one.
  *
  * Every node runs the timer, but only the holder of the maintenance lease does the work,
  * so the cluster does each job once; ending a session is also a conditional update
@@ -23,6 +24,8 @@ export interface SessionLifecycleDeps {
   lease: Lease;
   logger: Logger;
   metrics: Metrics;
+  /** The time now, in ms (tests move it forward). */
+  now?: () => number;
 }
 
 /** Bounded work per round, so one round never holds the database long. */
@@ -31,6 +34,12 @@ const BATCH = 500;
 export class SessionLifecycle {
   private timer: NodeJS.Timeout | null = null;
   private round: Promise<void> | null = null;
+  /**
+   * When this holder last saw someone in each quiet session: the timeout runs from the moment
+   * the last participant left, not from the last message. Entries go once older than the
+   * timeout, so the map holds only quiet sessions that had someone within it.
+   */
+  private readonly lastOccupied = new Map<string, number>();
 
   constructor(private readonly deps: SessionLifecycleDeps) {}
 
@@ -65,18 +74,24 @@ export class SessionLifecycle {
     }
   }
 
-  /** Sessions created before the cutoff with no message and no present participant who joined since. */
+  /** Sessions with no message since the cutoff, nobody connected, and nobody seen connected since the cutoff. */
   private async endIdleSessions(): Promise<void> {
-    const cutoff = new Date(Date.now() - this.deps.config.sessionIdleTimeoutMs);
-    for (const id of await this.deps.store.idleCandidates(cutoff, BATCH)) {
-      const present = await this.deps.presence.list(id);
-      if (present.some((p) => Date.parse(p.joined_at) >= cutoff.getTime())) continue;
+    const now = (this.deps.now ?? Date.now)();
+    const cutoff = now - this.deps.config.sessionIdleTimeoutMs;
+    for (const [id, seen] of this.lastOccupied) if (seen < cutoff) this.lastOccupied.delete(id);
+    for (const id of await this.deps.store.idleCandidates(new Date(cutoff), BATCH)) {
+      if ((await this.deps.presence.count(id)) > 0) {
+        this.lastOccupied.set(id, now);
+        continue;
+      }
+      if (this.lastOccupied.has(id)) continue;
       await this.endIdle(id);
     }
   }
 
   private async endIdle(sessionId: string): Promise<void> {
     const endedAt = new Date();
+    this.lastOccupied.delete(sessionId);
     if (!(await this.deps.store.endIfActive(sessionId, endedAt))) return;
     await this.deps.presence.clear(sessionId);
     this.deps.broadcaster.endSession(sessionId, { session_id: sessionId, ended_at: endedAt.toISOString(), reason: 'idle' });

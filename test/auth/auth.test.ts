@@ -17,11 +17,36 @@ describe('auth: tokens, ending sessions, joins', () => {
 
   describe('POST /api/auth/token', () => {
     it('issues a guest token with the contract shape', async () => {
-      const reply = await http(server.url, 'POST', '/api/auth/token', { json: { name: ' Ada ', user_id: 'ada-1' } });
+      const reply = await http(server.url, 'POST', '/api/auth/token', { json: { name: ' Ada ' } });
       expect(reply.status).to.equal(201);
       expect(reply.body.data).to.include({ token_type: 'Bearer', expires_in: 1800 });
-      expect(reply.body.data.user).to.deep.equal({ id: 'ada-1', name: 'Ada' });
-      expect(jwt.verify(reply.body.data.access_token, SECRET)).to.include({ sub: 'ada-1', name: 'Ada' });
+      expect(reply.body.data.user).to.deep.include({ name: 'Ada' });
+      expect(jwt.verify(reply.body.data.access_token, SECRET)).to.include({ sub: reply.body.data.user.id, name: 'Ada' });
+    });
+
+    it('names a user_id only for its holder: without a token of that id it is 403 FORBIDDEN; with one, a refresh', async () => {
+      const issue = (json: object, token?: string) => http(server.url, 'POST', '/api/auth/token', { json, headers: token === undefined ? {} : { authorization: `Bearer ${token}` } });
+      const bob = (await issue({ name: 'Bob' })).body.data;
+      const session = await createSession(server.url);
+      const refusals = [
+        await issue({ name: 'M', user_id: bob.user.id }),
+        await issue({ name: 'M', user_id: bob.user.id }, 'not.a.jwt'),
+        await issue({ name: 'M', user_id: bob.user.id }, (await issue({ name: 'Mallory' })).body.data.access_token),
+        await issue({ name: 'M', user_id: bob.user.id }, session.creator_token),
+        await issue({ name: 'M', user_id: bob.user.id }, jwt.sign({ typ: 'access', name: 'Bob' }, 'a-secret-anyone-could-have-read-somewhere', { subject: bob.user.id })),
+      ];
+      for (const reply of refusals) {
+        expect(reply.status).to.equal(403);
+        expect(reply.body.error.code).to.equal('FORBIDDEN');
+        expect(reply.body.data).to.equal(undefined);
+      }
+      const refreshed = await issue({ name: 'Robert', user_id: bob.user.id }, bob.access_token);
+      expect(refreshed.status).to.equal(201);
+      expect(refreshed.body.data.user).to.deep.equal({ id: bob.user.id, name: 'Robert' });
+      expect(jwt.verify(refreshed.body.data.access_token, SECRET)).to.include({ sub: bob.user.id });
+      // Without user_id, a token changes nothing: the server chooses a new id.
+      const fresh = await issue({ name: 'Bob' }, bob.access_token);
+      expect(fresh.body.data.user.id).not.to.equal(bob.user.id);
     });
 
     it('makes a user id when none is given', async () => {
@@ -92,11 +117,9 @@ describe('auth: tokens, ending sessions, joins', () => {
   });
 
   describe('joins with tokens', () => {
-    const guestToken = async (name: string, user_id: string) => (await http(server.url, 'POST', '/api/auth/token', { json: { name, user_id } })).body.data.access_token as string;
-
     it('takes identity from a valid token on both transports, over what the client claims', async () => {
       const session = await createSession(server.url);
-      const token = await guestToken('Token Name', 'token-user');
+      const token = jwt.sign({ typ: 'access', name: 'Token Name' }, SECRET, { subject: 'token-user' });
       const sio = await joinSocket(server.url, { session_id: session.id, token, name: 'Liar', user_id: 'liar' });
       expect(sio.inbox.of('session_joined')[0].you).to.include({ id: 'token-user', name: 'Token Name' });
       const raw = await RawClient.join(server.wsUrl, session.id, { token, name: 'Liar' });
@@ -195,7 +218,7 @@ describe('REQUIRE_AUTH=true', () => {
 
   it('admits a valid token, with the identity of its claims', async () => {
     const session = await createSession(server.url);
-    const token = (await http(server.url, 'POST', '/api/auth/token', { json: { name: 'Member', user_id: 'm-1' } })).body.data.access_token;
+    const token = jwt.sign({ typ: 'access', name: 'Member' }, SECRET, { subject: 'm-1' });
     const sio = await joinSocket(server.url, { session_id: session.id, token });
     expect(sio.inbox.of('session_joined')[0].you).to.include({ id: 'm-1', name: 'Member' });
     sio.close();

@@ -12,7 +12,8 @@ import Redis from 'ioredis';
 import WebSocket from 'ws';
 import { startCluster, type ClusterHandle } from '../../harness/cluster';
 import { waitUntil } from '../../harness/processes';
-import { http as request, joinSocket, RawClient, sendWithAck, type TestSocket } from '../support/clients';
+import { http as request, joinSocket, RawClient, sendWithAck, socketClient, type TestSocket } from '../support/clients';
+import { startChildClient } from '../support/childClient';
 import { createSession } from '../support/factories';
 import { nodeServing } from '../support/health';
 import { sharedPostgres } from '../support/hooks';
@@ -145,7 +146,7 @@ for (const { mode, label } of MODES)
       const [n1, n2, n3] = cluster.nodes;
       const session = await sessionOnShard(n1.url, 2 % redis.shardCount, { max_users: 3 });
       const a = track(await joinSocket(n1.url, { session_id: session.id, user_id: 'a', name: 'A' }));
-      const aAgain = track(await RawClient.join(wsUrl(n2.url), session.id, { user_id: 'a', name: 'A' }));
+      const aAgain = track(await RawClient.join(wsUrl(n2.url), session.id, { user_id: 'a', name: 'A', token: a.inbox.of('session_joined')[0].token }));
       const b = track(await joinSocket(n3.url, { session_id: session.id, user_id: 'b', name: 'B' }));
       expect(b.inbox.of('session_joined')[0].users.map((u: any) => u.id)).to.deep.equal(['a', 'b']);
       for (const node of cluster.nodes) {
@@ -162,6 +163,50 @@ for (const { mode, label } of MODES)
       aAgain.close();
       expect((await b.inbox.waitFor('user_left')).id).to.equal('a');
       expect((await request(n2.url, 'GET', `/api/sessions/${session.id}`)).body.data.participant_count).to.equal(1);
+    });
+
+    it('refuses a user_id held on node 1 to a join on node 3 without its token, on both transports; admits its token as the same participant', async () => {
+      const [n1, n2, n3] = cluster.nodes;
+      const session = await sessionOnShard(n1.url, 1 % redis.shardCount);
+      const watcher = track(await joinSocket(n2.url, { session_id: session.id, user_id: 'watcher', name: 'Watcher' }));
+      const alice = track(await RawClient.join(wsUrl(n1.url), session.id, { user_id: 'alice', name: 'Alice' }));
+      await watcher.inbox.waitFor('user_joined', (u) => u.id === 'alice');
+
+      const sio = track(socketClient(n3.url, { session_id: session.id, user_id: 'alice', name: 'Mallory' }));
+      expect((await sio.inbox.waitFor('connect_error')).message).to.equal('USER_ID_TAKEN');
+      const raw = track(await RawClient.connect(wsUrl(n3.url), session.id));
+      raw.send({ user_id: 'alice', name: 'Mallory' });
+      expect((await raw.closed).code).to.equal(4409);
+
+      const tab = track(await joinSocket(n3.url, { session_id: session.id, user_id: 'alice', name: 'Alice', token: alice.inbox.of('session_joined')[0].token }));
+      await sendWithAck(tab, { message: 'from my other tab' });
+      alice.send({ event: 'send_message', data: { message: 'from my first tab' } });
+      await watcher.inbox.waitFor('message_received', (m) => m.message === 'from my first tab');
+      expect(watcher.inbox.of('message_received').map((m) => `${m.user_id}:${m.user_name}`)).to.deep.equal(['alice:Alice', 'alice:Alice']);
+      expect(watcher.inbox.events.filter((e) => e.event === 'user_joined' || e.event === 'user_left').map((e) => `${e.event} ${e.data.id}`)).to.deep.equal(['user_joined alice']);
+    });
+
+    it('replaces a frozen holder on node 1 by a tokenless join on node 3 within about 3 s, with no user_left or user_joined', async () => {
+      const [n1, n2, n3] = cluster.nodes;
+      const session = await sessionOnShard(n1.url, 2 % redis.shardCount);
+      const watcher = track(await joinSocket(n2.url, { session_id: session.id, user_id: 'watcher', name: 'Watcher' }));
+      const holder = await startChildClient('raw', `${wsUrl(n1.url)}/ws/${session.id}`, { user_id: 'alice', name: 'Alice' });
+      try {
+        const aliceView = await watcher.inbox.waitFor('user_joined', (u) => u.id === 'alice');
+        holder.freeze();
+        const started = Date.now();
+        const back = track(await RawClient.join(wsUrl(n3.url), session.id, { user_id: 'alice', name: 'Alice' }));
+        expect(Date.now() - started, 'node 1 had 3 s to hear from its connection').to.be.within(2_500, 8_000);
+        expect(back.inbox.of('session_joined')[0].you).to.deep.equal(aliceView);
+        back.send({ event: 'send_message', data: { message: 'back, elsewhere' } });
+        expect(await watcher.inbox.waitFor('message_received')).to.include({ user_id: 'alice', message: 'back, elsewhere' });
+        expect(watcher.inbox.events.filter((e) => e.event === 'user_joined' || e.event === 'user_left').map((e) => `${e.event} ${e.data.id}`)).to.deep.equal(['user_joined alice']);
+        // The frozen connection on node 1 is gone: node 3's alone holds Alice, so its close is her leave.
+        back.close();
+        expect((await watcher.inbox.waitFor('user_left')).id).to.equal('alice');
+      } finally {
+        holder.kill();
+      }
     });
 
     it('admits exactly max_users when 6 users race for 3 seats on 3 nodes (10 rounds, sessions on every shard)', async () => {

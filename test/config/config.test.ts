@@ -1,13 +1,16 @@
 import { execFile } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { expect } from 'chai';
-import { CONFIG_VARIABLES, ConfigError, loadConfig } from '../../config';
+import { CONFIG_VARIABLES, ConfigError, loadConfig, SHUTDOWN_CLOSE_MARGIN_MS } from '../../config';
+import { signingSecret } from '../../server/auth/secret';
 
 const run = promisify(execFile);
 const ROOT = path.resolve(__dirname, '..', '..');
 const PROJECT_ROOT = ROOT;
+const SECRET = 'c'.repeat(32);
 
 describe('config', () => {
   it('works with no configuration at all: port 8000, SQLite under ./data, no Redis, oracle', () => {
@@ -20,6 +23,47 @@ describe('config', () => {
     expect(config.auth).to.include({ jwtAlgorithm: 'HS256', accessTokenExpireMinutes: 30, requireAuth: false });
     expect(config.limits).to.include({ messagesPerWindow: 10, messageWindowSeconds: 10 });
     expect(config.database).to.include({ poolSize: 20, poolOverflow: 10 });
+  });
+
+  it('lets the hard exit follow SHUTDOWN_TIMEOUT_MS, so every accepted timeout is waited for in full', () => {
+    for (const timeout of [100, 8000, 60000]) {
+      const config = loadConfig({ SHUTDOWN_TIMEOUT_MS: String(timeout) });
+      expect(config.shutdownTimeoutMs).to.equal(timeout);
+      expect(config.hardExitMs, `SHUTDOWN_TIMEOUT_MS=${timeout}`).to.equal(timeout + SHUTDOWN_CLOSE_MARGIN_MS);
+    }
+    expect(loadConfig({}).hardExitMs, 'the default still exits within a 10 s grace period').to.be.at.most(10_000);
+  });
+
+  it('reads sslmode and sslrootcert out of DATABASE_URL (Sequelize would drop them) and PGSSLROOTCERT', () => {
+    // A PostgreSQL URL makes a cluster node, which needs a shared secret.
+    const CLUSTER_SECRET = 'a-shared-secret-of-the-cluster-0123';
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seance-ca-'));
+    const caFile = path.join(dir, 'ca.pem');
+    fs.writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\nfake\n-----END CERTIFICATE-----\n');
+    try {
+      const plain = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance' });
+      expect(plain.database).to.include({ url: 'postgres://u:p@db:5432/seance', tls: null });
+      const disabled = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=disable' });
+      expect(disabled.database).to.include({ url: 'postgres://u:p@db:5432/seance', tls: null });
+      const required = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=require&application_name=x' });
+      expect(required.database.url).to.equal('postgres://u:p@db:5432/seance?application_name=x');
+      expect(required.database.tls).to.deep.equal({ mode: 'require', ca: null, caFile: null });
+      const full = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db:5432/seance?sslmode=verify-full', PGSSLROOTCERT: caFile });
+      expect(full.database.tls).to.deep.include({ mode: 'verify-full', caFile });
+      expect(full.database.tls!.ca).to.include('BEGIN CERTIFICATE');
+      const inUrl = loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: `postgres://u:p@db:5432/seance?sslmode=verify-ca&sslrootcert=${encodeURIComponent(caFile)}` });
+      expect(inUrl.database.tls).to.deep.include({ mode: 'verify-ca', caFile });
+      expect(() => loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db/seance?sslmode=sometimes' })).to.throw(
+        ConfigError,
+        /sslmode must be one of disable, require, verify-ca, verify-full/,
+      );
+      expect(() => loadConfig({ JWT_SECRET: CLUSTER_SECRET, DATABASE_URL: 'postgres://u:p@db/seance?sslmode=verify-full', PGSSLROOTCERT: path.join(dir, 'missing.pem') })).to.throw(
+        ConfigError,
+        /PGSSLROOTCERT: cannot read .*missing\.pem \(ENOENT\)/,
+      );
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('is frozen all the way down', () => {
@@ -59,6 +103,7 @@ describe('config', () => {
       REDIS_SENTINEL_NAME: 'seance',
       REDIS_SENTINEL_PASSWORD: 'watch',
       REDIS_PASSWORD: 'data',
+      JWT_SECRET: SECRET,
     });
     expect(sentinel.redis).to.deep.equal({
       mode: 'sentinel',
@@ -71,7 +116,7 @@ describe('config', () => {
       sentinelPassword: 'watch',
       password: 'data',
     });
-    const cluster = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7001' });
+    const cluster = loadConfig({ REDIS_CLUSTER_NODES: '10.0.0.1:7000,10.0.0.2:7001', JWT_SECRET: SECRET });
     expect(cluster.redis).to.deep.equal({
       mode: 'cluster',
       nodes: [
@@ -85,7 +130,7 @@ describe('config', () => {
   it('takes one way to Redis at a time, and says what each one is missing', () => {
     const problems = (env: Record<string, string>) => {
       try {
-        loadConfig(env);
+        loadConfig({ JWT_SECRET: SECRET, ...env });
         return [];
       } catch (err) {
         return (err as ConfigError).problems;
@@ -121,6 +166,59 @@ describe('config', () => {
     expect(() => loadConfig({ NODE_ENV: 'production' })).to.throw(ConfigError, /JWT_SECRET is required/);
     expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).to.throw(ConfigError, /too short/);
     expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'y'.repeat(32) }).auth.jwtSecret).to.have.length(32);
+  });
+
+  it('refuses a node configured for a cluster without JWT_SECRET, in every NODE_ENV, naming what makes it one', () => {
+    const clusters = [{ REDIS_URL: 'redis://r:6379' }, { REDIS_SENTINELS: 's:26379', REDIS_SENTINEL_NAME: 'm' }, { REDIS_CLUSTER_NODES: 'a:7000' }, { DATABASE_URL: 'postgres://u:p@db:5432/seance' }];
+    for (const env of clusters) {
+      for (const NODE_ENV of ['development', 'test', 'production']) {
+        const expected = NODE_ENV === 'production' ? /JWT_SECRET is required in production/ : new RegExp(`JWT_SECRET is required on a node configured for a cluster \\(${Object.keys(env)[0]}`);
+        expect(() => loadConfig({ ...env, NODE_ENV }), `${JSON.stringify(env)} ${NODE_ENV}`).to.throw(ConfigError, expected);
+      }
+      expect(loadConfig({ ...env, JWT_SECRET: SECRET }).auth).to.include({ jwtSecret: SECRET, jwtSecretFile: null });
+    }
+  });
+
+  it('lets a single node with the embedded database keep its own secret beside its data (none printed anywhere)', () => {
+    const single = loadConfig({ DATABASE_URL: 'sqlite:/var/lib/seance/db.sqlite' });
+    expect(single.auth).to.include({ jwtSecret: null, jwtSecretFile: '/var/lib/seance/db.sqlite.jwt-secret' });
+    expect(loadConfig({}).auth.jwtSecretFile).to.equal(path.join(ROOT, 'data', 'seance.sqlite.jwt-secret'));
+    expect(loadConfig({ DATABASE_URL: 'sqlite::memory:' }).auth).to.include({ jwtSecret: null, jwtSecretFile: null });
+    // A short secret is refused in production only; given, it is used as it is.
+    expect(loadConfig({ JWT_SECRET: 'short' }).auth.jwtSecret).to.equal('short');
+  });
+
+  it('makes a random secret on first start, kept owner-only beside the SQLite file, the same after a restart', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seance-secret-'));
+    try {
+      const auth = loadConfig({ DATABASE_URL: `sqlite:${path.join(dir, 'data', 'db.sqlite')}` }).auth;
+      const first = signingSecret(auth);
+      expect(first).to.have.length.of.at.least(32);
+      expect(fs.statSync(auth.jwtSecretFile!).mode & 0o777).to.equal(0o600);
+      expect(signingSecret(auth)).to.equal(first);
+      fs.chmodSync(auth.jwtSecretFile!, 0o644);
+      expect(signingSecret(auth)).to.equal(first);
+      expect(fs.statSync(auth.jwtSecretFile!).mode & 0o777, 'a loosened mode is tightened again').to.equal(0o600);
+      const other = loadConfig({ DATABASE_URL: `sqlite:${path.join(dir, 'other.sqlite')}` }).auth;
+      expect(signingSecret(other), 'another database, another secret').not.to.equal(first);
+      expect(signingSecret({ jwtSecret: null, jwtSecretFile: null })).not.to.equal(signingSecret({ jwtSecret: null, jwtSecretFile: null }));
+      fs.writeFileSync(auth.jwtSecretFile!, 'tiny');
+      expect(() => signingSecret(auth)).to.throw(/damaged/);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('refuses to start a real process configured for a cluster without JWT_SECRET, in development too', async () => {
+    const entry = path.join(ROOT, 'dist', 'server', 'index.js');
+    for (const env of [{ REDIS_URL: 'redis://127.0.0.1:1' }, { DATABASE_URL: 'postgres://u:p@127.0.0.1:1/seance' }]) {
+      const result = await run(process.execPath, [entry], { env: { PATH: process.env.PATH, NODE_ENV: 'development', ...env }, timeout: 10_000 }).then(
+        () => ({ code: 0, stderr: '' }),
+        (err: { code: number; stderr: string }) => err,
+      );
+      expect(result.code).to.equal(1);
+      expect(result.stderr).to.match(/Invalid configuration:\n {2}- JWT_SECRET is required on a node configured for a cluster/);
+    }
   });
 
   it('stops the production server at start with one clear message', async () => {

@@ -12,7 +12,8 @@ import { loadConfig } from '../../config';
 import { checkNginxConfig, findNginx, renderNginxConfig } from '../../harness/nginx';
 import { freePort } from '../../harness/ports';
 import { startRedis } from '../../harness/redis';
-import { PROJECT_ROOT, findExecutable, makeTempDir, removeTempDir, spawnLogged, stopProcess, waitUntil } from '../../harness/processes';
+import { PROJECT_ROOT, findExecutable, makeTempDir, removeTempDir, run, spawnLogged, stopProcess, waitUntil } from '../../harness/processes';
+import { http } from '../support/clients';
 import { scrape } from '../support/metrics';
 import { startTestServer } from '../support/server';
 
@@ -228,6 +229,49 @@ describe('deployment files', () => {
       expect(provider.options.path).to.equal('/var/lib/grafana/dashboards');
     });
 
+    describe('alerts.yml', () => {
+      const promtool = () => findExecutable('promtool', ['/usr/bin', '/usr/local/bin']);
+      const rules = (yaml('monitoring/alerts.yml').groups as Array<{ rules: Array<{ alert: string; expr: string }> }>).flatMap((g) => g.rules);
+
+      it('is loaded by the monitoring profile: rule_files of prometheus.yml, mounted beside it', () => {
+        expect(yaml('monitoring/prometheus.yml').rule_files).to.deep.equal(['alerts.yml']);
+        const compose = parse(read('docker-compose.yml'), { merge: true }) as { services: Record<string, ComposeService> };
+        expect((compose.services.prometheus.volumes ?? []).map(String)).to.include('./monitoring/alerts.yml:/etc/prometheus/alerts.yml:ro');
+      });
+
+      it('alerts on a node down, Redis or the database down, errors, delivery p99, gap repairs and memory', () => {
+        const exprOf = (alert: string) => rules.find((r) => r.alert === alert)?.expr ?? '';
+        expect(exprOf('SeanceNodeDown')).to.include('up{job="seance"} == 0');
+        expect(exprOf('SeanceRedisDown')).to.include('seance_degraded');
+        expect(exprOf('SeanceDatabaseDown')).to.include('seance_database_up');
+        expect(exprOf('SeanceHighErrorRate')).to.include('status=~"5.."');
+        expect(exprOf('SeanceDeliveryP99High')).to.include('histogram_quantile(0.99');
+        expect(exprOf('SeanceGapRepairs')).to.include('seance_gap_repairs_total');
+        expect(exprOf('SeanceMemoryHigh')).to.include('process_resident_memory_bytes');
+      });
+
+      it('passes `promtool check rules`, its unit tests, and `promtool check config` with the scrape config', async function () {
+        const binary = promtool();
+        if (!binary) this.skip(); // CI installs Debian's prometheus package, which ships promtool (.ci/run).
+        const cwd = path.join(PROJECT_ROOT, 'monitoring');
+        expect(await run(binary, ['check', 'rules', 'alerts.yml'], { cwd })).to.match(/SUCCESS: 7 rules found/);
+        expect(await run(binary, ['test', 'rules', 'alerts.test.yml'], { cwd })).to.include('SUCCESS');
+        expect(await run(binary, ['check', 'config', 'prometheus.yml'], { cwd })).to.include('SUCCESS: 7 rules found');
+      });
+
+      it('names only series that a real /metrics response has', async () => {
+        const server = await startTestServer({ database: 'sqlite' });
+        let exposed: Set<string>;
+        try {
+          await http(server.url, 'GET', '/livez'); // labelled HTTP series appear with the first request
+          exposed = new Set((await scrape(server.url)).map((s) => s.name));
+        } finally {
+          await server.close();
+        }
+        for (const rule of rules) for (const name of seriesNames(rule.expr)) if (name !== 'up') expect(exposed, `${name} (in ${rule.alert})`).to.include(name);
+      });
+    });
+
     describe('the Grafana dashboard', () => {
       const dashboard = JSON.parse(read('monitoring/grafana/dashboards/seance.json')) as {
         uid: string;
@@ -238,7 +282,21 @@ describe('deployment files', () => {
       it('is valid JSON with a panel for each thing an operator watches, all on the provisioned datasource', () => {
         expect(dashboard.uid).to.be.a('string');
         const titles = dashboard.panels.map((p) => p.title.toLowerCase());
-        for (const topic of ['connections', 'messages', 'delivery', 'spirit latency', 'spirit failures', 'rate limited', 'gap repairs', 'event-loop lag']) {
+        for (const topic of [
+          'connections',
+          'messages',
+          'delivery',
+          'spirit latency',
+          'spirit failures',
+          'rate limited',
+          'gap repairs',
+          'event-loop lag',
+          'http requests',
+          'http latency',
+          'database pool',
+          'memory',
+          'cpu',
+        ]) {
           expect(
             titles.some((t) => t.includes(topic)),
             topic,
@@ -255,6 +313,7 @@ describe('deployment files', () => {
         const server = await startTestServer({ database: 'sqlite' });
         let exposed: Set<string>;
         try {
+          await http(server.url, 'GET', '/livez'); // labelled HTTP series appear with the first request
           exposed = new Set((await scrape(server.url)).map((s) => s.name));
         } finally {
           await server.close();
@@ -310,6 +369,13 @@ describe('deployment files', () => {
       expect(entries.web).to.equal(NODE_COMMAND);
       expect(entries.release).to.include('sequelize-cli db:migrate');
     });
+
+    it('is documented with the session affinity its router needs for Socket.IO long-polling', () => {
+      const docs = read('docs/operations.md');
+      const section = docs.slice(docs.indexOf('### On a Procfile platform'), docs.indexOf('\n## ', docs.indexOf('### On a Procfile platform')));
+      expect(section).to.include('heroku features:enable http-session-affinity');
+      expect(section).to.include('transports: ["websocket"]');
+    });
   });
 
   describe('nginx.conf', () => {
@@ -334,6 +400,13 @@ describe('deployment files', () => {
       expect(uncommented).to.match(/proxy_set_header Upgrade\s+\$http_upgrade;/);
       expect(uncommented).to.match(/proxy_set_header Connection\s+\$connection_upgrade;/);
       expect(uncommented).to.match(/proxy_next_upstream error timeout;/);
+    });
+
+    it('lets each worker open two descriptors per connection (client and upstream side of a WebSocket)', () => {
+      const rlimit = Number(/^worker_rlimit_nofile (\d+);/m.exec(uncommented)?.[1]);
+      const connections = Number(/worker_connections (\d+);/.exec(uncommented)?.[1]);
+      expect(connections).to.be.above(1024);
+      expect(rlimit, 'worker_rlimit_nofile').to.be.at.least(2 * connections);
     });
 
     it('passes `nginx -t` once rendered for loopback', async function () {

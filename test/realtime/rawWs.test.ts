@@ -205,7 +205,8 @@ describe('mixed transports in one session', () => {
     const session = await createSession(server.url);
     const other = await joinSocket(server.url, { session_id: session.id, user_id: 'other', name: 'Other' });
     const raw = await RawClient.join(server.wsUrl, session.id, { user_id: 'dual', name: 'Dual' });
-    const sio = await joinSocket(server.url, { session_id: session.id, user_id: 'dual', name: 'Dual' });
+    const { token } = raw.inbox.of('session_joined')[0];
+    const sio = await joinSocket(server.url, { session_id: session.id, user_id: 'dual', name: 'Dual', token });
     expect(other.inbox.of('user_joined').map((u) => u.id)).to.deep.equal(['dual']);
     raw.close();
     await sendWithAck(sio, { message: 'still in' });

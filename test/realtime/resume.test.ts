@@ -117,8 +117,9 @@ describe('resume with last_seq', function () {
     const watcher = track(await joinSocket(server.url, { session_id: session.id, user_id: 'watcher', name: 'Watcher' }));
     const first = track(await joinSocket(server.url, { session_id: session.id, user_id: 'flaky', name: 'Flaky' }));
     await watcher.inbox.waitFor('user_joined', (u) => u.id === 'flaky');
-    // The new connection arrives before the server noticed the old one is gone.
-    const again = track(await joinSocket(server.url, { session_id: session.id, user_id: 'flaky', name: 'Flaky', last_seq: 0 }));
+    // The new connection arrives before the server noticed the old one is gone (with the token it was given).
+    const { token } = first.inbox.of('session_joined')[0];
+    const again = track(await joinSocket(server.url, { session_id: session.id, user_id: 'flaky', name: 'Flaky', last_seq: 0, token }));
     expect((await again.inbox.waitFor('session_joined')).resumed).to.equal(true);
     first.close();
     await sendWithAck(watcher, { message: 'still here?' });

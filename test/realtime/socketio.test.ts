@@ -151,7 +151,8 @@ describe('Socket.IO sessions', () => {
   it('treats a second connection of one user_id as the same participant', async () => {
     const session = await createSession(server.url, { max_users: 2 });
     const alice = await join({ session_id: session.id, name: 'Alice', user_id: 'alice' });
-    const aliceTab2 = await join({ session_id: session.id, name: 'Alice', user_id: 'alice' });
+    // The second tab proves it is Alice with the token her first one was given.
+    const aliceTab2 = await join({ session_id: session.id, name: 'Alice', user_id: 'alice', token: alice.inbox.of('session_joined')[0].token });
     const bob = await join({ session_id: session.id, name: 'Bob', user_id: 'bob' });
     expect(bob.inbox.of('session_joined')[0].users.map((u: any) => u.id)).to.deep.equal(['alice', 'bob']);
     expect((await http(server.url, 'GET', `/api/sessions/${session.id}`)).body.data.participant_count).to.equal(2);

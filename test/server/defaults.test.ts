@@ -2,7 +2,11 @@
  * `npm start` with no configuration: the embedded SQLite default, one node, no Redis.
  * Both frontends (raw ws and socket.io-client) must work against it as they are.
  */
+import fs from 'node:fs';
+import path from 'node:path';
 import { expect } from 'chai';
+import jwt from 'jsonwebtoken';
+import { PROJECT_ROOT } from '../../harness/processes';
 import { startNode, type NodeHandle } from '../../harness/node';
 import { http, joinSocket, RawClient, sendWithAck } from '../support/clients';
 import { createSession } from '../support/factories';
@@ -20,6 +24,17 @@ describe('a node with no configuration', () => {
     const health = await http(node.url, 'GET', '/health');
     expect(health.status).to.equal(200);
     expect(health.body).to.include({ status: 'healthy', database: 'connected', redis: 'disabled' });
+  });
+
+  it('signs tokens with a secret of its own, kept owner-only beside its data: a secret anyone could read proves nothing', async () => {
+    const kept = path.join(PROJECT_ROOT, 'data', 'seance.sqlite.jwt-secret');
+    expect(fs.statSync(kept).mode & 0o777).to.equal(0o600);
+    const session = await createSession(node.url);
+    // The development secret earlier releases printed in their source and README.
+    const forged = jwt.sign({ typ: 'creator', sid: session.id }, 'seance-development-secret-do-not-use-in-production', { subject: `creator:${session.id}` });
+    const ending = await http(node.url, 'DELETE', `/api/sessions/${session.id}`, { headers: { authorization: `Bearer ${forged}` } });
+    expect(ending.status).to.equal(401);
+    expect((await http(node.url, 'DELETE', `/api/sessions/${session.id}`, { headers: { authorization: `Bearer ${session.creator_token}` } })).status).to.equal(200);
   });
 
   it('serves the existing frontend and a socket.io-client frontend in one session', async () => {

@@ -6,12 +6,14 @@
  */
 import { expect } from 'chai';
 import { loadConfig } from '../../config';
+import { createTokenVerifier } from '../../server/auth/passport';
 import { TokenService } from '../../server/auth/tokens';
 import type { AppError } from '../../server/errors';
 import type { ServerEventData, ServerEventName } from '../../server/events';
 import { createLogger } from '../../server/logger';
 import type { Broadcaster } from '../../server/realtime/broadcaster';
 import { MemoryPresence } from '../../server/services/presence/memory';
+import type { Holder } from '../../server/services/presence/types';
 import { RateLimits } from '../../server/services/rateLimits';
 import { RoomService, type JoinOutcome } from '../../server/services/rooms';
 import { SessionService } from '../../server/services/sessions';
@@ -54,7 +56,10 @@ function world(env: Record<string, string> = {}) {
   const stores: Stores = memoryStores();
   const presence = new MemoryPresence();
   const broadcaster = new RecordingBroadcaster();
-  const tokens = new TokenService(config.auth);
+  const secret = 'rooms-unit-test-secret-'.repeat(2);
+  const tokens = new TokenService(config.auth, secret);
+  // The transports' pings are liveness.ts's (covered by the realtime suites): here the answer is set by the test.
+  const holders = { answer: true, asked: [] as Holder[][], dropped: [] as Holder[] };
   const sessions = new SessionService(stores.sessions, presence);
   const spirit = createSpiritService(config.spirit, logger);
   const audioUrl = (sessionId: string, messageId: number) => `/audio/${sessionId}/${messageId}`;
@@ -68,6 +73,14 @@ function world(env: Record<string, string> = {}) {
     presence,
     spirit,
     tokens,
+    verifier: createTokenVerifier(config.auth, secret),
+    holders: {
+      anyAlive: async (held) => {
+        holders.asked.push([...held]);
+        return holders.answer;
+      },
+      drop: (held) => void holders.dropped.push(...held),
+    },
     limits: new RateLimits(config.limits, null, config.nodeId, logger),
     broadcaster,
     audioUrl,
@@ -79,7 +92,7 @@ function world(env: Record<string, string> = {}) {
     const connectionId = `c${++connections}`;
     return rooms.join({ sessionId, body, token }, connectionId, (event, data) => direct.push({ connectionId, event, data }));
   };
-  return { config, stores, presence, broadcaster, tokens, sessions, rooms, join, direct };
+  return { config, stores, presence, broadcaster, tokens, holders, sessions, rooms, join, direct };
 }
 
 async function refusal(work: Promise<unknown>): Promise<AppError> {
@@ -139,7 +152,7 @@ describe('RoomService (in memory)', () => {
       const session = await w.sessions.create({ name: 'Two', max_users: 2 });
       const tab1 = await w.join(session.id, { user_id: 'a', name: 'A' });
       w.rooms.announceJoin(tab1);
-      const tab2 = await w.join(session.id, { user_id: 'a', name: 'A' });
+      const tab2 = await w.join(session.id, { user_id: 'a', name: 'A', token: tab1.welcome.token });
       w.rooms.announceJoin(tab2);
       expect(tab2.isNewParticipant).to.equal(false);
       expect(w.broadcaster.sent.filter((s) => s.event === 'user_joined')).to.have.length(1);
@@ -152,11 +165,55 @@ describe('RoomService (in memory)', () => {
       const w = world();
       const session = await w.sessions.create({ name: 'S', max_users: 6 });
       const tab1 = await w.join(session.id, { user_id: 'a', name: 'A' });
-      const tab2 = await w.join(session.id, { user_id: 'a', name: 'A' });
+      const tab2 = await w.join(session.id, { name: 'A' }, tab1.welcome.token);
       await w.rooms.leave(tab1.participation);
       expect(w.broadcaster.events()).not.to.include('user_left');
       await w.rooms.leave(tab2.participation);
       expect(w.broadcaster.sent.filter((s) => s.event === 'user_left').map((s) => s.data.id)).to.deep.equal(['a']);
+    });
+
+    it('refuses a join naming a connected user_id without its token when a holder answers (USER_ID_TAKEN), disturbing nobody', async () => {
+      const w = world();
+      const session = await w.sessions.create({ name: 'S', max_users: 6 });
+      const alice = await w.join(session.id, { user_id: 'alice', name: 'Alice' });
+      const sent = w.broadcaster.sent.length;
+      const impostor = await refusal(w.join(session.id, { user_id: 'alice', name: 'Mallory' }));
+      expect(impostor.code).to.equal('USER_ID_TAKEN');
+      expect(w.holders.asked).to.deep.equal([[{ node: 'local', connectionId: alice.participation.connectionId }]]);
+      expect(w.holders.dropped).to.deep.equal([]);
+      expect(w.broadcaster.sent.length).to.equal(sent);
+      expect(await w.presence.list(session.id)).to.deep.equal([alice.participation.participant]);
+      // A token of another id proves nothing about this one; two people may share a name.
+      const bob = w.tokens.createAccessToken({ id: 'bob', name: 'Alice' });
+      const joined = await w.join(session.id, { user_id: 'alice', name: 'Alice' }, bob);
+      expect(joined.participation.participant.id).to.equal('bob');
+    });
+
+    it('admits the join as the same participant when no holder answers, dropping the holders, with no user_left or user_joined', async () => {
+      const w = world();
+      const session = await w.sessions.create({ name: 'S', max_users: 6 });
+      const dead = await w.join(session.id, { user_id: 'alice', name: 'Alice' });
+      w.holders.answer = false;
+      const back = await w.join(session.id, { user_id: 'alice', name: 'Alice' });
+      w.rooms.announceJoin(back);
+      expect(back.isNewParticipant).to.equal(false);
+      expect(back.participation.participant).to.deep.equal(dead.participation.participant);
+      expect(w.holders.dropped).to.deep.equal([{ node: 'local', connectionId: dead.participation.connectionId }]);
+      // The dropped connection's close, when its transport reports it, is no leave.
+      await w.rooms.leave(dead.participation);
+      expect(w.broadcaster.events().filter((e) => e === 'user_left' || e === 'user_joined')).to.deep.equal([]);
+      expect(await w.presence.count(session.id)).to.equal(1);
+    });
+
+    it('gives every joining connection a token of its participant, which admits another tab without asking the holders', async () => {
+      const w = world();
+      const session = await w.sessions.create({ name: 'S', max_users: 6 });
+      const tab1 = await w.join(session.id, { name: 'Alice' });
+      const tab2 = await w.join(session.id, { name: 'Alice', token: tab1.welcome.token });
+      expect(tab2.participation.participant).to.deep.equal(tab1.participation.participant);
+      expect(tab2.isNewParticipant).to.equal(false);
+      expect(w.holders.asked).to.deep.equal([]);
+      expect(tab2.welcome.token).to.be.a('string');
     });
 
     it('takes identity from a token over what the client claims, and refuses creator tokens and tokenless joins under REQUIRE_AUTH', async () => {

@@ -47,7 +47,7 @@ class FakeStore implements MaintenanceStore {
   }
 }
 
-function setup(opts: { held?: boolean; retentionMs?: number | null } = {}) {
+function setup(opts: { held?: boolean; retentionMs?: number | null; now?: () => number } = {}) {
   const store = new FakeStore();
   const presence = new MemoryPresence();
   const ended: Array<ServerEventData<'session_ended'> & { sessionId: string }> = [];
@@ -65,6 +65,7 @@ function setup(opts: { held?: boolean; retentionMs?: number | null } = {}) {
     lease,
     logger: bunyan.createLogger({ name: 'test', level: 'fatal' }),
     metrics,
+    now: opts.now,
   });
   return { store, presence, ended, lifecycle };
 }
@@ -88,13 +89,24 @@ describe('session lifecycle rules', () => {
     expect(ended).to.deep.equal([]);
   });
 
-  it('ends a session whose present participants all joined before the timeout (silent tabs)', async () => {
-    const { store, presence, ended, lifecycle } = setup();
-    store.sessions.set('s', { lastActivity: Date.now() - 11 * MINUTE, active: true, endedAt: null, messages: 0 });
-    await presence.admit('s', { id: 'early', name: 'Early', joined_at: new Date(Date.now() - 20 * MINUTE).toISOString() }, 'c1', 6);
+  it('keeps a quiet session while anyone is connected, and ends it a full timeout after the last one left', async () => {
+    let clock = Date.now();
+    const { store, presence, ended, lifecycle } = setup({ now: () => clock });
+    store.sessions.set('s', { lastActivity: clock - 11 * MINUTE, active: true, endedAt: null, messages: 0 });
+    // Joined long ago and silent since (an open tab, people thinking): still a session.
+    await presence.admit('s', { id: 'early', name: 'Early', joined_at: new Date(clock - 20 * MINUTE).toISOString() }, 'c1', 6);
     await lifecycle.runRound();
-    expect(ended.map((e) => e.sessionId)).to.deep.equal(['s']);
-    expect(await presence.count('s')).to.equal(0);
+    clock += 30 * MINUTE;
+    await lifecycle.runRound();
+    expect(ended).to.deep.equal([]);
+
+    await presence.release('s', 'early', 'c1');
+    clock += 9 * MINUTE;
+    await lifecycle.runRound();
+    expect(ended, 'the timeout runs from the last departure').to.deep.equal([]);
+    clock += 2 * MINUTE;
+    await lifecycle.runRound();
+    expect(ended.map((e) => [e.sessionId, e.reason])).to.deep.equal([['s', 'idle']]);
   });
 
   it('does nothing on a node that does not hold the lease', async () => {

@@ -2,6 +2,7 @@
  * Starts the real application in this process on 127.0.0.1:0 with real dependencies:
  * PostgreSQL (the run's shared server) or a temp SQLite file, and Redis when given.
  */
+import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,7 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { loadConfig, type Config } from '../../config';
 import { createApp, type App } from '../../server/app';
 import { createDatabase, type Database } from '../../server/db';
-import { createLogger } from '../../server/logger';
+import { createLogger, type Logger } from '../../server/logger';
 import { createRedisConnections, waitForRedis, type RedisConnections } from '../../server/redis';
 import { sharedPostgres } from './hooks';
 
@@ -24,10 +25,18 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
+/**
+ * The signing secret of test servers that name none (a clustered node must have one): random
+ * for each run, so no test can lean on a secret it did not choose.
+ */
+export const TEST_JWT_SECRET = randomBytes(32).toString('hex');
+
 export interface TestServerOptions {
   database?: 'postgres' | 'sqlite';
   redisUrl?: string;
   env?: Record<string, string>;
+  /** Replaces the stdout logger (tests that read what the node logs). */
+  logger?: Logger;
 }
 
 export async function startTestServer(opts: TestServerOptions = {}): Promise<TestServer> {
@@ -47,10 +56,11 @@ export async function startTestServer(opts: TestServerOptions = {}): Promise<Tes
     DATABASE_URL: databaseUrl,
     // Tests that watch the oracle take its time set this themselves.
     SPIRIT_ORACLE_DELAY_MS: '0',
+    JWT_SECRET: TEST_JWT_SECRET,
     ...(opts.redisUrl ? { REDIS_URL: opts.redisUrl } : {}),
     ...opts.env,
   });
-  const logger = createLogger(config);
+  const logger = opts.logger ?? createLogger(config);
   const db = createDatabase(config, logger);
   await db.migrate();
   const redis = config.redis ? createRedisConnections(config.redis, logger) : null;

@@ -2,7 +2,10 @@
  * GET /health: what a load balancer and an operator need to know about this node.
  * GET /livez and /readyz: the two questions an orchestrator asks separately. Liveness checks
  * nothing beyond the process answering (a database blip must not get every pod restarted);
- * readiness says whether this node can serve sessions now.
+ * readiness says whether this node can serve sessions now. A Redis outage does not make a
+ * node unready: it still stores and delivers its own clients' messages (the other nodes' catch
+ * up when Redis returns), and failing every replica's readiness at once would leave a Service
+ * with no endpoint at all. /health and seance_degraded say so instead.
  */
 import { Router } from 'express';
 import type { Database } from '../../db';
@@ -40,7 +43,7 @@ export function healthRoutes(deps: HealthDeps): Router {
    *           application/json:
    *             schema: { $ref: '#/components/schemas/Health' }
    *       503:
-   *         description: Unhealthy; the failing part says "disconnected" (or status "draining" during shutdown)
+   *         description: Unhealthy; the failing part says "disconnected" (draining is true during shutdown; degraded is true when only Redis is down and the node still serves its own clients)
    *         content:
    *           application/json:
    *             schema: { $ref: '#/components/schemas/Health' }
@@ -52,14 +55,16 @@ export function healthRoutes(deps: HealthDeps): Router {
     );
     const redis = deps.redis ? (deps.redis.isReady() ? 'connected' : 'disconnected') : 'disabled';
     const draining = deps.isDraining();
-    return { database, redis, draining, healthy: database === 'connected' && redis !== 'disconnected' && !draining };
+    const ready = database === 'connected' && !draining;
+    return { database, redis, draining, ready, degraded: ready && redis === 'disconnected', healthy: ready && redis !== 'disconnected' };
   };
 
   router.get('/health', async (_req, res) => {
-    const { database, redis, draining, healthy } = await check();
+    const { database, redis, draining, degraded, healthy } = await check();
     res.status(healthy ? 200 : 503).json({
       status: healthy ? 'healthy' : 'unhealthy',
       ...(draining ? { draining: true } : {}),
+      ...(degraded ? { degraded: true } : {}),
       database,
       redis,
       node_id: deps.nodeId,
@@ -90,22 +95,22 @@ export function healthRoutes(deps: HealthDeps): Router {
    * /readyz:
    *   get:
    *     tags: [Operations]
-   *     summary: Readiness (database, Redis when configured, not draining; for a readiness probe)
+   *     summary: Readiness (database reachable, not draining; for a readiness probe); a Redis outage leaves it 200 with degraded true
    *     responses:
    *       200:
-   *         description: This node can serve sessions
+   *         description: This node can serve sessions (degraded is true while Redis is down, when it serves its own clients only)
    *         content:
    *           application/json:
    *             schema: { $ref: '#/components/schemas/Ready' }
    *       503:
-   *         description: Not ready; the failing part says "disconnected", or draining is true during shutdown
+   *         description: Not ready; the database says "disconnected", or draining is true during shutdown
    *         content:
    *           application/json:
    *             schema: { $ref: '#/components/schemas/Ready' }
    */
   router.get('/readyz', async (_req, res) => {
-    const { database, redis, draining, healthy } = await check();
-    res.status(healthy ? 200 : 503).json({ status: healthy ? 'ready' : 'not_ready', database, redis, draining, node_id: deps.nodeId });
+    const { database, redis, draining, ready, degraded } = await check();
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not_ready', database, redis, draining, degraded, node_id: deps.nodeId });
   });
 
   return router;

@@ -47,6 +47,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *       400: { $ref: '#/components/responses/ValidationError' }
    *       413: { $ref: '#/components/responses/PayloadTooLarge' }
    *       429: { $ref: '#/components/responses/RateLimited' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    */
   router.post('/', async (req, res) => {
     await deps.limits.consume('sessionCreate', deps.clientAddress(req));
@@ -69,6 +70,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *           application/json:
    *             schema: { $ref: '#/components/schemas/SessionWithCountEnvelope' }
    *       404: { $ref: '#/components/responses/SessionNotFound' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    *   delete:
    *     tags: [Sessions]
    *     summary: End a session (creator only)
@@ -84,6 +86,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *       401: { $ref: '#/components/responses/Unauthorized' }
    *       403: { $ref: '#/components/responses/Forbidden' }
    *       404: { $ref: '#/components/responses/SessionNotFound' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    */
   router.get('/:id', async (req, res) => {
     sendData(req, res, 200, await deps.sessions.getWithCount(req.params.id));
@@ -114,6 +117,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *             schema: { $ref: '#/components/schemas/HistoryEnvelope' }
    *       400: { $ref: '#/components/responses/ValidationError' }
    *       404: { $ref: '#/components/responses/SessionNotFound' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    */
   router.get('/:id/history', async (req, res) => {
     const session = await deps.sessions.get(req.params.id);
@@ -146,6 +150,7 @@ export function sessionRoutes(deps: SessionRouteDeps): Router {
    *           application/json:
    *             schema: { $ref: '#/components/schemas/ParticipantsEnvelope' }
    *       404: { $ref: '#/components/responses/SessionNotFound' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    */
   router.get('/:id/participants', async (req, res) => {
     const session = await deps.sessions.get(req.params.id);

@@ -60,6 +60,7 @@ export function voiceRoutes(deps: VoiceRouteDeps): Router {
    *       304: { description: Not modified (If-None-Match matched) }
    *       404: { $ref: '#/components/responses/NotFound' }
    *       429: { $ref: '#/components/responses/RateLimited' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    */
   router.get('/api/sessions/:id/messages/:messageId/audio', async (req: Request, res: Response) => {
     const { id, messageId } = req.params as { id: string; messageId: string };
@@ -110,6 +111,8 @@ export function voiceRoutes(deps: VoiceRouteDeps): Router {
    *       400: { $ref: '#/components/responses/ValidationError' }
    *       404: { $ref: '#/components/responses/NotFound' }
    *       429: { $ref: '#/components/responses/RateLimited' }
+   *       413: { $ref: '#/components/responses/PayloadTooLarge' }
+   *       503: { $ref: '#/components/responses/ServiceUnavailable' }
    */
   router.post('/api/tts/generate', async (req: Request, res: Response) => {
     if (!deps.voice.enabled) throw new AppError('NOT_FOUND', 'Speech is turned off on this server (TTS_PROVIDER=none)');

@@ -35,6 +35,7 @@ export const INTERNALS: Internal[] = [
   { what: 'socket.io-adapter ClusterAdapter#publish', holds: () => isMethod(ClusterAdapter.prototype, 'publish') },
   { what: 'socket.io-adapter Adapter#broadcast', holds: () => isMethod(Adapter.prototype, 'broadcast') },
   { what: 'engine.io Socket#flush', holds: () => isMethod(EngineSocket.prototype, 'flush') },
+  { what: "engine.io Socket#sendPacket (a holder's liveness ping)", holds: () => isMethod(EngineSocket.prototype, 'sendPacket') },
   { what: "ws WebSocket#_socket (the raw edge's TCP socket)", holds: () => wsKeepsTcpSocket(WebSocket) },
   { what: "engine.io's ws WebSocket#_socket", holds: () => wsKeepsTcpSocket(enginesWs()) },
 ];

@@ -1,6 +1,6 @@
 /** Single-node presence (no REDIS_URL): everything lives in this process, which is all there is. */
 import type { ParticipantView } from '../../events';
-import { byJoinTime, type AdmitResult, type Presence } from './types';
+import { byJoinTime, type AdmitResult, type Holder, type Presence } from './types';
 
 interface Entry {
   participant: ParticipantView;
@@ -10,10 +10,14 @@ interface Entry {
 export class MemoryPresence implements Presence {
   private readonly sessions = new Map<string, Map<string, Entry>>();
 
-  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
+  /** `nodeId`: the node every connection here is on (the holders this presence names). */
+  constructor(private readonly nodeId = 'local') {}
+
+  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, exclusive = false): Promise<AdmitResult> {
     let users = this.sessions.get(sessionId);
     if (!users) this.sessions.set(sessionId, (users = new Map<string, Entry>()));
     const existing = users.get(candidate.id);
+    if (existing && exclusive) return { admitted: false, reason: 'USER_ID_TAKEN', holders: [...existing.connections].map((id) => ({ node: this.nodeId, connectionId: id })) };
     if (existing) {
       existing.connections.add(connectionId);
       return { admitted: true, participant: existing.participant, isNew: false };
@@ -30,6 +34,11 @@ export class MemoryPresence implements Presence {
     users.delete(userId);
     if (users.size === 0) this.sessions.delete(sessionId);
     return entry.participant;
+  }
+
+  async evict(sessionId: string, userId: string, holder: Holder): Promise<void> {
+    const entry = this.sessions.get(sessionId)?.get(userId);
+    if (entry && entry.connections.size > 1) entry.connections.delete(holder.connectionId);
   }
 
   async list(sessionId: string): Promise<ParticipantView[]> {

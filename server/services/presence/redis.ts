@@ -24,10 +24,11 @@ import type Redis from 'ioredis';
 import { redisNames } from '../../cluster/names';
 import type { ParticipantView } from '../../events';
 import type { Logger } from '../../logger';
-import { byJoinTime, type AdmitResult, type Presence, type PresenceChange } from './types';
+import { byJoinTime, type AdmitResult, type Holder, type Presence, type PresenceChange } from './types';
 
 const ADMIT = `
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing and ARGV[5] == '1' then return {2, table.concat(redis.call('SMEMBERS', KEYS[2]), '\\n')} end
 if not existing then
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {-1, ''} end
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -49,19 +50,32 @@ if redis.call('SCARD', KEYS[2]) == 0 then
 end
 return false`;
 
+// A dead holder's connection goes, but never a participant's last (that is a leave, its node's to announce).
+const EVICT = `
+if redis.call('SCARD', KEYS[2]) <= 1 then return 0 end
+redis.call('SREM', KEYS[3], ARGV[1])
+return redis.call('SREM', KEYS[2], ARGV[1])`;
+
 interface LocalConnection {
   sessionId: string;
   participant: ParticipantView;
 }
 
 type ScriptedRedis = Redis & {
-  seanceAdmit(users: string, conns: string, nodeInSession: string, uid: string, json: string, conn: string, max: number): Promise<[number, string]>;
+  seanceAdmit(users: string, conns: string, nodeInSession: string, uid: string, json: string, conn: string, max: number, exclusive: '0' | '1'): Promise<[number, string]>;
+  seanceEvict(users: string, conns: string, nodeInSession: string, conn: string): Promise<number>;
   seanceRelease(users: string, conns: string, nodeInSession: string, uid: string, conn: string): Promise<string | null>;
 };
 
 const presenceKeys = redisNames.presence;
 
 const NO_LIMIT = 1_000_000;
+
+/** A member of a participant's connection set, `node/connectionId` (node ids have no '/'). */
+function holderOf(member: string): Holder {
+  const slash = member.indexOf('/');
+  return { node: member.slice(0, slash), connectionId: member.slice(slash + 1) };
+}
 
 /** `work`, or a rejection once `ms` have passed (the command itself goes on). */
 function within<T>(work: Promise<T>, ms: number): Promise<T> {
@@ -92,6 +106,7 @@ export class RedisPresence implements Presence {
     this.redis = redis as ScriptedRedis;
     this.redis.defineCommand('seanceAdmit', { numberOfKeys: 3, lua: ADMIT });
     this.redis.defineCommand('seanceRelease', { numberOfKeys: 3, lua: RELEASE });
+    this.redis.defineCommand('seanceEvict', { numberOfKeys: 3, lua: EVICT });
     // Every node lost Redis too, and their heartbeats may have expired meanwhile: give them a TTL.
     this.redis.on('ready', () => this.holdReaping());
   }
@@ -107,11 +122,11 @@ export class RedisPresence implements Presence {
   private static aliveKey = presenceKeys.alive;
   private static readonly nodesKey = presenceKeys.nodes;
 
-  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
+  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, exclusive = false): Promise<AdmitResult> {
     // Recorded for this node before it is admitted: a resync meanwhile must not take it for stale.
     this.admitting.add(connectionId);
     try {
-      const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers);
+      const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers, exclusive);
       if (result.admitted) this.local.set(connectionId, { sessionId, participant: result.participant });
       return result;
     } finally {
@@ -122,6 +137,12 @@ export class RedisPresence implements Presence {
   async release(sessionId: string, userId: string, connectionId: string): Promise<ParticipantView | null> {
     this.local.delete(connectionId);
     return this.runRelease(this.nodeId, sessionId, userId, connectionId);
+  }
+
+  async evict(sessionId: string, userId: string, holder: Holder): Promise<void> {
+    const member = `${holder.node}/${holder.connectionId}`;
+    const evicted = await this.redis.seanceEvict(RedisPresence.usersKey(sessionId), RedisPresence.connsKey(sessionId, userId), presenceKeys.nodeInSession(sessionId, holder.node), member);
+    if (evicted) await this.redis.srem(RedisPresence.nodeConnsKey(holder.node), `${sessionId}/${userId}/${holder.connectionId}`);
   }
 
   async list(sessionId: string): Promise<ParticipantView[]> {
@@ -245,7 +266,7 @@ export class RedisPresence implements Presence {
     }
   }
 
-  private async runAdmit(node: string, sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult> {
+  private async runAdmit(node: string, sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, exclusive = false): Promise<AdmitResult> {
     const nodeMember = `${sessionId}/${candidate.id}/${connectionId}`;
     // The node's record first: if this node dies before admission, a reaper finds nothing to undo.
     await this.redis.sadd(RedisPresence.nodeConnsKey(node), nodeMember);
@@ -257,11 +278,11 @@ export class RedisPresence implements Presence {
       JSON.stringify(candidate),
       `${node}/${connectionId}`,
       maxUsers,
+      exclusive ? '1' : '0',
     );
-    if (status === -1) {
-      await this.redis.srem(RedisPresence.nodeConnsKey(node), nodeMember);
-      return { admitted: false, reason: 'SESSION_FULL' };
-    }
+    if (status === -1 || status === 2) await this.redis.srem(RedisPresence.nodeConnsKey(node), nodeMember);
+    if (status === -1) return { admitted: false, reason: 'SESSION_FULL' };
+    if (status === 2) return { admitted: false, reason: 'USER_ID_TAKEN', holders: json ? json.split('\n').map(holderOf) : [] };
     return { admitted: true, participant: JSON.parse(json) as ParticipantView, isNew: status === 1 };
   }
 

@@ -4,7 +4,17 @@
  */
 import type { ParticipantView } from '../../events';
 
-export type AdmitResult = { admitted: true; participant: ParticipantView; isNew: boolean } | { admitted: false; reason: 'SESSION_FULL' };
+/** One connection that holds a participant: the node it is on and its id there. */
+export interface Holder {
+  node: string;
+  connectionId: string;
+}
+
+export type AdmitResult =
+  | { admitted: true; participant: ParticipantView; isNew: boolean }
+  | { admitted: false; reason: 'SESSION_FULL' }
+  /** Only for an exclusive admission: the user id is connected right now, through these connections. */
+  | { admitted: false; reason: 'USER_ID_TAKEN'; holders: Holder[] };
 
 /** Presence changes nobody's own connection caused (a dead node reaped, a resync after an outage). */
 export interface PresenceChange {
@@ -14,8 +24,13 @@ export interface PresenceChange {
 }
 
 export interface Presence {
-  /** Atomically admits a connection: an existing participant always, a new one only below maxUsers. */
-  admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number): Promise<AdmitResult>;
+  /**
+   * Atomically admits a connection: a new participant only below maxUsers; an existing one
+   * always, unless `exclusive`, which refuses it with the connections that hold it.
+   */
+  admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, exclusive?: boolean): Promise<AdmitResult>;
+  /** Forgets one connection of a participant, on whichever node (it was found dead); never the participant's last. */
+  evict(sessionId: string, userId: string, holder: Holder): Promise<void>;
   /** Returns the participant when this was its last connection (so `user_left` is due), else null. */
   release(sessionId: string, userId: string, connectionId: string): Promise<ParticipantView | null>;
   list(sessionId: string): Promise<ParticipantView[]>;

@@ -24,7 +24,7 @@ const backends: Array<{ name: string; open: () => Promise<{ stores: Stores; clos
 ];
 
 async function openDatabase(url: string): Promise<{ stores: Stores; close: () => Promise<void> }> {
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', DATABASE_URL: url });
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', DATABASE_URL: url, JWT_SECRET: 'owed-answers-store-test-secret-0123456789' });
   const db: Database = createDatabase(config, createLogger(config));
   await db.migrate();
   return { stores: sequelizeStores(db, 'test-node'), close: () => db.close() };

@@ -13,6 +13,8 @@ RUN apt-get update \
 # because `prepare` would build before the source is copied; sqlite3's own install
 # script is then run on its own.
 COPY package.json package-lock.json ./
+# The client package is an npm workspace: npm ci needs its manifest too.
+COPY client/package.json ./client/package.json
 RUN npm ci --ignore-scripts && npm rebuild sqlite3
 COPY . .
 RUN npm run build && npm prune --omit=dev
@@ -28,8 +30,11 @@ COPY --from=build /app/package.json ./package.json
 COPY --from=build /app/node_modules ./node_modules
 # dist holds the server, the models and the config loader (compiled from TypeScript).
 COPY --from=build /app/dist ./dist
-# The /play page (static HTML, CSS and script).
+# The /play page (static HTML, CSS and script) and the client's browser build it runs on.
 COPY --from=build /app/public ./public
+COPY --from=build /app/client/dist/seance-client.js ./client/dist/seance-client.js
+# The realtime protocol's AsyncAPI document, served at /asyncapi.json.
+COPY --from=build /app/docs/asyncapi.yaml ./docs/asyncapi.yaml
 # sequelize-cli (the `migrate` service, the Procfile release phase) and the server's own
 # umzug runner both read the migrations from here.
 COPY --from=build /app/migrations ./migrations

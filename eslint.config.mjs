@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'bench/results/**', 'bench/.build/**', 'coverage/**', 'test-artifacts/**'] },
+  { ignores: ['dist/**', 'client/dist/**', 'node_modules/**', 'bench/results/**', 'bench/.build/**', 'coverage/**', 'test-artifacts/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
@@ -50,11 +50,11 @@ export default tseslint.config(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
-    // The /play page's script runs in the browser, beside the Socket.IO client it loads.
+    // The /play page's script runs in the browser, beside @seance/client's browser build.
     files: ['public/**/*.js'],
     languageOptions: {
       sourceType: 'script',
-      globals: { window: 'readonly', document: 'readonly', fetch: 'readonly', location: 'readonly', history: 'readonly', URLSearchParams: 'readonly', io: 'readonly' },
+      globals: { window: 'readonly', document: 'readonly', fetch: 'readonly', location: 'readonly', history: 'readonly', URLSearchParams: 'readonly', Seance: 'readonly' },
     },
   },
 );

@@ -12,7 +12,8 @@ import { check, type ChaosReport, type ClientOutcome, type PresenceView } from '
 import { RawClient, SocketIoClient, type ChaosClient, type ClientSpec, type Transport } from './clients';
 import { FaultInjector, ProcessWatch, waitAllHealthy } from './faults';
 import { readHistory, readParticipants, type StoredMessage } from './history';
-import { formatReport } from './table';
+import { HostileCrowd, MemoryWatch, deliveryLatency, formatHostile, hostileFailures, hostileReport, type HostileReport } from './hostile';
+import { formatReport, table as markdownTable } from './table';
 
 export interface ChaosOptions {
   durationMs: number;
@@ -29,10 +30,13 @@ export interface ChaosOptions {
   log?: (line: string) => void;
   messageEveryMs?: number;
   dropEveryMs?: number;
+  /** Hostile clients join from 40 % of the faults' time on (see hostile.ts). */
+  hostile?: boolean;
 }
 
 export interface ChaosResult {
   report: ChaosReport;
+  hostile: HostileReport | null;
   table: string;
   seed: number;
   dir: string;
@@ -59,6 +63,9 @@ function sourceAddress(index: number): string {
 const ANSWER_DELAY_MS = 1500;
 
 const TRANSPORT_MIX: Transport[] = ['sio', 'raw', 'sio', 'raw', 'sio-polling', 'raw'];
+
+/** Limits the nodes run with in a hostile run: low enough that the floods pass them within seconds. */
+const HOSTILE_LIMITS = { maxConnectionsPerAddress: 20, sessionCreatesPerMinute: 40 };
 
 async function createSession(url: string, name: string): Promise<string> {
   for (let attempt = 0; ; attempt++) {
@@ -116,15 +123,26 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       MESSAGE_RATE_LIMIT: '1000',
       CONNECT_RATE_LIMIT: '100000',
       SPIRIT_ORACLE_DELAY_MS: String(ANSWER_DELAY_MS),
+      ...(opts.hostile
+        ? {
+            MAX_CONNECTIONS_PER_ADDRESS: String(HOSTILE_LIMITS.maxConnectionsPerAddress),
+            SESSION_CREATE_RATE_LIMIT: String(HOSTILE_LIMITS.sessionCreatesPerMinute),
+          }
+        : {}),
     },
   });
   const watch = new ProcessWatch(clock);
   watch.watchCluster(cluster);
   const clients: ChaosClient[] = [];
   let faults: FaultInjector | null = null;
+  let crowd: HostileCrowd | null = null;
+  const memory = new MemoryWatch();
+  memory.start(() => cluster.nodes);
   try {
     const sessionIds: string[] = [];
     for (let s = 0; s < sessions; s++) sessionIds.push(await createSession(cluster.url, `Chaos ${s + 1}`));
+    const hostileSessions: string[] = [];
+    if (opts.hostile) for (let s = 0; s < 10; s++) hostileSessions.push(await createSession(cluster.url, `Hostile ${s + 1}`));
     for (let s = 0; s < sessions; s++) {
       for (let u = 0; u < perSession; u++) {
         const index = s * perSession + u;
@@ -151,10 +169,29 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     faults = new FaultInjector(cluster, watch, { presenceTtlMs, random: faultRandom, clock, log: stamp });
     stamp(`chatting; faults for ${(opts.durationMs / 1000).toFixed(0)} s`);
     faults.start();
-    await new Promise((resolve) => setTimeout(resolve, opts.durationMs));
+    let hostileFromMs = Infinity;
+    if (opts.hostile) {
+      await new Promise((resolve) => setTimeout(resolve, opts.durationMs * 0.4));
+      hostileFromMs = clock();
+      crowd = new HostileCrowd({
+        url: cluster.url,
+        sessions: sessionIds,
+        hostileSessions,
+        targets: clients.map((c) => ({ sessionId: c.spec.sessionId, userId: c.spec.userId, joined: () => c.joined })),
+        random: seeded(seed + 7919),
+        ...HOSTILE_LIMITS,
+      });
+      stamp('hostile clients join in');
+      crowd.start();
+      await new Promise((resolve) => setTimeout(resolve, opts.durationMs * 0.6));
+    } else {
+      await new Promise((resolve) => setTimeout(resolve, opts.durationMs));
+    }
     await faults.stop();
     const faultsEndedMs = clock();
     stamp('faults stopped; letting the cluster settle');
+    // The hostile clients leave first, so the settled presence is the sitters' alone.
+    await crowd?.stop();
 
     // Settle: everyone stops talking, is answered, is back in its session and has caught up.
     for (const c of clients) c.stopChatting();
@@ -232,6 +269,7 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     for (const c of clients) fs.writeFileSync(path.join(opts.dir, 'clients', `c${c.spec.index}.jsonl`), c.log.map((e) => JSON.stringify(e)).join('\n') + '\n');
 
     for (const c of clients) c.close();
+    memory.stop();
     watch.expectAll(cluster);
     await cluster.stop();
     // Exits are recorded from the processes' exit events: let the last ones land.
@@ -248,11 +286,27 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
       startedAt: t0,
       answerDelayMs: ANSWER_DELAY_MS,
     });
-    const table = formatReport(report);
+    let hostile: HostileReport | null = null;
+    let table = formatReport(report);
+    if (crowd) {
+      hostile = hostileReport(
+        crowd,
+        hostileFromMs,
+        memory,
+        deliveryLatency(
+          outcomes.map((o) => o.log),
+          hostileFromMs,
+        ),
+      );
+      report.failures.push(...hostileFailures(hostile));
+      table = `${table}\n\n${formatHostile(hostile, markdownTable)}`;
+    }
     fs.writeFileSync(path.join(opts.dir, 'report.md'), `${table}\n\nseed ${seed}\n\n${formatReport(report, { allClients: true })}\n`);
-    fs.writeFileSync(path.join(opts.dir, 'report.json'), JSON.stringify({ seed, ...report }, null, 2));
-    return { report, table, seed, dir: opts.dir };
+    fs.writeFileSync(path.join(opts.dir, 'report.json'), JSON.stringify({ seed, ...report, hostile }, null, 2));
+    return { report, hostile, table, seed, dir: opts.dir };
   } catch (err) {
+    memory.stop();
+    await crowd?.stop().catch(() => undefined);
     for (const c of clients) c.close();
     if (faults) await faults.stop().catch(() => undefined);
     await cluster.stop().catch(() => undefined);

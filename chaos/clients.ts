@@ -65,6 +65,7 @@ interface WireMessage {
 interface WireJoined {
   messages?: WireMessage[];
   resumed?: boolean;
+  token?: string;
 }
 interface WireAck {
   ok?: boolean;
@@ -239,6 +240,8 @@ export abstract class ChaosClient {
 export class SocketIoClient extends ChaosClient {
   private socket: Socket | null = null;
   private lastSeqSent: number | null = null;
+  /** session_joined's token: a reconnect proves it is the same participant, as a typed client does. */
+  private token: string | null = null;
 
   start(): void {
     const polling = this.spec.transport === 'sio-polling';
@@ -251,6 +254,7 @@ export class SocketIoClient extends ChaosClient {
           user_id: this.spec.userId,
           name: this.spec.name,
           ...(this.lastSeq !== null ? { last_seq: this.lastSeq } : {}),
+          ...(this.token !== null ? { token: this.token } : {}),
         });
       },
       // Long-polling first, then the upgrade, as a browser does by default.
@@ -266,6 +270,7 @@ export class SocketIoClient extends ChaosClient {
     const socket = ioClient(this.spec.url, opts);
     this.socket = socket;
     socket.on('session_joined', (data: WireJoined) => {
+      if (typeof data?.token === 'string') this.token = data.token;
       this.onJoined(data, this.lastSeqSent);
       this.onResumeMessages((this.log.at(-1) as { messages: SeenMessage[] }).messages);
     });

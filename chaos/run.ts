@@ -17,11 +17,12 @@ async function main(): Promise<number> {
       sessions: { type: 'string', default: '10' },
       'clients-per-session': { type: 'string', default: '6' },
       dir: { type: 'string' },
+      hostile: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
   if (values.help) {
-    process.stdout.write('usage: npm run chaos -- [--minutes N] [--seed S] [--sessions 10] [--clients-per-session 6] [--dir DIR]\n');
+    process.stdout.write('usage: npm run chaos -- [--minutes N] [--seed S] [--sessions 10] [--clients-per-session 6] [--dir DIR] [--hostile]\n');
     return 0;
   }
   const minutes = Number(values.minutes);
@@ -42,6 +43,7 @@ async function main(): Promise<number> {
     clientsPerSession,
     seed,
     dir,
+    hostile: values.hostile,
     log: (line) => process.stdout.write(`${line}\n`),
   });
   process.stdout.write(`\n${result.table}\n\nseed ${result.seed}; logs, per-client table and report.json in ${result.dir}\n`);

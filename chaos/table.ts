@@ -2,7 +2,7 @@
 import type { ChaosReport, ClientRow } from './check';
 import { FAULT_KINDS } from './faults';
 
-function table(head: string[], rows: Array<Array<string | number>>, alignRight: boolean[] = head.map((_, i) => i > 0)): string {
+export function table(head: string[], rows: Array<Array<string | number>>, alignRight: boolean[] = head.map((_, i) => i > 0)): string {
   const cells = rows.map((r) => r.map(String));
   const widths = head.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i].length)));
   const line = (r: string[]) => `| ${r.map((c, i) => (alignRight[i] ? c.padStart(widths[i]) : c.padEnd(widths[i]))).join(' | ')} |`;

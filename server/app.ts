@@ -17,6 +17,7 @@ import { TokenService } from './auth/tokens';
 import type { Database } from './db';
 import { errorHandler, notFound } from './http/middleware/errors';
 import { requestContext } from './http/middleware/requestContext';
+import { loadAsyncApiDocument } from './http/asyncapi';
 import { buildOpenApiDocument } from './http/openapi';
 import { authRoutes } from './http/routes/auth';
 import { healthRoutes } from './http/routes/health';
@@ -212,6 +213,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
       ),
   });
   const openApi = buildOpenApiDocument();
+  const asyncApi = loadAsyncApiDocument(config.rootDir);
   app.disable('x-powered-by');
   app.set('trust proxy', policy.trusts);
   app.use(requestContext(logger, config.nodeId, metrics));
@@ -244,10 +246,13 @@ export async function createApp(deps: AppDeps): Promise<App> {
   app.use(express.json({ limit: config.bodyLimitBytes }));
   app.get('/', (_req, res) => res.redirect(302, '/docs'));
   app.get('/openapi.json', (_req, res) => res.json(openApi));
+  app.get('/asyncapi.json', (_req, res) => res.json(asyncApi));
   app.use('/docs', swaggerUi.serve, swaggerUi.setup(openApi, { customSiteTitle: 'Séance API' }));
   // A small page to try a séance in a browser: static files, its script outside the HTML (CSP: script-src 'self').
   const playDir = path.join(config.rootDir, 'public', 'play');
   app.get('/play', (_req, res) => res.sendFile(path.join(playDir, 'index.html')));
+  // The page runs on @seance/client, the same package frontends install (its browser build).
+  app.get('/play/seance-client.js', (_req, res) => res.sendFile(path.join(config.rootDir, 'client', 'dist', 'seance-client.js')));
   app.use('/play', express.static(playDir, { index: 'index.html' }));
   app.use('/api/sessions', sessionRoutes({ sessions, messages, presence, rooms, tokens, limits, clientAddress: policy.clientAddress, requireAuth: verifier.requireAuth }));
   app.use('/api/auth', authRoutes({ tokens, verifier }));

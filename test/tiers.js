@@ -23,6 +23,7 @@ const unit = [
 ];
 
 const cluster = [
+  'test/client/cluster.test.ts',
   'test/cluster/**/*.test.ts',
   'test/chaos/chaos.test.ts',
   'test/chaos/rules.test.ts',

@@ -1,7 +1,8 @@
 /*
  * The /play page: join a séance by link (or open one), chat, see who is present, watch the
- * spirit think and answer, hear its voice. It speaks Socket.IO with the client the server
- * serves, with `auth` as a function so that every reconnect resumes where it left off.
+ * spirit think and answer, hear its voice. It runs on @seance/client (its browser build,
+ * served at /play/seance-client.js as the global `Seance`), as any frontend would: the client
+ * rejoins and resumes by itself, and hands on each stored message once, in order.
  */
 (function () {
   'use strict';
@@ -10,7 +11,7 @@
     return document.getElementById(id);
   };
   var storage = window.localStorage;
-  var state = { socket: null, sessionId: null, me: null, lastSeq: null, people: new Map(), shown: new Set(), thinking: new Set() };
+  var state = { room: null, sessionId: null, me: null, people: new Map(), thinking: new Set() };
 
   // Which node serves us: the node's id from /health (the reply's X-Seance-Node says the same),
   // asked with the session like the connection, so the load balancer picks the same node.
@@ -48,6 +49,11 @@
     return id;
   }
 
+  // The token the last join gave: a second tab (or a reload) comes back as the same participant.
+  function keptToken() {
+    return storage.getItem('seance.token') || undefined;
+  }
+
   function setStatus(stateName, text) {
     $('status').dataset.state = stateName;
     $('status').textContent = text;
@@ -71,14 +77,9 @@
   }
 
   // --- messages ------------------------------------------------------------------------
-  function noteSeq(message) {
-    if (typeof message.seq === 'number' && (state.lastSeq === null || message.seq > state.lastSeq)) state.lastSeq = message.seq;
-  }
-
-  function addMessage(message, spirit) {
-    noteSeq(message);
-    if (state.shown.has(message.id)) return;
-    state.shown.add(message.id);
+  // The client hands each stored message on once, in seq order: the page only draws it.
+  function addMessage(message) {
+    var spirit = message.is_spirit;
     var li = document.createElement('li');
     li.dataset.id = String(message.id);
     li.className = spirit ? 'spirit' : 'chat';
@@ -118,46 +119,36 @@
   }
 
   // --- joining --------------------------------------------------------------------------
-  function join(sessionId, name) {
-    if (state.socket) state.socket.close();
+  var STATUS_TEXT = { connecting: 'connecting…', connected: 'connected', reconnecting: 'reconnecting…', closed: 'disconnected' };
+
+  function join(sessionId, name, retried) {
+    if (state.room) state.room.close();
     state.sessionId = sessionId;
+    state.thinking.clear();
+    renderThinking();
+    $('messages').textContent = '';
     storage.setItem('seance.name', name);
-    setStatus('connecting', 'connecting…');
-    var socket = io({
-      transports: ['websocket', 'polling'],
-      // In the handshake URL, so the load balancer puts everyone in this session on one node.
-      query: { session_id: sessionId },
-      // A function, so each reconnect sends the last seq seen and resumes instead of starting over.
-      auth: function (cb) {
-        var auth = { session_id: sessionId, name: name, user_id: userId() };
-        if (state.lastSeq !== null) auth.last_seq = state.lastSeq;
-        cb(auth);
-      },
-    });
-    state.socket = socket;
+    var token = keptToken();
+    var room = Seance.connect({ url: location.origin, sessionId: sessionId, name: name, userId: userId(), token: token });
+    state.room = room;
 
-    socket.on('connect', function () {
-      setStatus('connected', 'connected');
-      showNode();
+    room.on('status', function (status) {
+      setStatus(status === 'closed' ? 'idle' : status, STATUS_TEXT[status]);
+      if (status === 'connected') showNode();
     });
-    socket.on('disconnect', function (reason) {
-      setStatus('reconnecting', 'reconnecting…');
-      if (reason === 'io server disconnect') setStatus('idle', 'disconnected');
-    });
-    socket.on('connect_error', function (err) {
-      var code = (err && err.data && err.data.code) || err.message;
-      if (code === 'SESSION_NOT_FOUND' || code === 'SESSION_INACTIVE' || code === 'SESSION_FULL' || code === 'VALIDATION_ERROR' || code === 'UNAUTHORIZED') {
-        socket.close();
-        leaveRoom();
-        showError('start-error', (err.data && err.data.message) || code);
-        setStatus('idle', 'not connected');
-      } else {
-        setStatus('reconnecting', 'reconnecting…');
+    room.on('refused', function (err) {
+      // A kept token that no longer holds (expired, another deployment's): once more without it.
+      if (err.code === 'UNAUTHORIZED' && token && !retried) {
+        storage.removeItem('seance.token');
+        return join(sessionId, name, true);
       }
+      leaveRoom();
+      showError('start-error', err.message || err.code);
+      setStatus('idle', 'not connected');
     });
-
-    socket.on('session_joined', function (data) {
+    room.on('joined', function (data) {
       state.me = data.you;
+      if (room.token) storage.setItem('seance.token', room.token);
       $('session-name').textContent = data.session.name;
       var link = location.origin + '/play?session=' + data.session.id;
       $('share').href = link;
@@ -169,47 +160,37 @@
         }),
       );
       renderPeople();
-      // A resume (the server had everything after last_seq) keeps what is shown and adds the rest.
+      // A resume (the server had everything after the last seq shown) adds only what was missed.
       $('messages').dataset.resumed = String(Boolean(data.resumed));
-      if (!data.resumed) {
-        $('messages').textContent = '';
-        state.shown.clear();
-        state.thinking.clear();
-        renderThinking();
-      }
-      data.messages.forEach(function (m) {
-        addMessage(m, m.is_spirit);
-      });
       $('start').hidden = true;
       $('room').hidden = false;
       showError('start-error', '');
       $('question').focus();
     });
-    socket.on('user_joined', function (person) {
+    room.on('message', function (message) {
+      if (message.is_spirit && message.in_reply_to !== undefined) {
+        state.thinking.delete(message.in_reply_to);
+        renderThinking();
+      }
+      addMessage(message);
+    });
+    room.on('user_joined', function (person) {
       state.people.set(person.id, person);
       renderPeople();
     });
-    socket.on('user_left', function (person) {
+    room.on('user_left', function (person) {
       state.people.delete(person.id);
       renderPeople();
     });
-    socket.on('message_received', function (message) {
-      addMessage(message, false);
-    });
-    socket.on('spirit_thinking', function (data) {
+    room.on('spirit_thinking', function (data) {
       state.thinking.add(data.in_reply_to);
       renderThinking();
     });
-    socket.on('spirit_response', function (answer) {
-      state.thinking.delete(answer.in_reply_to);
-      renderThinking();
-      addMessage(answer, true);
-    });
-    socket.on('session_ended', function () {
+    room.on('session_ended', function () {
       showError('room-error', 'The séance has ended.');
       setStatus('idle', 'ended');
     });
-    socket.on('error', function (err) {
+    room.on('error', function (err) {
       showError('room-error', err.message || err.code);
     });
   }
@@ -254,14 +235,15 @@
   $('ask-form').addEventListener('submit', function (event) {
     event.preventDefault();
     var text = $('question').value.trim();
-    if (!text || !state.socket) return;
-    state.socket.emit('send_message', { message: text }, function (ack) {
-      if (ack && ack.ok) {
+    if (!text || !state.room) return;
+    state.room.send(text).then(
+      function () {
         $('question').value = '';
         showError('room-error', '');
-      } else if (ack) {
-        showError('room-error', ack.error.message);
-      }
-    });
+      },
+      function (err) {
+        showError('room-error', err.message);
+      },
+    );
   });
 })();

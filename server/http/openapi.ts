@@ -149,6 +149,7 @@ const definition = {
   paths: {
     '/': { get: { tags: ['Operations'], summary: 'Redirects to /docs', responses: { 302: { description: 'Redirect to /docs' } } } },
     '/openapi.json': { get: { tags: ['Operations'], summary: 'This document', responses: { 200: { description: 'OpenAPI 3 document' } } } },
+    '/asyncapi.json': { get: { tags: ['Operations'], summary: 'The realtime protocol (Socket.IO and /ws): AsyncAPI 3 document', responses: { 200: { description: 'AsyncAPI 3 document' } } } },
     '/docs': { get: { tags: ['Operations'], summary: 'Swagger UI', responses: { 200: { description: 'HTML' } } } },
     '/play': { get: { tags: ['Operations'], summary: 'A page to try a séance in a browser (join by link, chat, hear the spirit)', responses: { 200: { description: 'HTML' } } } },
     '/admin/': {

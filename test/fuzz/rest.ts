@@ -481,7 +481,7 @@ function sendableQuery(query: string): string {
 
 // --- anything else ----------------------------------------------------------------------------
 
-const KNOWN_ROOTS = new Set(['', 'docs', 'health', 'openapi.json', 'api', 'socket.io', 'ws']);
+const KNOWN_ROOTS = new Set(['', 'docs', 'health', 'openapi.json', 'asyncapi.json', 'api', 'socket.io', 'ws']);
 
 function otherCase(rng: Rng, world: World): RestCase {
   const headers = commonHeaders(rng, world);

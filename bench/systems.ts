@@ -54,6 +54,9 @@ export function projectEnv(extra: Record<string, string> = {}): Record<string, s
     MESSAGE_RATE_WINDOW_S: '1',
     CONNECT_RATE_LIMIT: '1000000',
     SESSION_CREATE_RATE_LIMIT: '1000000',
+    CLIENT_EVENT_RATE: '100000',
+    // Thousands of idle connections come from a few loopback addresses.
+    MAX_CONNECTIONS_PER_ADDRESS: '0',
     // The floor answers at once; so does the oracle here (its default delay is for people watching).
     SPIRIT_ORACLE_DELAY_MS: '0',
     ...extra,

@@ -86,6 +86,17 @@ export interface Config {
     /** Requests of an answer's audio path per client address per minute. */
     audioPerMinute: number;
   };
+  /** What one client may cost the others (CONTRACT: Clients that misbehave). */
+  clients: {
+    /** Client events per second per connection; a burst may spend `eventBurst` at once. */
+    eventRate: number;
+    eventBurst: number;
+    /** Unsent output past which a connection is closed as a slow reader. */
+    maxBufferBytes: number;
+    maxConnectionsPerParticipant: number;
+    /** Per client address on this node; 0: no cap. */
+    maxConnectionsPerAddress: number;
+  };
   realtime: {
     pingIntervalMs: number;
     joinTimeoutMs: number;
@@ -242,6 +253,14 @@ const schema = Joi.object({
   MESSAGE_RATE_WINDOW_S: Joi.number().integer().min(1).max(3600).default(10),
   SESSION_CREATE_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(120),
   CONNECT_RATE_LIMIT: Joi.number().integer().min(1).max(1000000).default(600),
+  CLIENT_EVENT_RATE: Joi.number().integer().min(1).max(1_000_000).default(20),
+  MAX_CONNECTION_BUFFER_BYTES: Joi.number()
+    .integer()
+    .min(16 * 1024)
+    .max(1024 * 1024 * 1024)
+    .default(1024 * 1024),
+  MAX_CONNECTIONS_PER_PARTICIPANT: Joi.number().integer().min(1).max(10_000).default(5),
+  MAX_CONNECTIONS_PER_ADDRESS: Joi.number().integer().min(0).max(10_000_000).default(256),
   WS_PING_INTERVAL_MS: Joi.number().integer().min(100).max(600000).default(25000),
   WS_JOIN_TIMEOUT_MS: Joi.number().integer().min(100).max(600000).default(10000),
   PRESENCE_TTL_MS: Joi.number().integer().min(1000).max(600000).default(15000),
@@ -401,6 +420,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       connectionsPerMinute: v.CONNECT_RATE_LIMIT,
       speechPerMinute: v.TTS_RATE_LIMIT,
       audioPerMinute: v.AUDIO_RATE_LIMIT,
+    },
+    clients: {
+      eventRate: v.CLIENT_EVENT_RATE,
+      // "20 per second, bursts of 40": a client may spend two seconds' worth at once.
+      eventBurst: 2 * v.CLIENT_EVENT_RATE,
+      maxBufferBytes: v.MAX_CONNECTION_BUFFER_BYTES,
+      maxConnectionsPerParticipant: v.MAX_CONNECTIONS_PER_PARTICIPANT,
+      maxConnectionsPerAddress: v.MAX_CONNECTIONS_PER_ADDRESS,
     },
     realtime: {
       pingIntervalMs: v.WS_PING_INTERVAL_MS,

@@ -31,6 +31,7 @@ import { seanceAdapter } from './realtime/extensions/clusterAdapter';
 import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
 import { checkLibraryInternals } from './realtime/extensions/internals';
 import { attachAdminUi } from './realtime/adminUi';
+import { AddressSlots } from './realtime/addressSlots';
 import { RawHub } from './realtime/rawHub';
 import { Liveness } from './realtime/liveness';
 import { createRawEdge } from './realtime/rawWs';
@@ -176,7 +177,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     logger,
     metrics,
   });
-  attachSocketHandlers(io, { rooms, feeds, liveness, policy, logger });
+  // Both transports share one count of connections per client address.
+  const addresses = new AddressSlots(config.clients.maxConnectionsPerAddress);
+  attachSocketHandlers(io, { rooms, feeds, liveness, policy, logger, config, addresses, metrics });
   const adminUiPage = attachAdminUi(io, config.operations.adminUi, { nodeId: config.nodeId, redis: redis?.command ?? null, clientAddress: policy.clientAddress, metrics });
   const lifecycle = new SessionLifecycle({
     config: config.lifecycle,
@@ -188,7 +191,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
     logger: logger.child({ component: 'maintenance' }),
     metrics,
   });
-  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, feeds, liveness, policy, logger });
+  const rawEdge = createRawEdge({ config, rooms, hub: rawHub, feeds, liveness, policy, logger, addresses, metrics });
 
   httpServer.on('upgrade', (req, socket, head) => {
     if (rawEdge.handleUpgrade(req, socket, head)) return;

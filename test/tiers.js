@@ -14,6 +14,7 @@ const unit = [
   'test/config/config.test.ts',
   'test/harness/unitTier.test.ts',
   'test/ordering/**/*.test.ts',
+  'test/realtime/clientLimitRules.test.ts',
   'test/realtime/extensions/internals.test.ts',
   'test/services/answerRetry.test.ts',
   'test/services/rooms.test.ts',

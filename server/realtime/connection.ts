@@ -6,12 +6,16 @@
  * transports (socketio.ts, rawWs.ts) only decode frames, encode events and map refusals to
  * their own form (a `connect_error`, a close code).
  */
+import type { Config } from '../../config';
 import { AppError, classifyError, isServerFault } from '../errors';
 import { CLIENT_EVENTS, type ClientEventName, type ErrorView, type SendMessageAck, type ServerEventData, type ServerEventName } from '../events';
 import type { Logger } from '../logger';
+import type { Metrics } from '../metrics';
 import type { SessionFeeds } from '../ordering/sessionFeeds';
 import type { Liveness } from './liveness';
 import { JOIN_HISTORY, type JoinOutcome, type JoinRequestInput, type Participation, type RoomService } from '../services/rooms';
+import type { AddressSlots } from './addressSlots';
+import { EventBudget } from './eventBudget';
 
 /** What a transport gives the core for one connection. */
 export interface ConnectionLink {
@@ -36,6 +40,10 @@ export interface ConnectionCoreDeps {
   feeds: SessionFeeds;
   liveness: Pick<Liveness, 'register'>;
   logger: Logger;
+  config: Pick<Config, 'clients'>;
+  /** This node's open connections per client address. */
+  addresses: AddressSlots;
+  metrics?: Metrics;
 }
 
 const KNOWN_EVENTS = new Set<string>(CLIENT_EVENTS);
@@ -46,6 +54,9 @@ export class Connection {
   private closed = false;
   /** Client events are handled one after another, so one sender's messages fan out in the order sent. */
   private queue: Promise<unknown> = Promise.resolve();
+  private readonly budget: EventBudget;
+  /** The address whose slot this connection holds, until it closes. */
+  private address: string | null = null;
   private readonly unregister: () => void;
 
   constructor(
@@ -54,8 +65,51 @@ export class Connection {
     readonly id: string,
     private readonly log: Logger,
   ) {
+    this.budget = new EventBudget(deps.config.clients.eventRate, deps.config.clients.eventBurst);
     // Reachable by a probe from the moment presence may name it (the join).
     this.unregister = deps.liveness.register(id, { ping: (ms) => link.ping(ms), drop: () => link.terminate() });
+  }
+
+  /** Counts the connection against its address's cap on this node; throws RATE_LIMITED past it. */
+  holdAddress(address: string): void {
+    if (this.address !== null || this.closed) return;
+    if (!this.deps.addresses.take(address)) {
+      this.deps.metrics?.refused('connections_per_address');
+      this.log.info({ client_address: address, rule: 'connections_per_address' }, 'connection refused: too many from this address');
+      throw new AppError('RATE_LIMITED', `Too many connections from this address (${this.deps.config.clients.maxConnectionsPerAddress})`, undefined, 1);
+    }
+    this.address = address;
+  }
+
+  /**
+   * Spends one of the connection's event budget, before the event is queued. False: drop the
+   * event (the client got RATE_LIMITED, at most once a second).
+   */
+  admitEvent(): boolean {
+    if (this.budget.take()) return true;
+    this.deps.metrics?.refused('event_budget');
+    if (this.budget.shouldNotify() && !this.closed) {
+      const p = this.outcome?.participation;
+      this.log.info({ session_id: p?.sessionId, user_id: p?.participant.id, rule: 'event_budget' }, 'client events dropped: over budget');
+      this.link.send('error', { code: 'RATE_LIMITED', message: `Too many events: at most ${this.deps.config.clients.eventRate} per second` });
+    }
+    return false;
+  }
+
+  /** Counts and logs a refusal the transport made on its own (a heartbeat broken, for instance). */
+  refuse(rule: string, what: string): void {
+    const p = this.outcome?.participation;
+    this.deps.metrics?.refused(rule);
+    this.log.info({ session_id: p?.sessionId, user_id: p?.participant.id, rule }, what);
+  }
+
+  /** The transport closed this connection as a slow reader: it leaves its session now. */
+  closeSlowReader(unsentBytes: number): void {
+    if (this.closed) return;
+    const p = this.outcome?.participation;
+    this.deps.metrics?.refused('slow_reader');
+    this.log.warn({ session_id: p?.sessionId, user_id: p?.participant.id, unsent_bytes: unsentBytes, rule: 'slow_reader' }, 'slow reader closed');
+    this.close();
   }
 
   get joined(): boolean {
@@ -151,6 +205,7 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.unregister();
+    if (this.address !== null) this.deps.addresses.release(this.address);
     void this.queue.then(async () => {
       if (!this.outcome) return;
       if (this.live) this.link.unlisten(this.outcome.participation);

@@ -16,12 +16,13 @@ import type { RequestPolicy } from '../requestPolicy';
 import { Connection, type ConnectionCoreDeps } from './connection';
 import { corkUntilTickEnd, tcpSocketOf } from './extensions/engineWrites';
 import type { RawClient, RawHub } from './rawHub';
+import { closeIfSlowReader } from './slowReaders';
 
 const RAW_PATH = /^\/ws\/([^/?#]*)\/?$/;
 const MAX_FRAME_BYTES = 16 * 1024;
 
 export interface RawEdgeDeps extends ConnectionCoreDeps {
-  config: Pick<Config, 'realtime' | 'nodeId'>;
+  config: Pick<Config, 'realtime' | 'nodeId' | 'clients'>;
   hub: RawHub;
   policy: RequestPolicy;
 }
@@ -35,20 +36,25 @@ export interface RawEdge {
 export function createRawEdge(deps: RawEdgeDeps): RawEdge {
   const { hub, policy, logger, config } = deps;
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, perMessageDeflate: false, clientTracking: false });
-  const alive = new Map<WebSocket, boolean>();
+  /** Each connection's unanswered ping payload (null: it answered the last one). */
+  const awaitedPong = new Map<WebSocket, Buffer | null>();
   // The upgrade response names its node, like every HTTP reply: how an operator (and the
   // tests) see which node nginx picked for a session.
   wss.on('headers', (headers) => headers.push(`X-Seance-Node: ${config.nodeId}`));
 
   // One timer for every raw connection of this node: ping, and drop whoever missed the last pong.
+  // Each ping carries a fresh payload and only a pong echoing it counts, so a client that sends
+  // pongs of its own accord (without reading our pings) is not kept alive by them.
   const heartbeat = setInterval(() => {
-    for (const [ws, answered] of alive) {
-      if (!answered) {
+    for (const [ws, awaited] of awaitedPong) {
+      if (awaited) {
+        deps.metrics?.refused('missed_pong');
         ws.terminate();
         continue;
       }
-      alive.set(ws, false);
-      ws.ping();
+      const payload = randomBytes(8);
+      awaitedPong.set(ws, payload);
+      ws.ping(payload);
     }
   }, config.realtime.pingIntervalMs);
   heartbeat.unref();
@@ -76,11 +82,22 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
   function onConnection(ws: WebSocket, req: IncomingMessage, sessionId: string, queryToken: string | undefined): void {
     const connectionId = randomUUID();
     const log = logger.child({ connection_id: connectionId, transport: 'ws' });
-    alive.set(ws, true);
-    ws.on('pong', () => alive.set(ws, true));
+    awaitedPong.set(ws, null);
+    ws.on('pong', (payload) => {
+      const awaited = awaitedPong.get(ws);
+      if (awaited && awaited.equals(payload)) awaitedPong.set(ws, null);
+    });
 
+    // Every send is followed by the slow-reader check: past the limit the connection is closed
+    // (1008) and leaves its session at once, whatever the client does with the close.
+    const checkBuffer = () => {
+      const unsent = closeIfSlowReader(ws, config.clients.maxBufferBytes);
+      if (unsent !== null) connection.closeSlowReader(unsent);
+    };
     const send = <E extends ServerEventName>(event: E, data: ServerEventData<E>) => {
-      if (ws.readyState === ws.OPEN) ws.send(rawFrame(event, data));
+      if (ws.readyState !== ws.OPEN) return;
+      ws.send(rawFrame(event, data));
+      checkBuffer();
     };
     const client: RawClient = {
       userId: '',
@@ -89,6 +106,7 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
         if (ws.readyState !== ws.OPEN) return;
         corkUntilTickEnd(tcpSocketOf(ws));
         ws.send(frame, { binary: false });
+        checkBuffer();
       },
       close: (code, reason) => ws.close(code, reason),
     };
@@ -109,6 +127,15 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
       connectionId,
       log,
     );
+
+    try {
+      connection.holdAddress(policy.clientAddress(req));
+    } catch (err) {
+      awaitedPong.delete(ws);
+      send('error', { code: 'RATE_LIMITED', message: (err as AppError).message });
+      ws.close(WS_CLOSE_CODE.RATE_LIMITED, 'RATE_LIMITED');
+      return;
+    }
 
     const joinTimer = setTimeout(() => {
       send('error', { code: 'VALIDATION_ERROR', message: `No identification within ${config.realtime.joinTimeoutMs / 1000} s` });
@@ -140,11 +167,17 @@ export function createRawEdge(deps: RawEdgeDeps): RawEdge {
       if (frame.event === 'join_session') return connection.rejectNow(new AppError('INVALID_PAYLOAD', 'Already joined'));
       await connection.handleNow(frame.event, frame.data);
     };
-    ws.on('message', (raw: RawData, isBinary: boolean) => void connection.enqueue(() => receive(parseFrame(raw, isBinary))));
+    // Every frame after the identifying one spends the connection's event budget; over it a
+    // frame is dropped unread: a flood is neither parsed nor queued.
+    let identifying = true;
+    ws.on('message', (raw: RawData, isBinary: boolean) => {
+      if (identifying || connection.admitEvent()) void connection.enqueue(() => receive(parseFrame(raw, isBinary)));
+      identifying = false;
+    });
 
     ws.on('close', () => {
       clearTimeout(joinTimer);
-      alive.delete(ws);
+      awaitedPong.delete(ws);
       connection.close();
     });
     ws.on('error', (err) => log.debug({ err }, 'raw socket error'));

@@ -10,6 +10,8 @@ import type { ClientToServerEvents, SendMessageAck, ServerToClientEvents } from 
 import type { RequestPolicy } from '../requestPolicy';
 import { rooms } from '../cluster/names';
 import { Connection, type ConnectionCoreDeps } from './connection';
+import { closeOnUnsolicitedPong } from './engineHeartbeat';
+import { watchEngineOutput } from './slowReaders';
 
 interface SocketData {
   connection: Connection;
@@ -49,10 +51,14 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
     socket.conn.once('close', () => connection.close());
     try {
       const auth = (socket.handshake.auth ?? {}) as Record<string, unknown>;
+      const address = deps.policy.clientAddress(socket.request);
+      connection.holdAddress(address);
       if (auth.session_id === undefined) throw new AppError('VALIDATION_ERROR', 'Invalid session_id', { session_id: "'session_id' is required" });
-      await connection.join(deps.policy.clientAddress(socket.request), { sessionId: auth.session_id, body: auth });
+      await connection.join(address, { sessionId: auth.session_id, body: auth });
       next();
     } catch (err) {
+      // Refused: it holds nothing any more (its address slot goes back at once).
+      connection.close();
       const refusal = new Error((err as AppError).code) as Error & { data: unknown };
       refusal.data = { code: (err as AppError).code, message: (err as AppError).message };
       next(refusal);
@@ -61,10 +67,16 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
 
   io.on('connection', (socket: SeanceSocket) => {
     const connection = socket.data.connection;
+    watchEngineOutput(socket.conn, deps.config.clients.maxBufferBytes, (unsent) => {
+      connection.closeSlowReader(unsent);
+      socket.disconnect(true);
+    });
+    closeOnUnsolicitedPong(socket.conn, () => connection.refuse('unsolicited_pong', 'connection closed: a pong nobody asked for'));
     void connection.attach();
     socket.onAny((event: unknown, ...args: unknown[]) => {
       // The acknowledgement, when there is one, is always the last argument.
       const ack = typeof args.at(-1) === 'function' ? (args.pop() as (reply: SendMessageAck) => void) : undefined;
+      if (!connection.admitEvent()) return ack?.({ ok: false, error: { code: 'RATE_LIMITED', message: 'Too many events; slow down' } });
       void connection.handle(event, args[0]).then((reply) => reply && ack?.(reply));
     });
     socket.on('disconnect', () => connection.close());

@@ -19,6 +19,7 @@ import type { SessionService } from './sessions';
 import { spiritResponse } from './messageEvents';
 import type { SpiritService } from './spirit';
 import type { SpiritAnswers } from './spiritAnswers';
+import { TypingGate } from './typingGate';
 
 /** What a transport knows about one joined connection. */
 export interface Participation {
@@ -83,7 +84,7 @@ export const JOIN_HISTORY = 50;
 const MAX_RESUME = 1000;
 
 export interface RoomDeps {
-  config: Pick<Config, 'auth'>;
+  config: Pick<Config, 'auth' | 'clients'>;
   logger: Logger;
   sessions: SessionService;
   messages: MessageStore;
@@ -111,6 +112,7 @@ export class RoomService {
   private readonly sending = new Set<Promise<unknown>>();
   private accepting = true;
   private readonly log: Logger;
+  private readonly typingGate = new TypingGate();
 
   constructor(private readonly deps: RoomDeps) {
     this.log = deps.logger.child({ component: 'rooms' });
@@ -147,6 +149,12 @@ export class RoomService {
       if (seat.status === 'rejected') throw seat.reason;
       if (!seat.value.admitted && seat.value.reason === 'USER_ID_TAKEN')
         throw new AppError('USER_ID_TAKEN', 'This user_id is connected in this session: join with its token (session_joined.token), or without a user_id');
+      if (!seat.value.admitted && seat.value.reason === 'TOO_MANY_CONNECTIONS') {
+        const max = this.deps.config.clients.maxConnectionsPerParticipant;
+        this.deps.metrics?.refused('connections_per_participant');
+        this.log.info({ session_id: session.id, user_id: candidate.id, rule: 'connections_per_participant' }, 'connection refused: participant has too many');
+        throw new AppError('RATE_LIMITED', `This participant already has ${max} connections in this session`, undefined, 1);
+      }
       throw new AppError('SESSION_FULL', `This session is full (${session.max_users} participants)`);
     }
     const admission = seat.value;
@@ -187,9 +195,11 @@ export class RoomService {
    */
   private async takeSeat(session: SessionView, candidate: ParticipantView, connectionId: string, proven: boolean): Promise<AdmitResult> {
     const { presence, holders } = this.deps;
-    const seat = await presence.admit(session.id, candidate, connectionId, session.max_users, !proven);
+    const maxConnections = this.deps.config.clients.maxConnectionsPerParticipant;
+    const seat = await presence.admit(session.id, candidate, connectionId, session.max_users, { exclusive: !proven, maxConnections });
     if (seat.admitted || seat.reason !== 'USER_ID_TAKEN') return seat;
     if (await holders.anyAlive(seat.holders)) return seat;
+    // No cap here: the dead holders it replaces are evicted right after.
     const taken = await presence.admit(session.id, candidate, connectionId, session.max_users);
     if (taken.admitted) {
       this.log.info({ session_id: session.id, user_id: candidate.id, dropped: seat.holders.length }, 'holders gave no sign of life: the join takes the participant over');
@@ -282,7 +292,12 @@ export class RoomService {
     return message;
   }
 
+  /** `user_typing` to the others, at most once per 2 s per participant (TypingGate). */
   typing(p: Participation): void {
+    if (!this.typingGate.allow(p.sessionId, p.participant.id)) {
+      this.deps.metrics?.refused('typing_throttle');
+      return;
+    }
     this.deps.broadcaster.toSession(p.sessionId, 'user_typing', { id: p.participant.id, name: p.participant.name }, { exceptUserId: p.participant.id });
   }
 

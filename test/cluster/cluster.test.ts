@@ -40,7 +40,7 @@ for (const { mode, label } of MODES)
 
     before(async function () {
       this.timeout(90_000);
-      cluster = await startCluster({ nodes: 3, postgres: await sharedPostgres(), redisMode: mode, env: { MESSAGE_RATE_LIMIT: '1000' } });
+      cluster = await startCluster({ nodes: 3, postgres: await sharedPostgres(), redisMode: mode, env: { MESSAGE_RATE_LIMIT: '1000', CLIENT_EVENT_RATE: '1000' } });
       redis = redisView(cluster);
     });
     afterEach(() => {

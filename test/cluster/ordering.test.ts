@@ -44,7 +44,7 @@ describe('cluster: order, resume and repair', function () {
   const track = <T extends TestSocket | RawClient>(c: T) => (open.push(c), c);
 
   before(async () => {
-    cluster = await startCluster({ nodes: 3, nginx: false, postgres: await sharedPostgres(), env: { MESSAGE_RATE_LIMIT: '100000' } });
+    cluster = await startCluster({ nodes: 3, nginx: false, postgres: await sharedPostgres(), env: { MESSAGE_RATE_LIMIT: '100000', CLIENT_EVENT_RATE: '100000' } });
   });
   afterEach(() => {
     while (open.length) open.pop()!.close();

@@ -26,7 +26,7 @@ describe('accepted work survives outages and shutdowns', function () {
     cluster = await startCluster({
       nodes: 2,
       nginx: false,
-      env: { SPIRIT_ORACLE_DELAY_MS: String(ORACLE_DELAY_MS), SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS), MESSAGE_RATE_LIMIT: '100000' },
+      env: { SPIRIT_ORACLE_DELAY_MS: String(ORACLE_DELAY_MS), SHUTDOWN_TIMEOUT_MS: String(SHUTDOWN_TIMEOUT_MS), MESSAGE_RATE_LIMIT: '100000', CLIENT_EVENT_RATE: '100000' },
     });
   });
   afterEach(() => {

@@ -14,7 +14,7 @@ describe('database outage under traffic', function () {
   let cluster: ClusterHandle;
 
   before(async () => {
-    cluster = await startCluster({ nodes: 2, nginx: false, env: { MESSAGE_RATE_LIMIT: '100000' } });
+    cluster = await startCluster({ nodes: 2, nginx: false, env: { MESSAGE_RATE_LIMIT: '100000', CLIENT_EVENT_RATE: '100000' } });
   });
   after(async () => cluster?.stop());
 

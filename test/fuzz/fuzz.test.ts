@@ -67,6 +67,7 @@ describe('fuzz: hostile input against a live node', function () {
         SPIRIT_PROVIDER: 'oracle',
         SPIRIT_ORACLE_DELAY_MS: '0',
         MESSAGE_RATE_LIMIT: '100000',
+        CLIENT_EVENT_RATE: '1000000',
         CONNECT_RATE_LIMIT: '1000000',
         SESSION_CREATE_RATE_LIMIT: '1000000',
       },

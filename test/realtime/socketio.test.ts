@@ -19,7 +19,7 @@ describe('Socket.IO sessions', () => {
   };
 
   before(async () => {
-    server = await startTestServer({ env: { MESSAGE_RATE_LIMIT: '1000' } });
+    server = await startTestServer({ env: { MESSAGE_RATE_LIMIT: '1000', CLIENT_EVENT_RATE: '1000' } });
   });
   afterEach(() => {
     while (open.length) open.pop()!.close();

@@ -36,6 +36,11 @@ export const INTERNALS: Internal[] = [
   { what: 'socket.io-adapter Adapter#broadcast', holds: () => isMethod(Adapter.prototype, 'broadcast') },
   { what: 'engine.io Socket#flush', holds: () => isMethod(EngineSocket.prototype, 'flush') },
   { what: "engine.io Socket#sendPacket (a holder's liveness ping)", holds: () => isMethod(EngineSocket.prototype, 'sendPacket') },
+  // slowReaders.ts counts a Socket.IO connection's queued output from these two events.
+  { what: "engine.io Socket 'packetCreate' event", holds: () => /emit(Reserved)?\("packetCreate"/.test(String(Reflect.get(EngineSocket.prototype, 'sendPacket'))) },
+  // engineHeartbeat.ts sees every packet received, before engine.io acts on it.
+  { what: "engine.io Socket 'packet' event", holds: () => /emit(Reserved)?\("packet"/.test(String(Reflect.get(EngineSocket.prototype, 'onPacket'))) },
+  { what: "engine.io Socket 'flush' event", holds: () => /emit(Reserved)?\("flush"/.test(String(Reflect.get(EngineSocket.prototype, 'flush'))) },
   { what: "ws WebSocket#_socket (the raw edge's TCP socket)", holds: () => wsKeepsTcpSocket(WebSocket) },
   { what: "engine.io's ws WebSocket#_socket", holds: () => wsKeepsTcpSocket(enginesWs()) },
 ];

@@ -1,6 +1,6 @@
 /** Single-node presence (no REDIS_URL): everything lives in this process, which is all there is. */
 import type { ParticipantView } from '../../events';
-import { byJoinTime, type AdmitResult, type Holder, type Presence } from './types';
+import { byJoinTime, type AdmitResult, type AdmitRules, type Holder, type Presence } from './types';
 
 interface Entry {
   participant: ParticipantView;
@@ -13,12 +13,13 @@ export class MemoryPresence implements Presence {
   /** `nodeId`: the node every connection here is on (the holders this presence names). */
   constructor(private readonly nodeId = 'local') {}
 
-  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, exclusive = false): Promise<AdmitResult> {
+  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, { exclusive = false, maxConnections = Infinity }: AdmitRules = {}): Promise<AdmitResult> {
     let users = this.sessions.get(sessionId);
     if (!users) this.sessions.set(sessionId, (users = new Map<string, Entry>()));
     const existing = users.get(candidate.id);
     if (existing && exclusive) return { admitted: false, reason: 'USER_ID_TAKEN', holders: [...existing.connections].map((id) => ({ node: this.nodeId, connectionId: id })) };
     if (existing) {
+      if (existing.connections.size >= maxConnections) return { admitted: false, reason: 'TOO_MANY_CONNECTIONS' };
       existing.connections.add(connectionId);
       return { admitted: true, participant: existing.participant, isNew: false };
     }

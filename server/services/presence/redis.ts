@@ -1,6 +1,7 @@
 /**
  * Cluster-wide presence in Redis. Admission and release are Lua scripts, so concurrent joins
- * on different nodes cannot overfill a session. Each node refreshes a heartbeat key; a node
+ * on different nodes cannot overfill a session, nor give a participant more connections than
+ * MAX_CONNECTIONS_PER_PARTICIPANT. Each node refreshes a heartbeat key; a node
  * whose key expired (SIGKILL, power loss) is reaped by whichever live node claims it first,
  * which releases its connections and reports the participants that left.
  *
@@ -24,11 +25,12 @@ import type Redis from 'ioredis';
 import { redisNames } from '../../cluster/names';
 import type { ParticipantView } from '../../events';
 import type { Logger } from '../../logger';
-import { byJoinTime, type AdmitResult, type Holder, type Presence, type PresenceChange } from './types';
+import { byJoinTime, type AdmitResult, type AdmitRules, type Holder, type Presence, type PresenceChange } from './types';
 
 const ADMIT = `
 local existing = redis.call('HGET', KEYS[1], ARGV[1])
 if existing and ARGV[5] == '1' then return {2, table.concat(redis.call('SMEMBERS', KEYS[2]), '\\n')} end
+if existing and redis.call('SCARD', KEYS[2]) >= tonumber(ARGV[6]) then return {-2, ''} end
 if not existing then
   if redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[4]) then return {-1, ''} end
   redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
@@ -62,7 +64,7 @@ interface LocalConnection {
 }
 
 type ScriptedRedis = Redis & {
-  seanceAdmit(users: string, conns: string, nodeInSession: string, uid: string, json: string, conn: string, max: number, exclusive: '0' | '1'): Promise<[number, string]>;
+  seanceAdmit(users: string, conns: string, nodeInSession: string, uid: string, json: string, conn: string, max: number, exclusive: '0' | '1', maxConnections: number): Promise<[number, string]>;
   seanceEvict(users: string, conns: string, nodeInSession: string, conn: string): Promise<number>;
   seanceRelease(users: string, conns: string, nodeInSession: string, uid: string, conn: string): Promise<string | null>;
 };
@@ -122,11 +124,11 @@ export class RedisPresence implements Presence {
   private static aliveKey = presenceKeys.alive;
   private static readonly nodesKey = presenceKeys.nodes;
 
-  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, exclusive = false): Promise<AdmitResult> {
+  async admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, rules: AdmitRules = {}): Promise<AdmitResult> {
     // Recorded for this node before it is admitted: a resync meanwhile must not take it for stale.
     this.admitting.add(connectionId);
     try {
-      const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers, exclusive);
+      const result = await this.runAdmit(this.nodeId, sessionId, candidate, connectionId, maxUsers, rules);
       if (result.admitted) this.local.set(connectionId, { sessionId, participant: result.participant });
       return result;
     } finally {
@@ -266,7 +268,14 @@ export class RedisPresence implements Presence {
     }
   }
 
-  private async runAdmit(node: string, sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, exclusive = false): Promise<AdmitResult> {
+  private async runAdmit(
+    node: string,
+    sessionId: string,
+    candidate: ParticipantView,
+    connectionId: string,
+    maxUsers: number,
+    { exclusive = false, maxConnections = NO_LIMIT }: AdmitRules = {},
+  ): Promise<AdmitResult> {
     const nodeMember = `${sessionId}/${candidate.id}/${connectionId}`;
     // The node's record first: if this node dies before admission, a reaper finds nothing to undo.
     await this.redis.sadd(RedisPresence.nodeConnsKey(node), nodeMember);
@@ -279,9 +288,11 @@ export class RedisPresence implements Presence {
       `${node}/${connectionId}`,
       maxUsers,
       exclusive ? '1' : '0',
+      maxConnections,
     );
-    if (status === -1 || status === 2) await this.redis.srem(RedisPresence.nodeConnsKey(node), nodeMember);
+    if (status === -1 || status === -2 || status === 2) await this.redis.srem(RedisPresence.nodeConnsKey(node), nodeMember);
     if (status === -1) return { admitted: false, reason: 'SESSION_FULL' };
+    if (status === -2) return { admitted: false, reason: 'TOO_MANY_CONNECTIONS' };
     if (status === 2) return { admitted: false, reason: 'USER_ID_TAKEN', holders: json ? json.split('\n').map(holderOf) : [] };
     return { admitted: true, participant: JSON.parse(json) as ParticipantView, isNew: status === 1 };
   }

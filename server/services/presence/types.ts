@@ -10,9 +10,16 @@ export interface Holder {
   connectionId: string;
 }
 
+export interface AdmitRules {
+  exclusive?: boolean;
+  maxConnections?: number;
+}
+
 export type AdmitResult =
   | { admitted: true; participant: ParticipantView; isNew: boolean }
   | { admitted: false; reason: 'SESSION_FULL' }
+  /** The participant already holds `maxConnections` connections (everywhere). */
+  | { admitted: false; reason: 'TOO_MANY_CONNECTIONS' }
   /** Only for an exclusive admission: the user id is connected right now, through these connections. */
   | { admitted: false; reason: 'USER_ID_TAKEN'; holders: Holder[] };
 
@@ -26,9 +33,10 @@ export interface PresenceChange {
 export interface Presence {
   /**
    * Atomically admits a connection: a new participant only below maxUsers; an existing one
-   * always, unless `exclusive`, which refuses it with the connections that hold it.
+   * while it holds fewer than `maxConnections` connections (default: no cap), unless
+   * `exclusive`, which refuses it with the connections that hold it.
    */
-  admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, exclusive?: boolean): Promise<AdmitResult>;
+  admit(sessionId: string, candidate: ParticipantView, connectionId: string, maxUsers: number, rules?: AdmitRules): Promise<AdmitResult>;
   /** Forgets one connection of a participant, on whichever node (it was found dead); never the participant's last. */
   evict(sessionId: string, userId: string, holder: Holder): Promise<void>;
   /** Returns the participant when this was its last connection (so `user_left` is due), else null. */

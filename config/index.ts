@@ -57,6 +57,10 @@ export interface Config {
     breakerCooldownMs: number;
     /** How long the built-in oracle "thinks" before it answers; 0 answers at once. */
     oracleDelayMs: number;
+    /** How often a node looks for answers owed by itself or by nodes that are gone. */
+    owedAnswersIntervalMs: number;
+    /** A question still unanswered after this long is given up (never answered). */
+    owedAnswerMaxAgeMs: number;
     gemini: { apiKey: string | null; model: string; baseUrl: string };
     openai: { apiKey: string | null; model: string; baseUrl: string };
   };
@@ -206,6 +210,8 @@ const schema = Joi.object({
   SPIRIT_BREAKER_FAILURES: Joi.number().integer().min(1).max(1000).default(5),
   SPIRIT_BREAKER_COOLDOWN_MS: Joi.number().integer().min(100).max(3_600_000).default(30_000),
   SPIRIT_ORACLE_DELAY_MS: Joi.number().integer().min(0).max(60000).default(1500),
+  OWED_ANSWERS_INTERVAL_MS: Joi.number().integer().min(100).max(60000).default(1000),
+  OWED_ANSWER_MAX_AGE_MINUTES: Joi.number().min(0.1).max(1440).default(10),
   GOOGLE_API_KEY: Joi.string(),
   GEMINI_MODEL: Joi.string().default('gemini-2.0-flash'),
   GEMINI_BASE_URL: Joi.string()
@@ -393,6 +399,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       breakerFailures: v.SPIRIT_BREAKER_FAILURES,
       breakerCooldownMs: v.SPIRIT_BREAKER_COOLDOWN_MS,
       oracleDelayMs: v.SPIRIT_ORACLE_DELAY_MS,
+      owedAnswersIntervalMs: v.OWED_ANSWERS_INTERVAL_MS,
+      owedAnswerMaxAgeMs: Math.round(v.OWED_ANSWER_MAX_AGE_MINUTES * 60_000),
       gemini: { apiKey: v.GOOGLE_API_KEY ?? null, model: v.GEMINI_MODEL, baseUrl: v.GEMINI_BASE_URL.replace(/\/+$/, '') },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, model: v.OPENAI_MODEL, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, '') },
     },

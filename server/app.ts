@@ -45,9 +45,11 @@ import { RedisPresence } from './services/presence/redis';
 import type { Presence } from './services/presence/types';
 import { RateLimits } from './services/rateLimits';
 import { RoomService } from './services/rooms';
-import { rooms as roomNames } from './cluster/names';
+import { redisNames, rooms as roomNames } from './cluster/names';
 import { LocalLease, RedisLease } from './services/maintenanceLease';
+import { OwedAnswers } from './services/owedAnswers';
 import { SessionLifecycle } from './services/sessionLifecycle';
+import { SpiritAnswers } from './services/spiritAnswers';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
 import { sequelizeMaintenance, sequelizeStores } from './storage/sequelize';
@@ -146,6 +148,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   );
   adapter.main.setOrdering(feeds);
   const broadcaster = createBroadcaster(io);
+  const answers = new SpiritAnswers({ nodeId: config.nodeId, messages, spirit, broadcaster, logger, metrics, audioUrl });
   const rooms = new RoomService({
     config,
     logger,
@@ -161,7 +164,21 @@ export async function createApp(deps: AppDeps): Promise<App> {
     broadcaster,
     metrics,
     audioUrl,
+    answers,
     subscriptions: feeds,
+  });
+  const owedAnswers = new OwedAnswers({
+    config: { intervalMs: config.spirit.owedAnswersIntervalMs, maxAgeMs: config.spirit.owedAnswerMaxAgeMs },
+    messages,
+    sessions: sessionStore,
+    presence,
+    answers,
+    // Three rounds of slack, as the maintenance lease: a holder that dies is replaced within about three intervals.
+    lease: redis
+      ? new RedisLease(redis.command, config.nodeId, Math.max(3 * config.spirit.owedAnswersIntervalMs, 2_000), logger.child({ component: 'owed-answers' }), redisNames.answersLease)
+      : new LocalLease(),
+    logger,
+    metrics,
   });
   // Both transports share one count of connections per client address.
   const addresses = new AddressSlots(config.clients.maxConnectionsPerAddress);
@@ -254,6 +271,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   await Promise.all([presence.start(), limits.start(), liveness.start()]);
   lifecycle.start();
+  owedAnswers.start();
 
   // Every upgraded (WebSocket) connection, of both transports: a client that never takes the
   // close keeps its TCP socket open for long after its WebSocket has said goodbye.
@@ -268,6 +286,8 @@ export async function createApp(deps: AppDeps): Promise<App> {
     draining = true;
     const deadline = Date.now() + config.shutdownTimeoutMs;
     httpServer.close();
+    // No more questions taken over from others: this node only pays its own debts now.
+    await until(deadline, () => owedAnswers.stop());
     // New messages are refused from now on (the clients send them again elsewhere), so what is
     // pending can only shrink; the messages being stored finish and are acknowledged first.
     await until(deadline, () => rooms.stopAccepting());
@@ -289,7 +309,9 @@ export async function createApp(deps: AppDeps): Promise<App> {
     await until(Math.min(deadline, Date.now() + CLOSE_GRACE_MS), clientsGone);
     for (const socket of upgraded) socket.destroy();
     // Spirit answers still under way are stored and broadcast (through the cluster to where
-    // their clients went, or read on resume) before the process goes.
+    // their clients went, or read on resume) before the process goes. What is not answered by
+    // the deadline stays owed by this node in the database: once it leaves presence below,
+    // another node takes it over within OWED_ANSWERS_INTERVAL_MS.
     await until(deadline, async () => {
       await clientsGone();
       await rooms.drain();

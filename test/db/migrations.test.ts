@@ -21,7 +21,7 @@ async function indexNames(db: Database, table: string): Promise<string[]> {
 }
 
 async function withDatabase(url: string, work: (db: Database) => Promise<void>) {
-  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', DATABASE_URL: url });
+  const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', DATABASE_URL: url, JWT_SECRET: 'migrations-test-secret-0123456789abcdef' });
   const db = createDatabase(config, createLogger(config));
   try {
     await work(db);

@@ -322,7 +322,12 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * `signsTokens: false` is for tools that only reach the database (sequelize-cli's migrations):
+ * they sign and verify nothing, so the JWT secret's rules do not stop them.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: { signsTokens?: boolean } = {}): Config {
+  const signsTokens = opts.signsTokens ?? true;
   // Empty strings mean "unset" (compose files and .env templates often leave them blank).
   const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const { value, error } = schema.validate(input, { abortEarly: false, convert: true });
@@ -336,7 +341,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const jwtSecret: string | null = v.JWT_SECRET ?? null;
   const clusterSettings = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].filter((name) => v[name] !== undefined);
   if (v.DATABASE_URL !== undefined && !String(v.DATABASE_URL).startsWith('sqlite:')) clusterSettings.push('DATABASE_URL');
-  if (nodeEnv === 'production' && !jwtSecret) {
+  if (!signsTokens) {
+    // Nothing to check: no token is signed or verified.
+  } else if (nodeEnv === 'production' && !jwtSecret) {
     problems.push(`JWT_SECRET is required in production (at least ${MIN_PRODUCTION_SECRET_LENGTH} characters, e.g. JWT_SECRET=$(openssl rand -hex 32))`);
   } else if (!jwtSecret && clusterSettings.length > 0) {
     // Every node must sign and verify with the same secret, and no node can make it up alone.

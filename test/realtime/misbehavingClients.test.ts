@@ -446,7 +446,7 @@ describe('a node whose clients never read', function () {
   it('still exits 0 within a few seconds of SIGTERM: clients that never take the close do not hold the drain', async () => {
     // The raw clients above are still connected and paused; a Socket.IO websocket client joins them.
     const session = await createSession(node.url);
-    const stalled = await joinSocket(node.url, { session_id: session.id, user_id: 'sio-stalled', name: 'Stalled' }, { transports: ['websocket'] } as any);
+    const stalled = await joinSocket(node.url, { session_id: session.id, user_id: 'sio-stalled', name: 'Stalled' }, { transports: ['websocket'] });
     tcpOf(stalled).pause();
     const started = Date.now();
     node.kill('SIGTERM');

@@ -202,21 +202,24 @@ export async function runChaos(opts: ChaosOptions): Promise<ChaosResult> {
     const notBack = await waitClients(clients, 'rejoin', (c) => c.joined, 45_000);
     if (notBack) stamp(`${notBack} clients not back in their session`);
 
-    // The database is the truth: wait until no session's history grows (late spirit answers), then read it.
+    // The database is the truth: wait until no session's history grows and every question has
+    // its answer (late ones, taken over from a node that went), bounded; then read it.
     const lastSeqs = async () => {
       const tops: number[] = [];
+      let unanswered = 0;
       for (const id of sessionIds) {
         const { messages } = await readHistory(cluster.url, id);
         tops.push(messages.length);
+        for (const m of messages) unanswered += m.is_spirit ? -1 : 1;
       }
-      return tops.join(',');
+      return { tops: tops.join(','), unanswered };
     };
     let previous = '';
     await pollUntil(
       async () => {
         const now = await lastSeqs();
-        const same = now === previous;
-        previous = now;
+        const same = now.tops === previous && now.unanswered <= 0;
+        previous = now.tops;
         return same;
       },
       20_000,

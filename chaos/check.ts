@@ -72,9 +72,9 @@ export interface ChaosReport {
   totals: { holes: number; repeats: number; outOfOrder: number; withoutSeq: number; notStored: number; notConnectedAtEnd: number; resumed: number; notResumed: number; joins: number };
   presence: { ghosts: number; missing: number; unanswered: number; details: string[] };
   /**
-   * Questions stored without a stored answer, by the fault whose time they fall in (from the
-   * answer delay before it to its recovery): informational, not a failure, since a crashed
-   * node takes its pending answers with it.
+   * Questions stored without a stored answer (a failure: the cluster answers what a node that
+   * went owed), split by the fault whose time they fall in (from the answer delay before it to
+   * its recovery) to say where to look.
    */
   spirit: { questions: number; answers: number; unanswered: number; byFault: Record<string, number> };
   processes: { exits: ProcessExit[]; unexplained: number; uncleanSigterm: number; unrecovered: number };
@@ -325,6 +325,8 @@ export function check(input: CheckInput): ChaosReport {
   }
   // Counted from history (an answer nobody saw live has no known question, so the window split may be off by those).
   spirit.unanswered = spirit.questions - spirit.answers;
+  if (spirit.unanswered > 0) failures.push(`${spirit.unanswered} questions without an answer`);
+  if (spirit.unanswered < 0) failures.push(`${-spirit.unanswered} more answers than questions`);
 
   const sessions = new Set(input.clients.map((c) => c.spec.sessionId)).size;
   return {

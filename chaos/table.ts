@@ -118,7 +118,7 @@ export function formatReport(r: ChaosReport, opts: { allClients?: boolean } = {}
     .map(([k, n]) => `${k} ${n}`)
     .join(', ');
   out.push(
-    `spirit: ${r.spirit.questions} questions stored, ${r.spirit.answers} answers stored, ${r.spirit.unanswered} questions without an answer${byFault ? ` (by when they were asked: ${byFault})` : ''}`,
+    `spirit: ${r.spirit.questions} questions stored, ${r.spirit.answers} answers stored, questions without an answer: ${ok(r.spirit.unanswered)}${byFault ? ` (by when they were asked: ${byFault})` : ''}`,
   );
   out.push('');
 
@@ -152,6 +152,10 @@ export function formatReport(r: ChaosReport, opts: { allClients?: boolean } = {}
   );
   out.push(`SIGTERMed nodes that did not exit 0 within 12 s: ${ok(r.processes.uncleanSigterm)}; faults the cluster did not recover from: ${ok(r.processes.unrecovered)}`);
   out.push('');
-  out.push(r.failures.length === 0 ? 'PASS: no loss, no duplicate, no hole, no repeat, presence true, no unexplained death' : `FAIL:\n${r.failures.map((f) => `  - ${f}`).join('\n')}`);
+  out.push(
+    r.failures.length === 0
+      ? 'PASS: no loss, no duplicate, no hole, no repeat, every question answered, presence true, no unexplained death'
+      : `FAIL:\n${r.failures.map((f) => `  - ${f}`).join('\n')}`,
+  );
   return out.join('\n');
 }

@@ -57,6 +57,10 @@ export interface Config {
     breakerCooldownMs: number;
     /** How long the built-in oracle "thinks" before it answers; 0 answers at once. */
     oracleDelayMs: number;
+    /** How often a node looks for answers owed by itself or by nodes that are gone. */
+    owedAnswersIntervalMs: number;
+    /** A question still unanswered after this long is given up (never answered). */
+    owedAnswerMaxAgeMs: number;
     gemini: { apiKey: string | null; model: string; baseUrl: string };
     openai: { apiKey: string | null; model: string; baseUrl: string };
   };
@@ -206,6 +210,8 @@ const schema = Joi.object({
   SPIRIT_BREAKER_FAILURES: Joi.number().integer().min(1).max(1000).default(5),
   SPIRIT_BREAKER_COOLDOWN_MS: Joi.number().integer().min(100).max(3_600_000).default(30_000),
   SPIRIT_ORACLE_DELAY_MS: Joi.number().integer().min(0).max(60000).default(1500),
+  OWED_ANSWERS_INTERVAL_MS: Joi.number().integer().min(100).max(60000).default(1000),
+  OWED_ANSWER_MAX_AGE_MINUTES: Joi.number().min(0.1).max(1440).default(10),
   GOOGLE_API_KEY: Joi.string(),
   GEMINI_MODEL: Joi.string().default('gemini-2.0-flash'),
   GEMINI_BASE_URL: Joi.string()
@@ -316,7 +322,12 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+/**
+ * `signsTokens: false` is for tools that only reach the database (sequelize-cli's migrations):
+ * they sign and verify nothing, so the JWT secret's rules do not stop them.
+ */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env, opts: { signsTokens?: boolean } = {}): Config {
+  const signsTokens = opts.signsTokens ?? true;
   // Empty strings mean "unset" (compose files and .env templates often leave them blank).
   const input = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
   const { value, error } = schema.validate(input, { abortEarly: false, convert: true });
@@ -330,7 +341,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const jwtSecret: string | null = v.JWT_SECRET ?? null;
   const clusterSettings = ['REDIS_URL', 'REDIS_SENTINELS', 'REDIS_CLUSTER_NODES'].filter((name) => v[name] !== undefined);
   if (v.DATABASE_URL !== undefined && !String(v.DATABASE_URL).startsWith('sqlite:')) clusterSettings.push('DATABASE_URL');
-  if (nodeEnv === 'production' && !jwtSecret) {
+  if (!signsTokens) {
+    // Nothing to check: no token is signed or verified.
+  } else if (nodeEnv === 'production' && !jwtSecret) {
     problems.push(`JWT_SECRET is required in production (at least ${MIN_PRODUCTION_SECRET_LENGTH} characters, e.g. JWT_SECRET=$(openssl rand -hex 32))`);
   } else if (!jwtSecret && clusterSettings.length > 0) {
     // Every node must sign and verify with the same secret, and no node can make it up alone.
@@ -393,6 +406,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
       breakerFailures: v.SPIRIT_BREAKER_FAILURES,
       breakerCooldownMs: v.SPIRIT_BREAKER_COOLDOWN_MS,
       oracleDelayMs: v.SPIRIT_ORACLE_DELAY_MS,
+      owedAnswersIntervalMs: v.OWED_ANSWERS_INTERVAL_MS,
+      owedAnswerMaxAgeMs: Math.round(v.OWED_ANSWER_MAX_AGE_MINUTES * 60_000),
       gemini: { apiKey: v.GOOGLE_API_KEY ?? null, model: v.GEMINI_MODEL, baseUrl: v.GEMINI_BASE_URL.replace(/\/+$/, '') },
       openai: { apiKey: v.OPENAI_API_KEY ?? null, model: v.OPENAI_MODEL, baseUrl: v.OPENAI_BASE_URL.replace(/\/+$/, '') },
     },

@@ -4,7 +4,8 @@
 const { loadConfig } = require('../dist/config');
 const { sequelizeOptions } = require('../dist/server/db');
 
-const config = loadConfig(process.env);
+// Migrations sign no token: a migration job needs DATABASE_URL, not JWT_SECRET.
+const config = loadConfig(process.env, { signsTokens: false });
 const options = { ...sequelizeOptions(config), url: config.database.url.startsWith('sqlite:') ? undefined : config.database.url };
 
 module.exports = { development: options, test: options, production: options };

@@ -15,6 +15,8 @@ export class Message extends Model<InferAttributes<Message>, InferCreationAttrib
   declare is_spirit: CreationOptional<boolean>;
   declare in_reply_to: number | null;
   declare timestamp: CreationOptional<Date>;
+  /** The node that owes this question its answer (null: nothing owed). */
+  declare answer_owner: CreationOptional<string | null>;
 
   static initModel(sequelize: Sequelize): typeof Message {
     Message.init(
@@ -28,6 +30,7 @@ export class Message extends Model<InferAttributes<Message>, InferCreationAttrib
         is_spirit: { type: DataTypes.BOOLEAN, allowNull: false, defaultValue: false },
         in_reply_to: { type: DataTypes.INTEGER, allowNull: true },
         timestamp: { type: DataTypes.DATE, allowNull: false, defaultValue: DataTypes.NOW },
+        answer_owner: { type: DataTypes.STRING(128), allowNull: true },
       },
       { sequelize, tableName: 'messages', timestamps: false },
     );

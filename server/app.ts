@@ -5,6 +5,7 @@
  */
 import { createServer, type Server as HttpServer } from 'node:http';
 import path from 'node:path';
+import type { Duplex } from 'node:stream';
 import cors from 'cors';
 import express from 'express';
 import helmet from 'helmet';
@@ -44,9 +45,11 @@ import { RedisPresence } from './services/presence/redis';
 import type { Presence } from './services/presence/types';
 import { RateLimits } from './services/rateLimits';
 import { RoomService } from './services/rooms';
-import { rooms as roomNames } from './cluster/names';
+import { redisNames, rooms as roomNames } from './cluster/names';
 import { LocalLease, RedisLease } from './services/maintenanceLease';
+import { OwedAnswers } from './services/owedAnswers';
 import { SessionLifecycle } from './services/sessionLifecycle';
+import { SpiritAnswers } from './services/spiritAnswers';
 import { SessionService } from './services/sessions';
 import { createSpiritService } from './services/spirit';
 import { sequelizeMaintenance, sequelizeStores } from './storage/sequelize';
@@ -80,6 +83,8 @@ export interface App {
 const CORS_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'];
 /** WebSocket close code 1012 "service restart": the client should reconnect (to another node). */
 const SERVICE_RESTART = 1012;
+/** How long a draining node waits for its clients to take the close before destroying their sockets. */
+const CLOSE_GRACE_MS = 1500;
 
 export async function createApp(deps: AppDeps): Promise<App> {
   const { config, logger, db, redis } = deps;
@@ -143,6 +148,7 @@ export async function createApp(deps: AppDeps): Promise<App> {
   );
   adapter.main.setOrdering(feeds);
   const broadcaster = createBroadcaster(io);
+  const answers = new SpiritAnswers({ nodeId: config.nodeId, messages, spirit, broadcaster, logger, metrics, audioUrl });
   const rooms = new RoomService({
     config,
     logger,
@@ -158,7 +164,21 @@ export async function createApp(deps: AppDeps): Promise<App> {
     broadcaster,
     metrics,
     audioUrl,
+    answers,
     subscriptions: feeds,
+  });
+  const owedAnswers = new OwedAnswers({
+    config: { intervalMs: config.spirit.owedAnswersIntervalMs, maxAgeMs: config.spirit.owedAnswerMaxAgeMs },
+    messages,
+    sessions: sessionStore,
+    presence,
+    answers,
+    // Three rounds of slack, as the maintenance lease: a holder that dies is replaced within about three intervals.
+    lease: redis
+      ? new RedisLease(redis.command, config.nodeId, Math.max(3 * config.spirit.owedAnswersIntervalMs, 2_000), logger.child({ component: 'owed-answers' }), redisNames.answersLease)
+      : new LocalLease(),
+    logger,
+    metrics,
   });
   // Both transports share one count of connections per client address.
   const addresses = new AddressSlots(config.clients.maxConnectionsPerAddress);
@@ -251,12 +271,23 @@ export async function createApp(deps: AppDeps): Promise<App> {
 
   await Promise.all([presence.start(), limits.start(), liveness.start()]);
   lifecycle.start();
+  owedAnswers.start();
+
+  // Every upgraded (WebSocket) connection, of both transports: a client that never takes the
+  // close keeps its TCP socket open for long after its WebSocket has said goodbye.
+  const upgraded = new Set<Duplex>();
+  httpServer.on('upgrade', (_req, socket: Duplex) => {
+    upgraded.add(socket);
+    socket.once('close', () => upgraded.delete(socket));
+  });
 
   let closing: Promise<void> | null = null;
   async function shutdown(): Promise<void> {
     draining = true;
     const deadline = Date.now() + config.shutdownTimeoutMs;
     httpServer.close();
+    // No more questions taken over from others: this node only pays its own debts now.
+    await until(deadline, () => owedAnswers.stop());
     // New messages are refused from now on (the clients send them again elsewhere), so what is
     // pending can only shrink; the messages being stored finish and are acknowledged first.
     await until(deadline, () => rooms.stopAccepting());
@@ -267,13 +298,22 @@ export async function createApp(deps: AppDeps): Promise<App> {
       rawHub.closeAll(SERVICE_RESTART, 'server restarting');
     };
     sendClientsAway();
-    // Spirit answers still under way are stored and broadcast (through the cluster to where
-    // their clients went, or read on resume) before the process goes.
-    await until(deadline, async () => {
+    const clientsGone = async () => {
       while (io.of('/').sockets.size > 0 || rawHub.size > 0) {
         await new Promise((r) => setTimeout(r, 20));
         sendClientsAway();
       }
+    };
+    // A client that never takes the close (a reader that stopped reading) would hold the drain
+    // to its end: after a short grace its socket is destroyed.
+    await until(Math.min(deadline, Date.now() + CLOSE_GRACE_MS), clientsGone);
+    for (const socket of upgraded) socket.destroy();
+    // Spirit answers still under way are stored and broadcast (through the cluster to where
+    // their clients went, or read on resume) before the process goes. What is not answered by
+    // the deadline stays owed by this node in the database: once it leaves presence below,
+    // another node takes it over within OWED_ANSWERS_INTERVAL_MS.
+    await until(deadline, async () => {
+      await clientsGone();
       await rooms.drain();
     });
     rawEdge.close();

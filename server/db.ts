@@ -5,6 +5,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import pg from 'pg';
 import { Sequelize, type Options } from 'sequelize';
 import { SequelizeStorage, Umzug } from 'umzug';
 import type { ConnectionOptions } from 'node:tls';
@@ -39,6 +40,21 @@ type MigrationStep = (queryInterface: unknown, sequelize: typeof Sequelize) => P
 /** Any constant shared by every replica: the key of the PostgreSQL advisory lock taken while migrating. */
 const MIGRATION_LOCK_KEY = 746_353_100;
 
+/**
+ * pg as Sequelize gets it, with a client that listens for 'error' from birth. Sequelize adds
+ * its listener only once the connection is up; an error in the same read as the end of the
+ * start-up (PostgreSQL's 57P01 "terminating connection" while it restarts) would otherwise be
+ * an unhandled 'error' event, which ends the process. Sequelize's own listener still retires
+ * the connection.
+ */
+class GuardedClient extends pg.Client {
+  constructor(config?: string | pg.ClientConfig) {
+    super(config);
+    this.on('error', () => undefined);
+  }
+}
+const guardedPg = { ...pg, Client: GuardedClient };
+
 /** Options shared with sequelize-cli (config/sequelize-cli.js). */
 export function sequelizeOptions(config: Pick<Config, 'database'>): Options {
   const db = config.database;
@@ -53,6 +69,7 @@ export function sequelizeOptions(config: Pick<Config, 'database'>): Options {
   }
   return {
     dialect: 'postgres',
+    dialectModule: guardedPg,
     // "20 + 10 overflow" in Sequelize's terms: up to pool+overflow connections; the first
     // `poolSize` stay open once opened (`min`), only the overflow is released after 10 s idle,
     // so a burst of joins does not make PostgreSQL fork fresh backends for every burst after

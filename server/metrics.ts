@@ -48,7 +48,7 @@ export class Metrics {
   readonly contentType = this.registry.contentType;
 
   // Plain numbers the hot path bumps; the scrape copies them into the counters below.
-  private readonly n = { accepted: 0, rejected: 0, deliveries: 0, gapRepairs: 0, idleEnded: 0, expired: 0, holder: false };
+  private readonly n = { accepted: 0, rejected: 0, deliveries: 0, gapRepairs: 0, idleEnded: 0, expired: 0, takenOver: 0, givenUp: 0, holder: false };
   private readonly rateLimited = new Map<RateLimitKind, number>(RATE_LIMIT_KINDS.map((k) => [k, 0]));
   private readonly spiritFailures = new Map<string, number>();
   private readonly refusals = new Map<string, number>();
@@ -105,6 +105,24 @@ export class Metrics {
       collect() {
         this.reset();
         this.inc(n.idleEnded);
+      },
+    });
+    new Counter({
+      name: 'seance_spirit_answers_taken_over_total',
+      help: 'Questions this node took over from a node that was gone before it answered them, to answer them itself.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(n.takenOver);
+      },
+    });
+    new Counter({
+      name: 'seance_spirit_answers_given_up_total',
+      help: 'Questions this node gave up answering: older than OWED_ANSWER_MAX_AGE_MINUTES, or their session ended.',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(n.givenUp);
       },
     });
     new Counter({
@@ -293,6 +311,14 @@ export class Metrics {
 
   messagesExpired(count: number): void {
     this.n.expired += count;
+  }
+
+  spiritAnswerTakenOver(): void {
+    this.n.takenOver += 1;
+  }
+
+  spiritAnswerGivenUp(): void {
+    this.n.givenUp += 1;
   }
 
   maintenanceHolder(held: boolean): void {

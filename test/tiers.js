@@ -12,6 +12,7 @@ const unit = [
   'test/auth/tokens.test.ts',
   'test/chaos/check.test.ts',
   'test/config/config.test.ts',
+  'test/db/pgStartupError.test.ts',
   'test/harness/unitTier.test.ts',
   'test/ordering/**/*.test.ts',
   'test/realtime/clientLimitRules.test.ts',

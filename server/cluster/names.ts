@@ -40,6 +40,8 @@ export const redisNames = {
   liveness: (nodeId: string) => `seance:liveness:${nodeId}`,
   /** The lease of the node that runs the cluster's maintenance (idle sessions, retention). */
   maintenanceLease: 'seance:maintenance:lease',
+  /** The lease of the node that answers the questions owed by nodes that are gone. */
+  answersLease: 'seance:answers:lease',
   /** The admin UI's login sessions, shared by every node. */
   adminUiPrefix: 'seance:admin-ui',
   rateLimits: {

@@ -49,16 +49,17 @@ export class AnswerRetry {
     return this.waiting;
   }
 
-  async store(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView> {
+  /** The answer to an owed question stored; null when `owner` no longer owes it (another node took it over). */
+  async store(sessionId: string, inReplyTo: number, owner: string, text: string): Promise<HistoryMessageView | null> {
     try {
-      return await this.messages.storeSpirit(sessionId, inReplyTo, text);
+      return await this.messages.storeOwedAnswer(sessionId, inReplyTo, owner, text);
     } catch (err) {
       if (!isDependencyUnavailable(err) || this.waiting >= this.maxWaiting) throw err;
-      return this.retry(sessionId, inReplyTo, text, err);
+      return this.retry(sessionId, inReplyTo, owner, text, err);
     }
   }
 
-  private async retry(sessionId: string, inReplyTo: number, text: string, first: unknown): Promise<HistoryMessageView> {
+  private async retry(sessionId: string, inReplyTo: number, owner: string, text: string, first: unknown): Promise<HistoryMessageView | null> {
     this.waiting += 1;
     if (!this.episode) {
       this.episode = { since: Date.now(), stored: 0, lost: 0 };
@@ -73,7 +74,7 @@ export class AnswerRetry {
         delay = Math.min(delay * 2, MAX_DELAY_MS);
         try {
           // The failed attempt may have been stored after all (a connection cut after the commit).
-          const stored = (await this.messages.answerTo(sessionId, inReplyTo)) ?? (await this.messages.storeSpirit(sessionId, inReplyTo, text));
+          const stored = (await this.messages.answerTo(sessionId, inReplyTo)) ?? (await this.messages.storeOwedAnswer(sessionId, inReplyTo, owner, text));
           episode.stored += 1;
           return stored;
         } catch (err) {

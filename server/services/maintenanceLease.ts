@@ -1,6 +1,6 @@
 /**
- * Which node runs the cluster's housekeeping (idle sessions, message retention): the one
- * holding a lease in Redis, a key naming its node with an expiry that the holder renews on
+ * Which node runs a job of the whole cluster (housekeeping: idle sessions, message retention;
+ * the answers owed by nodes that are gone): the one holding the job's lease in Redis, a key naming its node with an expiry that the holder renews on
  * every round. A holder that dies stops renewing and another node takes the lease once it
  * expires. A single node without Redis always holds it.
  */
@@ -14,8 +14,6 @@ export interface Lease {
   /** Lets go at shutdown, so another node takes over at once instead of after the expiry. */
   release(): Promise<void>;
 }
-
-const KEY = redisNames.maintenanceLease;
 
 // Renew when ours, take when free, in one step: two nodes never both believe they hold it.
 const ACQUIRE = `
@@ -40,20 +38,21 @@ export class RedisLease implements Lease {
     private readonly owner: string,
     private readonly ttlMs: number,
     private readonly logger: Logger,
+    private readonly key: string = redisNames.maintenanceLease,
   ) {}
 
   async acquire(): Promise<boolean> {
     try {
-      return (await this.redis.eval(ACQUIRE, 1, KEY, this.owner, String(this.ttlMs))) === 1;
+      return (await this.redis.eval(ACQUIRE, 1, this.key, this.owner, String(this.ttlMs))) === 1;
     } catch (err) {
       // Redis away: nobody can prove they hold it, so nobody works; the next round retries.
-      this.logger.debug({ err: { message: (err as Error).message } }, 'maintenance lease unavailable');
+      this.logger.debug({ err: { message: (err as Error).message }, lease: this.key }, 'lease unavailable');
       return false;
     }
   }
 
   async release(): Promise<void> {
-    await this.redis.eval(RELEASE, 1, KEY, this.owner).catch(() => undefined);
+    await this.redis.eval(RELEASE, 1, this.key, this.owner).catch(() => undefined);
   }
 }
 

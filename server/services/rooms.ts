@@ -14,11 +14,11 @@ import type { Broadcaster } from '../realtime/broadcaster';
 import type { MessageStore, UserStore } from '../storage/ports';
 import { isStoredNumber, schemas, validate, validateChatMessage } from '../validation/schemas';
 import type { AdmitResult, Holder, Presence } from './presence/types';
-import { AnswerRetry, type AnswerRetryOptions } from './answerRetry';
 import { messageLimitKey, type RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
 import { spiritResponse } from './messageEvents';
 import type { SpiritService } from './spirit';
+import type { SpiritAnswers } from './spiritAnswers';
 import { TypingGate } from './typingGate';
 
 /** What a transport knows about one joined connection. */
@@ -82,7 +82,6 @@ type JoinBody = { name?: string; user_id?: string; token?: string; last_seq?: un
 export const JOIN_HISTORY = 50;
 /** A resume that missed more than this is an ordinary join (docs/protocol.md: Order, resume and repair). */
 const MAX_RESUME = 1000;
-const SPIRIT_CONTEXT = 10;
 
 export interface RoomDeps {
   config: Pick<Config, 'auth' | 'clients'>;
@@ -104,23 +103,19 @@ export interface RoomDeps {
   metrics?: Metrics;
   /** Where an answer's audio is served, or null when speech is off. */
   audioUrl: (sessionId: string, messageId: number) => string | null;
-  /** Bounds of an answer's store retried through a database outage (tests shorten them). */
-  answerRetry?: AnswerRetryOptions;
+  /** Answers the questions this node owes (those asked here, stored as owed by it). */
+  answers: SpiritAnswers;
 }
 
 export class RoomService {
-  /** Spirit answers under way (graceful shutdown waits for them). */
-  private readonly pending = new Set<Promise<unknown>>();
   /** Messages being stored (shutdown lets them finish and be acknowledged before closing connections). */
   private readonly sending = new Set<Promise<unknown>>();
   private accepting = true;
   private readonly log: Logger;
-  private readonly answers: AnswerRetry;
   private readonly typingGate = new TypingGate();
 
   constructor(private readonly deps: RoomDeps) {
     this.log = deps.logger.child({ component: 'rooms' });
-    this.answers = new AnswerRetry(deps.messages, this.log, deps.answerRetry);
     // Joins and leaves nobody's own connection caused (a dead node reaped, an outage healed).
     deps.presence.onChange(({ sessionId, participant, kind }) =>
       deps.broadcaster.toSession(sessionId, kind === 'joined' ? 'user_joined' : 'user_left', participant, {
@@ -276,16 +271,24 @@ export class RoomService {
   private async storeAndBroadcast(p: Participation, data: unknown): Promise<ChatMessageView> {
     const text = validateChatMessage(data);
     await this.deps.limits.consume('message', messageLimitKey(p.sessionId, p.participant.id));
-    const { messages, spirit, broadcaster } = this.deps;
+    const { messages, spirit, broadcaster, answers } = this.deps;
     // The built-in oracle answers at once: the question and the answer are stored together
     // and the three events leave in the same tick (one write per listener, see realtime/extensions/engineWrites.ts).
     const instant = spirit.instantReply(text);
-    const stored = instant ? await messages.storeExchange(p.sessionId, p.participant, text, instant.message) : { message: await messages.storeChat(p.sessionId, p.participant, text), answer: null };
+    // Otherwise the question is stored as owed an answer by this node: should the node go before
+    // it answers, the debt is in the database and another node pays it (see owedAnswers).
+    const stored = instant
+      ? await messages.storeExchange(p.sessionId, p.participant, text, instant.message)
+      : { message: await messages.storeChat(p.sessionId, p.participant, text, { owesAnswer: answers.nodeId }), answer: null };
     const { message } = stored;
     broadcaster.toSession(p.sessionId, 'message_received', message);
     broadcaster.toSession(p.sessionId, 'spirit_thinking', { session_id: p.sessionId, in_reply_to: message.id });
     if (instant && stored.answer) broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored.answer, message.id, instant, this.deps.audioUrl(p.sessionId, stored.answer.id)));
-    else this.track(this.answer(p, message));
+    else {
+      void answers.answer(message).then((outcome) => {
+        if (outcome === 'failed') p.send('error', { code: 'SPIRIT_ERROR', message: 'The spirit could not answer this time' });
+      });
+    }
     return message;
   }
 
@@ -322,7 +325,8 @@ export class RoomService {
 
   /** Resolves once every spirit answer under way has been stored and sent (graceful shutdown). */
   async drain(): Promise<void> {
-    while (this.pending.size > 0 || this.sending.size > 0) await Promise.allSettled([...this.pending, ...this.sending]);
+    while (this.sending.size > 0) await Promise.allSettled([...this.sending]);
+    await this.deps.answers.drain();
   }
 
   private async identify(body: { name?: string; user_id?: string }, token: string | undefined): Promise<Identity> {
@@ -334,34 +338,5 @@ export class RoomService {
     if (this.deps.config.auth.requireAuth) throw new AppError('UNAUTHORIZED', 'This server requires a token to join');
     if (!body.name) throw new AppError('VALIDATION_ERROR', 'Invalid name', { name: "'name' is required" });
     return { id: body.user_id ?? randomUUID(), name: body.name, proven: false };
-  }
-
-  private async answer(p: Participation, question: ChatMessageView): Promise<void> {
-    const { spirit, messages, broadcaster } = this.deps;
-    try {
-      // The prompt's context is a nicety: a database away for a moment does not cost the answer.
-      const history = spirit.needsHistory
-        ? await messages.recent(p.sessionId, SPIRIT_CONTEXT).catch((err: unknown) => {
-            this.log.warn({ err, session_id: p.sessionId }, 'spirit context unavailable: answering without it');
-            return [];
-          })
-        : [];
-      const reply = await spirit.reply({
-        sessionId: p.sessionId,
-        question: question.message,
-        askedBy: p.participant.name,
-        history: history.map((m) => ({ user_name: m.user_name, message: m.message, is_spirit: m.is_spirit })),
-      });
-      const stored = await this.answers.store(p.sessionId, question.id, reply.message);
-      broadcaster.toSession(p.sessionId, 'spirit_response', spiritResponse(stored, question.id, reply, this.deps.audioUrl(p.sessionId, stored.id)));
-    } catch (err) {
-      this.log.error({ err, session_id: p.sessionId, in_reply_to: question.id }, 'spirit answer failed');
-      p.send('error', { code: 'SPIRIT_ERROR', message: 'The spirit could not answer this time' });
-    }
-  }
-
-  private track(work: Promise<unknown>): void {
-    this.pending.add(work);
-    void work.finally(() => this.pending.delete(work));
   }
 }

@@ -24,9 +24,32 @@ export interface StoredMessage extends HistoryMessageView {
   in_reply_to: number | null;
 }
 
+/** A question whose spirit answer is still owed, and the node (NODE_ID) that owes it. */
+export interface OwedQuestion {
+  id: number;
+  seq: number;
+  session_id: string;
+  user_name: string | null;
+  message: string;
+  timestamp: string;
+  owner: string;
+}
+
 export interface MessageStore {
-  storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView>;
+  /** With `owesAnswer` (a NODE_ID), the question is stored as owed an answer by that node. */
+  storeChat(sessionId: string, author: ParticipantView, text: string, opts?: { owesAnswer?: string }): Promise<ChatMessageView>;
   storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView>;
+  /**
+   * Stores the answer to an owed question and clears the debt in one write, only while `owner`
+   * still owes it: null when it does not (another node took it over, or it was given up).
+   */
+  storeOwedAnswer(sessionId: string, questionId: number, owner: string, text: string): Promise<HistoryMessageView | null>;
+  /** Questions still owed an answer (by `owner` when given), oldest first. */
+  owed(opts: { owner?: string; limit: number }): Promise<OwedQuestion[]>;
+  /** Moves a debt from `from` to `to` if `from` still owes it; true when it moved. */
+  takeOver(questionId: number, from: string, to: string): Promise<boolean>;
+  /** Clears a debt without an answer if `owner` still owes it; true when it did. */
+  giveUp(questionId: number, owner: string): Promise<boolean>;
   /** The spirit's stored answer to a question, or null (an answer's store retried after an outage). */
   answerTo(sessionId: string, questionId: number): Promise<HistoryMessageView | null>;
   /** A question and the spirit's answer, already known, stored together. */

@@ -72,6 +72,16 @@ describe('chaos checker', () => {
     expect(report.messages.historyGaps).to.equal(1);
   });
 
+  it('fails a run that leaves a question without an answer (or answers one twice)', () => {
+    const history = stored(6);
+    const unanswered = history.filter((m) => m.seq !== 6);
+    const report = check({ ...input(unanswered, [1, 2, 3, 4, 5]), history: new Map([[S, unanswered]]) });
+    expect(report.spirit).to.include({ questions: 3, answers: 2, unanswered: 1 });
+    expect(report.failures).to.include('1 questions without an answer');
+    const twice = [...history, { ...history[5], id: 999, seq: 7 }];
+    expect(check({ ...input(history, [1, 2, 3, 4, 5, 6]), history: new Map([[S, twice]]) }).failures).to.include('1 more answers than questions');
+  });
+
   it('counts a message stored twice as duplicated', () => {
     const history = stored(4);
     const twice = [...history, { ...history[0], id: 999, seq: 5 }];

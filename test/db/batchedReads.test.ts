@@ -24,7 +24,7 @@ describe('session and history reads on PostgreSQL', () => {
   const author: ParticipantView = { id: 'reader-1', name: 'Reader', joined_at: new Date().toISOString() };
 
   before(async () => {
-    const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', DATABASE_URL: (await sharedPostgres()).url });
+    const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', JWT_SECRET: 'db-test-secret-0123456789abcdef0123456789', DATABASE_URL: (await sharedPostgres()).url });
     db = createDatabase(config, createLogger(config));
     await db.migrate();
     statements = new PgStatements(db.sequelize);

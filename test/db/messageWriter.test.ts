@@ -28,7 +28,7 @@ for (const dialect of dialects) {
     const statements: string[] = [];
 
     before(async () => {
-      const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', DATABASE_URL: await dialect.url() });
+      const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', JWT_SECRET: 'db-test-secret-0123456789abcdef0123456789', DATABASE_URL: await dialect.url() });
       db = createDatabase(config, createLogger(config));
       await db.migrate();
       // Sequelize reports every statement it sends: the batches are counted from here.

@@ -21,7 +21,14 @@ describe('database connection pool', function () {
   let db: Database;
 
   before(async () => {
-    const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', DATABASE_URL: (await sharedPostgres()).url, DB_POOL_SIZE: '2', DB_POOL_OVERFLOW: '2' });
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'fatal',
+      JWT_SECRET: 'db-test-secret-0123456789abcdef0123456789',
+      DATABASE_URL: (await sharedPostgres()).url,
+      DB_POOL_SIZE: '2',
+      DB_POOL_OVERFLOW: '2',
+    });
     db = createDatabase(config, createLogger(config));
   });
   after(() => db.close());

@@ -17,7 +17,7 @@ describe('user joins on PostgreSQL', () => {
   let users: SequelizeUserStore;
 
   before(async () => {
-    const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', DATABASE_URL: (await sharedPostgres()).url });
+    const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'fatal', JWT_SECRET: 'db-test-secret-0123456789abcdef0123456789', DATABASE_URL: (await sharedPostgres()).url });
     db = createDatabase(config, createLogger(config));
     await db.migrate();
     users = new SequelizeUserStore(db.models, new PgStatements(db.sequelize));

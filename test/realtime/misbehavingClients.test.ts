@@ -442,4 +442,18 @@ describe('a node whose clients never read', function () {
     const samples = await scrape(node.url);
     expect(valueOf(samples, 'seance_client_refusals_total', { rule: 'event_budget' })).to.be.above(TYPING_FRAMES - 1000);
   });
+
+  it('still exits 0 within a few seconds of SIGTERM: clients that never take the close do not hold the drain', async () => {
+    // The raw clients above are still connected and paused; a Socket.IO websocket client joins them.
+    const session = await createSession(node.url);
+    const stalled = await joinSocket(node.url, { session_id: session.id, user_id: 'sio-stalled', name: 'Stalled' }, { transports: ['websocket'] });
+    tcpOf(stalled).pause();
+    const started = Date.now();
+    node.kill('SIGTERM');
+    const code = await node.exited;
+    stalled.close();
+    expect(code, node.logTail(15)).to.equal(0);
+    // The close grace (1.5 s) and the rest of the drain, far below the hard exit at 10 s.
+    expect(Date.now() - started).to.be.below(6000);
+  });
 });

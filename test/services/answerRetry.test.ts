@@ -25,15 +25,24 @@ class FlakyStore extends MemoryMessageStore {
   ) {
     super();
   }
-  override async storeSpirit(sessionId: string, inReplyTo: number, text: string) {
+  override async storeOwedAnswer(sessionId: string, questionId: number, owner: string, text: string) {
     this.attempts += 1;
     if (this.failures > 0) {
       this.failures -= 1;
-      if (this.failures < this.storedAnyway) await super.storeSpirit(sessionId, inReplyTo, text);
+      if (this.failures < this.storedAnyway) await super.storeOwedAnswer(sessionId, questionId, owner, text);
       throw refused();
     }
-    return super.storeSpirit(sessionId, inReplyTo, text);
+    return super.storeOwedAnswer(sessionId, questionId, owner, text);
   }
+}
+
+const NODE = 'node-1';
+
+/** Questions owed by NODE, as the rooms store them; resolves with their ids. */
+async function ask(store: MemoryMessageStore, count: number): Promise<number[]> {
+  const ids: number[] = [];
+  for (let i = 0; i < count; i++) ids.push((await store.storeChat(SESSION, { id: 'u', name: 'U', joined_at: new Date().toISOString() }, `q${i}`, { owesAnswer: NODE })).id);
+  return ids;
 }
 
 function logs() {
@@ -46,7 +55,8 @@ describe('AnswerRetry', () => {
   it('stores at once while the database is up: one attempt, nothing logged', async () => {
     const store = new FlakyStore(0);
     const { logger, lines } = logs();
-    const stored = await new AnswerRetry(store, logger).store(SESSION, 1, 'YES');
+    const [q] = await ask(store, 1);
+    const stored = await new AnswerRetry(store, logger).store(SESSION, q, NODE, 'YES');
     expect(stored).to.include({ message: 'YES', is_spirit: true });
     expect(store.attempts).to.equal(1);
     expect(lines).to.deep.equal([]);
@@ -56,8 +66,9 @@ describe('AnswerRetry', () => {
     const store = new FlakyStore(4);
     const { logger, lines } = logs();
     const retry = new AnswerRetry(store, logger, { windowMs: 10_000 });
-    const answers = await Promise.all([retry.store(SESSION, 1, 'YES'), retry.store(SESSION, 2, 'NO')]);
-    expect(answers.map((a) => a.message)).to.deep.equal(['YES', 'NO']);
+    const [q1, q2] = await ask(store, 2);
+    const answers = await Promise.all([retry.store(SESSION, q1, NODE, 'YES'), retry.store(SESSION, q2, NODE, 'NO')]);
+    expect(answers.map((a) => a?.message)).to.deep.equal(['YES', 'NO']);
     expect(store.attempts).to.be.above(4);
     expect(lines.map((l) => l.msg)).to.deep.equal(['spirit answers cannot be stored: retrying them until the database is back', 'spirit answers stored again']);
     expect(retry.size).to.equal(0);
@@ -66,8 +77,17 @@ describe('AnswerRetry', () => {
   it('does not store an answer twice when a failed attempt was stored after all', async () => {
     const store = new FlakyStore(1, 1);
     const { logger } = logs();
-    await new AnswerRetry(store, logger, { windowMs: 10_000 }).store(SESSION, 7, 'NEVER');
-    expect((await store.recent(SESSION, 10)).map((m) => m.message)).to.deep.equal(['NEVER']);
+    const [q] = await ask(store, 1);
+    await new AnswerRetry(store, logger, { windowMs: 10_000 }).store(SESSION, q, NODE, 'NEVER');
+    expect((await store.recent(SESSION, 10)).map((m) => m.message)).to.deep.equal(['q0', 'NEVER']);
+  });
+
+  it('stores nothing once another node owes the answer (it took the question over)', async () => {
+    const store = new FlakyStore(0);
+    const [q] = await ask(store, 1);
+    expect(await store.takeOver(q, NODE, 'node-2')).to.equal(true);
+    expect(await new AnswerRetry(store, logs().logger).store(SESSION, q, NODE, 'YES')).to.equal(null);
+    expect((await store.recent(SESSION, 10)).map((m) => m.message)).to.deep.equal(['q0']);
   });
 
   it('gives up after its window, and at once when too many answers already wait', async () => {
@@ -75,14 +95,15 @@ describe('AnswerRetry', () => {
     const { logger, lines } = logs();
     const retry = new AnswerRetry(store, logger, { windowMs: 300, maxWaiting: 1 });
     const started = Date.now();
-    const waiting = retry.store(SESSION, 1, 'YES').then(
+    const [q1, q2] = await ask(store, 2);
+    const waiting = retry.store(SESSION, q1, NODE, 'YES').then(
       () => 'stored',
       () => 'gave up',
     );
     await new Promise((resolve) => setImmediate(resolve));
     expect(retry.size).to.equal(1);
     const attemptsBefore = store.attempts;
-    expect(await retry.store(SESSION, 2, 'NO').catch((err: Error) => err.name)).to.equal('SequelizeConnectionRefusedError');
+    expect(await retry.store(SESSION, q2, NODE, 'NO').catch((err: Error) => err.name)).to.equal('SequelizeConnectionRefusedError');
     expect(store.attempts).to.equal(attemptsBefore + 1);
     expect(await waiting).to.equal('gave up');
     expect(Date.now() - started).to.be.within(250, 2_000);
@@ -91,11 +112,11 @@ describe('AnswerRetry', () => {
 
   it('does not retry what is not an outage (a bad statement fails at once)', async () => {
     const store = new MemoryMessageStore();
-    store.storeSpirit = async () => {
+    store.storeOwedAnswer = async () => {
       throw new Error('insert or update on table "messages" violates foreign key constraint');
     };
     const { logger } = logs();
-    const err = await new AnswerRetry(store, logger).store(SESSION, 1, 'YES').catch((e: Error) => e);
+    const err = await new AnswerRetry(store, logger).store(SESSION, 1, NODE, 'YES').catch((e: Error) => e);
     expect((err as Error).message).to.match(/foreign key/);
   });
 });

@@ -18,6 +18,7 @@ import { RateLimits } from '../../server/services/rateLimits';
 import { RoomService, type JoinOutcome } from '../../server/services/rooms';
 import { SessionService } from '../../server/services/sessions';
 import { createSpiritService } from '../../server/services/spirit';
+import { SpiritAnswers } from '../../server/services/spiritAnswers';
 import { memoryStores } from '../../server/storage/memory';
 import type { Stores } from '../../server/storage/ports';
 
@@ -60,6 +61,9 @@ function world(env: Record<string, string> = {}) {
   // The transports' pings are liveness.ts's (covered by the realtime suites): here the answer is set by the test.
   const holders = { answer: true, asked: [] as Holder[][], dropped: [] as Holder[] };
   const sessions = new SessionService(stores.sessions, presence);
+  const spirit = createSpiritService(config.spirit, logger);
+  const audioUrl = (sessionId: string, messageId: number) => `/audio/${sessionId}/${messageId}`;
+  const answers = new SpiritAnswers({ nodeId: config.nodeId, messages: stores.messages, spirit, broadcaster, logger, audioUrl });
   const rooms = new RoomService({
     config,
     logger,
@@ -67,7 +71,7 @@ function world(env: Record<string, string> = {}) {
     messages: stores.messages,
     users: stores.users,
     presence,
-    spirit: createSpiritService(config.spirit, logger),
+    spirit,
     tokens,
     verifier: createTokenVerifier(config.auth, secret),
     holders: {
@@ -79,7 +83,8 @@ function world(env: Record<string, string> = {}) {
     },
     limits: new RateLimits(config.limits, null, config.nodeId, logger),
     broadcaster,
-    audioUrl: (sessionId, messageId) => `/audio/${sessionId}/${messageId}`,
+    audioUrl,
+    answers,
   });
   const direct: Array<{ connectionId: string; event: string; data: unknown }> = [];
   let connections = 0;

@@ -58,6 +58,11 @@ export class MemoryPresence implements Presence {
     // Nothing changes behind a single node's back.
   }
 
+  /** A single node is the only one alive: another NODE_ID is a past life of it. */
+  async isNodeAlive(): Promise<boolean> {
+    return false;
+  }
+
   async start(): Promise<void> {}
 
   async stop(): Promise<void> {

@@ -166,6 +166,15 @@ export class RedisPresence implements Presence {
     this.listeners.push(listener);
   }
 
+  async isNodeAlive(nodeId: string): Promise<boolean> {
+    if (nodeId === this.nodeId || Date.now() < this.reapNotBefore || this.redis.status !== 'ready') return true;
+    try {
+      return (await within(this.redis.exists(RedisPresence.aliveKey(nodeId)), this.beatIntervalMs())) === 1;
+    } catch {
+      return true;
+    }
+  }
+
   async start(): Promise<void> {
     // A node restarted under the same NODE_ID first releases what its previous life left behind.
     await this.resync();

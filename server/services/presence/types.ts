@@ -46,6 +46,11 @@ export interface Presence {
   /** Forgets everyone in an ended session (their connections are being closed). */
   clear(sessionId: string): Promise<void>;
   onChange(listener: (change: PresenceChange) => void): void;
+  /**
+   * False once the node's heartbeat is gone (it died, or it left presence while draining). True
+   * when in doubt (Redis away, or just back and the others not yet beating again). Never rejects.
+   */
+  isNodeAlive(nodeId: string): Promise<boolean>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }

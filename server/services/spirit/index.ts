@@ -112,7 +112,9 @@ export class SpiritService {
     // No timer, no retry loop for the oracle: it only takes its time, so that clients see
     // `spirit_thinking` before the answer.
     if (this.provider instanceof OracleProvider) {
-      if (this.config.oracleDelayMs > 0) await delay(this.config.oracleDelayMs);
+      // From the question's time: an answer taken over from a node that died is not delayed twice.
+      const wait = this.config.oracleDelayMs - (req.askedAt === undefined ? 0 : Date.now() - req.askedAt);
+      if (wait > 0) await delay(wait);
       return this.oracle(req.question);
     }
     const attempts = 1 + Math.max(0, this.config.retries);

@@ -19,6 +19,8 @@ export interface SpiritRequest {
   askedBy: string;
   /** The session's last messages (at most 10), oldest first, normally ending with the question. */
   history: SpiritTurn[];
+  /** When the question was stored (ms since the epoch): the oracle's delay counts from it. Default: now. */
+  askedAt?: number;
 }
 
 export interface SpiritProvider {

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, SessionView } from '../../events';
-import type { AudioLookup, AudioOwner, AudioStore, HistoryPage, MessageStore, SessionStore, StoredAudio, StoredMessage, Stores, UserStore } from '../ports';
+import type { AudioLookup, AudioOwner, AudioStore, HistoryPage, MessageStore, OwedQuestion, SessionStore, StoredAudio, StoredMessage, Stores, UserStore } from '../ports';
 
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, { view: SessionView; endedAt: Date | null }>();
@@ -35,10 +35,41 @@ export class MemorySessionStore implements SessionStore {
 export class MemoryMessageStore implements MessageStore {
   private nextId = 1;
   private readonly bySession = new Map<string, StoredMessage[]>();
+  /** Questions owed an answer, by id: the node that owes it (the `answer_owner` column). */
+  private readonly owners = new Map<number, { question: StoredMessage; owner: string }>();
 
-  async storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView> {
-    const { is_spirit: _spirit, in_reply_to: _none, ...chat } = this.append(sessionId, author, text, null);
+  async storeChat(sessionId: string, author: ParticipantView, text: string, opts: { owesAnswer?: string } = {}): Promise<ChatMessageView> {
+    const stored = this.append(sessionId, author, text, null);
+    if (opts.owesAnswer !== undefined) this.owners.set(stored.id, { question: stored, owner: opts.owesAnswer });
+    const { is_spirit: _spirit, in_reply_to: _none, ...chat } = stored;
     return chat;
+  }
+
+  async storeOwedAnswer(sessionId: string, questionId: number, owner: string, text: string): Promise<HistoryMessageView | null> {
+    const debt = this.owners.get(questionId);
+    if (!debt || debt.owner !== owner || debt.question.session_id !== sessionId) return null;
+    this.owners.delete(questionId);
+    return historyItem(this.append(sessionId, null, text, questionId));
+  }
+
+  async owed(opts: { owner?: string; limit: number }): Promise<OwedQuestion[]> {
+    return [...this.owners.values()]
+      .filter((debt) => opts.owner === undefined || debt.owner === opts.owner)
+      .sort((a, b) => a.question.id - b.question.id)
+      .slice(0, opts.limit)
+      .map(({ question: q, owner }) => ({ id: q.id, seq: q.seq, session_id: q.session_id, user_name: q.user_name, message: q.message, timestamp: q.timestamp, owner }));
+  }
+
+  async takeOver(questionId: number, from: string, to: string): Promise<boolean> {
+    const debt = this.owners.get(questionId);
+    if (!debt || debt.owner !== from) return false;
+    debt.owner = to;
+    return true;
+  }
+
+  async giveUp(questionId: number, owner: string): Promise<boolean> {
+    if (this.owners.get(questionId)?.owner !== owner) return false;
+    return this.owners.delete(questionId);
   }
 
   async storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView> {

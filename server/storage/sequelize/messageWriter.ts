@@ -24,7 +24,7 @@
  * It writes through Sequelize with the model's own table and column names, but as raw
  * parameterised statements: building model instances costs more than the insert itself.
  */
-import { QueryTypes, type Sequelize, type Transaction } from 'sequelize';
+import { QueryTypes, Transaction, type Sequelize } from 'sequelize';
 import type { Message } from '../../../models';
 import { PgStatements } from './pgStatements';
 import { StatementBatches } from './statementBatches';
@@ -37,6 +37,8 @@ export interface NewMessage {
   is_spirit: boolean;
   in_reply_to: number | null;
   timestamp: Date;
+  /** The node that owes this question its answer (absent: nothing owed). */
+  answer_owner?: string | null;
 }
 
 /** A row of a group; `answersPrevious` makes its in_reply_to the id of the row before it. */
@@ -69,8 +71,8 @@ const RENUMBERED = 'seance: seq renumbered by the trigger';
 const GROUP_SQL = [
   '/* seance:message-group */',
   'WITH counter AS (UPDATE sessions SET last_seq = last_seq + $8 WHERE id = $1 RETURNING last_seq),',
-  'asked AS (INSERT INTO messages (session_id, seq, user_id, user_name, "text", is_spirit, in_reply_to, "timestamp")',
-  '  SELECT $1, (SELECT last_seq FROM counter) - $8 + 1, $2, $3, $4, $5, $6, $7 RETURNING id, seq),',
+  'asked AS (INSERT INTO messages (session_id, seq, user_id, user_name, "text", is_spirit, in_reply_to, "timestamp", answer_owner)',
+  '  SELECT $1, (SELECT last_seq FROM counter) - $8 + 1, $2, $3, $4, $5, $6, $7, $14 RETURNING id, seq),',
   'answered AS (INSERT INTO messages (session_id, seq, user_id, user_name, "text", is_spirit, in_reply_to, "timestamp")',
   '  SELECT $1, asked.seq + 1, $9, $10, $11, $12, asked.id, $13 FROM asked WHERE $8 = 2 RETURNING id, seq)',
   'SELECT asked.id, answered.id AS answer_id, answered.seq AS answer_seq,',
@@ -85,9 +87,21 @@ const MAX_IN_FLIGHT = 2;
 
 /** Bounded so one statement stays small (and, for SQLite, under its bind parameter limit). */
 const MAX_BATCH_ROWS = 200;
-const COLUMNS = ['session_id', 'user_id', 'user_name', 'text', 'is_spirit', 'in_reply_to', 'timestamp'] as const;
+const COLUMNS = ['session_id', 'user_id', 'user_name', 'text', 'is_spirit', 'in_reply_to', 'timestamp', 'answer_owner'] as const;
 /** SQLite's rows carry their seq (PostgreSQL's trigger gives it). */
-const SQLITE_COLUMNS = ['session_id', 'seq', 'user_id', 'user_name', 'text', 'is_spirit', 'in_reply_to', 'timestamp'] as const;
+const SQLITE_COLUMNS = ['session_id', 'seq', 'user_id', 'user_name', 'text', 'is_spirit', 'in_reply_to', 'timestamp', 'answer_owner'] as const;
+
+/**
+ * An owed answer on PostgreSQL: the debt is cleared and the answer inserted in one statement,
+ * only while `$3` still owes it (the update waits for a takeover under way and then sees its
+ * result). The trigger numbers the answer, as it numbers any insert without a seq.
+ */
+const OWED_ANSWER_SQL = [
+  '/* seance:owed-answer */',
+  'WITH owed AS (UPDATE messages SET answer_owner = NULL WHERE id = $2::integer AND session_id = $1::uuid AND answer_owner = $3::varchar RETURNING id)',
+  'INSERT INTO messages (session_id, user_id, user_name, "text", is_spirit, in_reply_to, "timestamp")',
+  'SELECT $1::uuid, NULL, NULL, $4::text, true, owed.id, $5::timestamptz FROM owed RETURNING id, seq',
+].join('\n');
 
 /** One message, or one message and the answer to it, of one session. */
 function isOneGroup(rows: BatchRow[]): boolean {
@@ -114,6 +128,8 @@ export class MessageWriter {
   /** Whether the one-group statement may be used (looked up once). */
   private groupStatement: Promise<boolean> | null = null;
   private readonly statements: PgStatements;
+  /** SQLite's writes of this process, one after the other (see `alone`). */
+  private sqliteTurn: Promise<unknown> = Promise.resolve();
 
   constructor(
     private readonly sequelize: Sequelize,
@@ -150,13 +166,56 @@ export class MessageWriter {
     return [asked, answered];
   }
 
+  /**
+   * Stores the answer to an owed question and clears the debt in the same write, only while
+   * `owner` owes it; null when it does not. Not batched: each is its own conditional write.
+   */
+  async insertOwedAnswer(answer: NewMessage & { in_reply_to: number }, owner: string): Promise<StoredRef | null> {
+    if (this.sequelize.getDialect() === 'postgres') {
+      const [row] = await this.statements.run<{ id: string | number; seq: number }>('seance_owed_answer', OWED_ANSWER_SQL, [
+        answer.session_id,
+        answer.in_reply_to,
+        owner,
+        answer.text,
+        answer.timestamp,
+      ]);
+      return row ? { id: Number(row.id), seq: Number(row.seq) } : null;
+    }
+    // SQLite: a transaction that takes the write lock first, so the check and the insert are one.
+    return this.alone(() =>
+      this.sequelize.transaction({ type: Transaction.TYPES.IMMEDIATE }, async (transaction) => {
+        const cleared = await this.sequelize.query<{ id: number }>(
+          `/* seance:owed-answer */ UPDATE ${this.table} SET ${this.q('answer_owner')} = NULL WHERE ${this.q('id')} = $1 AND ${this.q('session_id')} = $2 AND ${this.q('answer_owner')} = $3 RETURNING ${this.q('id')}`,
+          { bind: [answer.in_reply_to, answer.session_id, owner], type: QueryTypes.SELECT, transaction },
+        );
+        if (cleared.length === 0) return null;
+        const row: BatchRow = { ...answer, answer_owner: null, replyTo: null };
+        const [seq] = await this.takeSeqs([row], transaction);
+        const [id] = await this.insertValues([{ ...row, seq }], transaction);
+        return { id, seq };
+      }),
+    );
+  }
+
+  /**
+   * Runs a write of the messages table after the others of this process on SQLite, whose every
+   * transaction has a connection of its own and one writer at a time: two at once would fail
+   * with SQLITE_BUSY instead of waiting. PostgreSQL runs it at once.
+   */
+  alone<T>(write: () => Promise<T>): Promise<T> {
+    if (this.sequelize.getDialect() === 'postgres') return write();
+    const run = this.sqliteTurn.then(write, write);
+    this.sqliteTurn = run.catch(() => undefined);
+    return run;
+  }
+
   /** Stores the groups of one batch (whole: a question and its answer are never split); resolves with each group's refs. */
   private async write(groups: GroupRow[][]): Promise<StoredRef[][]> {
     const rows: BatchRow[] = [];
     for (const group of groups) {
       for (const { answersPrevious, ...row } of group) rows.push({ ...row, replyTo: answersPrevious ? rows.length : null });
     }
-    const refs = this.sequelize.getDialect() === 'postgres' ? await this.writePostgres(rows) : await this.writeSqlite(rows);
+    const refs = this.sequelize.getDialect() === 'postgres' ? await this.writePostgres(rows) : await this.alone(() => this.writeSqlite(rows));
     if (refs.length !== rows.length) throw new Error(`expected ${rows.length} rows stored, got ${refs.length}`);
     let next = 0;
     return groups.map((group) => refs.slice(next, (next += group.length)));
@@ -177,10 +236,10 @@ export class MessageWriter {
       'WITH input AS MATERIALIZED (',
       `  SELECT nextval(${this.sequelize.escape(found.name)}::regclass) AS id, given.*`,
       '  FROM json_to_recordset($1::json)',
-      '    AS given(session_id uuid, user_id text, user_name text, body text, is_spirit boolean, in_reply_to integer, reply_to integer, stamp timestamptz, n integer)',
+      '    AS given(session_id uuid, user_id text, user_name text, body text, is_spirit boolean, in_reply_to integer, reply_to integer, stamp timestamptz, owner text, n integer)',
       '),',
       `inserted AS (INSERT INTO ${table} (${q('id')}, ${columns})`,
-      '  SELECT r.id, r.session_id, r.user_id, r.user_name, r.body, r.is_spirit, COALESCE(r.in_reply_to, asked.id::integer), r.stamp',
+      '  SELECT r.id, r.session_id, r.user_id, r.user_name, r.body, r.is_spirit, COALESCE(r.in_reply_to, asked.id::integer), r.stamp, r.owner',
       '  FROM input r LEFT JOIN input asked ON asked.n = r.reply_to',
       '  ORDER BY r.session_id, r.n',
       `  RETURNING ${q('id')}, ${q('seq')})`,
@@ -210,6 +269,7 @@ export class MessageWriter {
         in_reply_to: r.in_reply_to,
         reply_to: r.replyTo,
         stamp: r.timestamp,
+        owner: r.answer_owner ?? null,
         n: i + 1,
       })),
     );
@@ -238,7 +298,7 @@ export class MessageWriter {
 
   private async writeGroup([asked, answer]: BatchRow[]): Promise<StoredRef[]> {
     const values = [asked.session_id, asked.user_id, asked.user_name, asked.text, asked.is_spirit, asked.in_reply_to, asked.timestamp, answer ? 2 : 1];
-    values.push(answer?.user_id ?? null, answer?.user_name ?? null, answer?.text ?? null, answer?.is_spirit ?? null, answer?.timestamp ?? null);
+    values.push(answer?.user_id ?? null, answer?.user_name ?? null, answer?.text ?? null, answer?.is_spirit ?? null, answer?.timestamp ?? null, asked.answer_owner ?? null);
     const [row] = await this.statements.run<{ id: string | number; seq: number; answer_id: string | number | null; answer_seq: number | null }>(PREPARED_GROUP, GROUP_SQL, values);
     const refs = [{ id: Number(row.id), seq: Number(row.seq) }];
     if (answer) refs.push({ id: Number(row.answer_id), seq: Number(row.answer_seq) });
@@ -296,7 +356,7 @@ export class MessageWriter {
     const bind: unknown[] = [];
     const tuples = rows.map((row) => {
       const start = bind.length;
-      bind.push(row.session_id, row.seq, row.user_id, row.user_name, row.text, row.is_spirit, row.in_reply_to, sqliteDate(row.timestamp));
+      bind.push(row.session_id, row.seq, row.user_id, row.user_name, row.text, row.is_spirit, row.in_reply_to, sqliteDate(row.timestamp), row.answer_owner ?? null);
       return `(${SQLITE_COLUMNS.map((_, i) => `$${start + i + 1}`).join(', ')})`;
     });
     // The leading comment names the statement in database logs, and it matters: Sequelize's

@@ -9,7 +9,7 @@ import { Op, type Sequelize, type WhereOptions } from 'sequelize';
 import type { Message } from '../../../models';
 import type { Models } from '../../../models';
 import type { ChatMessageView, HistoryMessageView, ParticipantView } from '../../events';
-import type { HistoryPage, MessageStore, StoredMessage } from '../ports';
+import type { HistoryPage, MessageStore, OwedQuestion, StoredMessage } from '../ports';
 import { MessageWriter, type NewMessage, type StoredRef } from './messageWriter';
 import type { PgStatements } from './pgStatements';
 import { StatementBatches } from './statementBatches';
@@ -49,10 +49,36 @@ export class SequelizeMessageStore implements MessageStore {
     this.writer = new MessageWriter(sequelize, models.Message);
   }
 
-  async storeChat(sessionId: string, author: ParticipantView, text: string): Promise<ChatMessageView> {
+  async storeChat(sessionId: string, author: ParticipantView, text: string, opts: { owesAnswer?: string } = {}): Promise<ChatMessageView> {
     const timestamp = new Date();
-    const ref = await this.writer.insert(chatRow(sessionId, author, text, timestamp));
+    const ref = await this.writer.insert({ ...chatRow(sessionId, author, text, timestamp), answer_owner: opts.owesAnswer ?? null });
     return chatView(ref, sessionId, author, text, timestamp);
+  }
+
+  async storeOwedAnswer(sessionId: string, questionId: number, owner: string, text: string): Promise<HistoryMessageView | null> {
+    const timestamp = new Date();
+    const ref = await this.writer.insertOwedAnswer({ ...spiritRow(sessionId, text, timestamp), in_reply_to: questionId }, owner);
+    return ref ? spiritView(ref, sessionId, text, timestamp) : null;
+  }
+
+  async owed(opts: { owner?: string; limit: number }): Promise<OwedQuestion[]> {
+    const rows = await this.models.Message.findAll({
+      where: { answer_owner: opts.owner ?? { [Op.ne]: null } },
+      attributes: ['id', 'seq', 'session_id', 'user_name', 'text', 'timestamp', 'answer_owner'],
+      order: [['id', 'ASC']],
+      limit: opts.limit,
+    });
+    return rows.map((row) => ({ id: row.id, seq: row.seq, session_id: row.session_id, user_name: row.user_name, message: row.text, timestamp: iso(row.timestamp), owner: row.answer_owner! }));
+  }
+
+  async takeOver(questionId: number, from: string, to: string): Promise<boolean> {
+    const [moved] = await this.writer.alone(() => this.models.Message.update({ answer_owner: to }, { where: { id: questionId, answer_owner: from } }));
+    return moved === 1;
+  }
+
+  async giveUp(questionId: number, owner: string): Promise<boolean> {
+    const [cleared] = await this.writer.alone(() => this.models.Message.update({ answer_owner: null }, { where: { id: questionId, answer_owner: owner } }));
+    return cleared === 1;
   }
 
   async storeSpirit(sessionId: string, inReplyTo: number, text: string): Promise<HistoryMessageView> {

@@ -110,6 +110,8 @@ export function spiritConfig(overrides: Partial<Config['spirit']> = {}): Config[
     breakerFailures: 1000,
     breakerCooldownMs: 30_000,
     oracleDelayMs: 0,
+    owedAnswersIntervalMs: 1000,
+    owedAnswerMaxAgeMs: 600_000,
     gemini: { apiKey: 'test-gemini-key', model: 'gemini-test', baseUrl: 'http://127.0.0.1:1/v1beta' },
     openai: { apiKey: 'test-openai-key', model: 'gpt-test', baseUrl: 'http://127.0.0.1:1/v1' },
     ...overrides,

@@ -1,14 +1,21 @@
 # syntax=docker/dockerfile:1
 # Séance app image: build with the dev toolchain, ship only what runs.
 
+# Any Debian bookworm image with Node.js 24 on PATH and a `node` user (uid 1000) will do;
+# the tests build from a stand-in made from Debian packages, as no registry is reachable.
+ARG NODE_IMAGE=node:24-bookworm-slim
+
 # --- build: compile TypeScript, then drop dev dependencies -------------------------
-FROM node:24-bookworm-slim AS build
+FROM ${NODE_IMAGE} AS build
 WORKDIR /app
 # sqlite3 (the embedded default database) falls back to compiling from source when no
 # prebuilt binary fits; these tools stay in this stage only.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
+# ...against the headers that come with the image's Node (in /usr/local/include/node),
+# rather than downloading them from nodejs.org.
+ENV npm_config_nodedir=/usr/local
 # Dependencies first, so editing the source does not reinstall them. --ignore-scripts
 # because `prepare` would build before the source is copied; sqlite3's own install
 # script is then run on its own.
@@ -20,7 +27,7 @@ COPY . .
 RUN npm run build && npm prune --omit=dev
 
 # --- runtime ------------------------------------------------------------------------
-FROM node:24-bookworm-slim AS runtime
+FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \
     HOST=0.0.0.0 \
     PORT=8000
@@ -40,6 +47,9 @@ COPY --from=build /app/docs/asyncapi.yaml ./docs/asyncapi.yaml
 COPY --from=build /app/migrations ./migrations
 COPY --from=build /app/config/sequelize-cli.js ./config/sequelize-cli.js
 COPY --from=build /app/.sequelizerc ./.sequelizerc
+# The one place the app writes: the embedded SQLite default (DATABASE_URL unset) keeps its
+# file in data/. Mount a volume here to keep it across containers.
+RUN mkdir data && chown node:node data
 # The `node` user ships with the official image.
 USER node
 EXPOSE 8000

@@ -4,7 +4,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'client/dist/**', 'node_modules/**', 'bench/results/**', 'bench/.build/**', 'coverage/**', 'test-artifacts/**'] },
+  { ignores: ['.ci/**', 'dist/**', 'client/dist/**', 'node_modules/**', 'bench/results/**', 'bench/.build/**', 'coverage/**', 'test-artifacts/**'] },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

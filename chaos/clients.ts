@@ -16,6 +16,8 @@ export type ClientLogEntry =
   | { t: number; type: 'joined'; resumed: boolean | null; last_seq: number | null; messages: SeenMessage[] }
   | { t: number; type: 'message'; m: SeenMessage }
   | { t: number; type: 'sent'; token: string }
+  /** The same message sent again after a reconnect: the node it went to never stored it. */
+  | { t: number; type: 'resent'; token: string }
   | { t: number; type: 'ack'; token: string; ok: boolean; id?: number; seq?: number; code?: string }
   | { t: number; type: 'error'; code: string }
   | { t: number; type: 'refused'; code: string }
@@ -48,7 +50,7 @@ export interface ClientSpec {
 export interface ClientTiming {
   /** Mean gap between two messages. */
   messageEveryMs: number;
-  /** Mean gap between two voluntary drops (a phone losing its network). */
+  /** Mean gap between two voluntary drops (a phone losing its network); Infinity for none. */
   dropEveryMs: number;
   /** Longest voluntary drop. */
   dropMaxMs: number;
@@ -83,6 +85,10 @@ interface WireFrame {
 
 const TOKEN = /\[(c\d+-\d+)\]/;
 
+function messageText(token: string): string {
+  return `is anyone there? [${token}]`;
+}
+
 export function tokenOf(text: unknown): string | null {
   if (typeof text !== 'string') return null;
   return TOKEN.exec(text)?.[1] ?? null;
@@ -101,6 +107,17 @@ function seen(data: WireMessage | undefined, spirit: boolean): SeenMessage {
 /** Time since the run started, shared by every log. */
 export type Clock = () => number;
 
+export interface ClientBehaviour {
+  /**
+   * After a reconnect, send again what the last connection left unconfirmed and the session
+   * does not hold (a message refused by a node that is restarting, or whose acknowledgement
+   * went down with the connection), as an app should. Only safe where nodes drain (SIGTERM):
+   * a frozen node can still store the first copy after its client gave up on it, so the
+   * chaos run leaves this off and counts such messages as unconfirmed instead.
+   */
+  resendUnconfirmed?: boolean;
+}
+
 export abstract class ChaosClient {
   readonly log: ClientLogEntry[] = [];
   /** Highest seq seen: what a reconnect resumes from (null before the first join). */
@@ -113,12 +130,17 @@ export abstract class ChaosClient {
   private dropTimer: NodeJS.Timeout | null = null;
   protected closedForGood = false;
   private readonly pendingAcks = new Set<string>();
+  /** Unconfirmed when their connection ended: settled on the next join (resendUnconfirmed). */
+  private readonly inDoubt = new Set<string>();
+  /** This client's own messages as the session stored them, by token. */
+  private readonly ownStored = new Map<string, SeenMessage>();
   private readonly waiters = new Set<() => void>();
 
   constructor(
     readonly spec: ClientSpec,
     protected readonly clock: Clock,
     protected readonly random: () => number,
+    private readonly behaviour: ClientBehaviour = {},
   ) {}
 
   protected record(entry: ClientLogEntry): void {
@@ -160,6 +182,7 @@ export abstract class ChaosClient {
   protected onStored(data: WireMessage | undefined, spirit: boolean): void {
     const m = seen(data, spirit);
     this.record({ t: this.clock(), type: 'message', m });
+    if (m.token) this.ownStored.set(m.token, m);
     if (m.token && this.pendingAcks.has(m.token) && this.spec.transport === 'raw') {
       // The raw protocol has no acknowledgement: a client's own message coming back is one.
       this.pendingAcks.delete(m.token);
@@ -171,11 +194,36 @@ export abstract class ChaosClient {
   protected onResumeMessages(messages: SeenMessage[]): void {
     // A raw client learns that a message it sent before a drop was stored when the resume returns it.
     for (const m of messages) {
+      if (m.token) this.ownStored.set(m.token, m);
       if (m.token && this.pendingAcks.has(m.token) && this.spec.transport === 'raw') {
         this.pendingAcks.delete(m.token);
         this.record({ t: this.clock(), type: 'ack', token: m.token, ok: true, id: m.id, seq: m.seq ?? undefined });
       }
     }
+    if (this.behaviour.resendUnconfirmed) this.settleInDoubt();
+  }
+
+  /** Each message in doubt is either in the session (then that is its acknowledgement) or sent again. */
+  private settleInDoubt(): void {
+    for (const token of this.inDoubt) {
+      if (!this.pendingAcks.has(token)) continue;
+      const stored = this.ownStored.get(token);
+      if (stored) {
+        this.pendingAcks.delete(token);
+        this.record({ t: this.clock(), type: 'ack', token, ok: true, id: stored.id, seq: stored.seq ?? undefined });
+      } else {
+        this.record({ t: this.clock(), type: 'resent', token });
+        this.emitMessage(token, messageText(token));
+      }
+    }
+    this.inDoubt.clear();
+  }
+
+  /** The connection ended: what it left unconfirmed is in doubt until the next join. */
+  protected onDisconnected(reason: string): void {
+    this.joined = false;
+    this.record({ t: this.clock(), type: 'disconnected', reason });
+    for (const token of this.pendingAcks) this.inDoubt.add(token);
   }
 
   /** Starts chatting and dropping at random until stopChatting(). */
@@ -192,7 +240,7 @@ export abstract class ChaosClient {
       );
     };
     const nextDrop = () => {
-      if (!this.chatting) return;
+      if (!this.chatting || !Number.isFinite(timing.dropEveryMs)) return;
       this.dropTimer = setTimeout(
         () => {
           if (this.joined) {
@@ -219,10 +267,16 @@ export abstract class ChaosClient {
     const token = `c${this.spec.index}-${++this.sent}`;
     this.pendingAcks.add(token);
     this.record({ t: this.clock(), type: 'sent', token });
-    this.emitMessage(token, `is anyone there? [${token}]`);
+    this.emitMessage(token, messageText(token));
   }
 
   protected onAck(token: string, reply: WireAck | undefined): void {
+    if (this.behaviour.resendUnconfirmed && reply?.ok !== true && reply?.error?.code === 'SERVICE_UNAVAILABLE' && this.pendingAcks.has(token)) {
+      // The node is restarting and did not store it: send it again once reconnected elsewhere.
+      this.record({ t: this.clock(), type: 'error', code: 'SERVICE_UNAVAILABLE' });
+      this.inDoubt.add(token);
+      return;
+    }
     if (!this.pendingAcks.delete(token)) return;
     if (reply?.ok === true) this.record({ t: this.clock(), type: 'ack', token, ok: true, id: reply.id, seq: reply.seq });
     else this.record({ t: this.clock(), type: 'ack', token, ok: false, code: String(reply?.error?.code ?? 'NO_CODE') });
@@ -283,8 +337,7 @@ export class SocketIoClient extends ChaosClient {
       if (err.data?.code && !this.closedForGood) setTimeout(() => !this.closedForGood && socket.connect(), 1000);
     });
     socket.on('disconnect', (reason: string) => {
-      this.joined = false;
-      this.record({ t: this.clock(), type: 'disconnected', reason });
+      this.onDisconnected(reason);
       // The server ended this connection on purpose ("io server disconnect"): the client must reconnect itself.
       if (reason === 'io server disconnect' && !this.closedForGood) setTimeout(() => !this.closedForGood && socket.connect(), 500);
     });
@@ -372,8 +425,7 @@ export class RawClient extends ChaosClient {
       if (ended) return;
       ended = true;
       clearTimeout(joinTimer);
-      this.joined = false;
-      this.record({ t: this.clock(), type: 'disconnected', reason });
+      this.onDisconnected(reason);
       this.scheduleReconnect();
     };
     ws.on('close', (code) => ended_(`close ${code}`));

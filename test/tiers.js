@@ -4,8 +4,8 @@
 //                30 s): pure logic, in-memory storage, in-process SQLite, local fakes.
 //                Listed below; the harness refuses to start a database, Redis or nginx
 //                in this tier.
-//   cluster      several Séance node processes (startCluster), nginx, a Redis Cluster or
-//                Sentinel set, or chaos. Listed below.
+//   cluster      several Séance node processes (startCluster, or app containers), nginx,
+//                a Redis Cluster or Sentinel set, or chaos. Listed below.
 //   integration  everything else (the default): real PostgreSQL and Redis, one server in
 //                process or one node process, a browser.
 const unit = [
@@ -32,6 +32,7 @@ const cluster = [
   'test/db/outage.test.ts',
   'test/harness/harness.test.ts',
   'test/ops/monitoring.test.ts',
+  'test/ops/topology.test.ts',
   'test/play/**/*.test.ts',
   'test/services/rateLimitLeases.test.ts',
   'test/services/rateLimits.test.ts',

@@ -149,7 +149,7 @@ describe('harness', function () {
         expect(text).to.include('server 127.0.0.1:1 max_fails=1 fail_timeout=5s;');
         expect(text).to.include('server 127.0.0.1:2 max_fails=1 fail_timeout=5s;');
         expect(text).not.to.include('app:8000');
-        expect(text).to.include('hash $seance_balance_key consistent;');
+        expect(text).to.include('hash $seance_balance_key;');
         expect(text).to.include(`pid "${path.join(workDir, 'nginx.pid')}";`);
         const file = path.join(workDir, 'nginx.conf');
         fs.writeFileSync(file, text);

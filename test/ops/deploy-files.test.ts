@@ -344,8 +344,10 @@ describe('deployment files', () => {
     });
 
     it('builds and runs on Node 24 LTS, as package.json engines says', () => {
+      // Every stage on the base the NODE_IMAGE argument names, by default the official Node 24 image.
       const stages = instructions.filter((l) => /^FROM\s/i.test(l));
-      for (const stage of stages) expect(stage).to.match(/^FROM node:24[.-]/);
+      for (const stage of stages) expect(stage).to.match(/^FROM \$\{NODE_IMAGE\} AS /);
+      expect(instructions).to.include('ARG NODE_IMAGE=node:24-bookworm-slim');
       const pkg = JSON.parse(read('package.json')) as { engines: { node: string } };
       expect(pkg.engines.node).to.include('24');
     });
@@ -355,6 +357,8 @@ describe('deployment files', () => {
         .split('\n')
         .map((l) => l.trim());
       expect(ignored).to.include.members(['node_modules', 'dist', '.git']);
+      // Nothing that only the tests, the benchmark or the docs need goes into the image.
+      expect(ignored).to.include.members(['bench', 'chaos', 'harness', 'test', 'test-artifacts', 'docs/*', '.ci']);
     });
   });
 
@@ -383,7 +387,7 @@ describe('deployment files', () => {
     const uncommented = conf.replace(/#[^\n]*/g, '');
 
     it('is sticky by session when the client names it (raw ws path, Socket.IO query), else by full client address, and upgrades both websocket paths', () => {
-      expect(uncommented).to.match(/hash \$seance_balance_key consistent;/);
+      expect(uncommented, 'consistent would ring all replicas of `app` as one').to.match(/hash \$seance_balance_key;/);
       const key = /map "\$uri\?\$arg_session_id" \$seance_balance_key \{([^}]*)\}/.exec(uncommented);
       expect(key, 'the map that picks the hash key').to.not.equal(null);
       expect(key![1]).to.match(/default\s+\$remote_addr;/);

@@ -28,8 +28,10 @@ RUN npm run build && npm prune --omit=dev
 
 # --- runtime ------------------------------------------------------------------------
 FROM ${NODE_IMAGE} AS runtime
-ENV NODE_ENV=production \
-    HOST=0.0.0.0 \
+# No NODE_ENV here: run alone, the image is `npm start` (one node, SQLite, a random JWT secret
+# kept in /app/data). The compose file, the Kubernetes manifests and the Procfile platform set
+# NODE_ENV=production, and production refuses to start without JWT_SECRET.
+ENV HOST=0.0.0.0 \
     PORT=8000
 WORKDIR /app
 # Owned by root and read-only to the app user: a compromised process cannot rewrite its code.

@@ -25,8 +25,17 @@ describe('sequelize-cli migrations (npm run migrate)', () => {
     const seqColumns = async () => (await pgQuery<{ n: string }>(url, "SELECT count(*) AS n FROM information_schema.columns WHERE column_name IN ('seq', 'last_seq')"))[0].n;
     expect(await seqColumns()).to.equal('2');
     const messageIndexes = async () => (await pgQuery<{ indexname: string }>(url, "SELECT indexname FROM pg_indexes WHERE tablename = 'messages' ORDER BY 1")).map((r) => r.indexname);
-    // Each undo reverts one migration: the dropped indexes come back, the trigger numbers every
-    // row again, the seq numbering goes, then the spoken audio.
+    const columns = async (table: string) =>
+      (await pgQuery<{ column_name: string }>(url, `SELECT column_name FROM information_schema.columns WHERE table_name = '${table}'`)).map((r) => r.column_name);
+    expect(await columns('messages')).to.include('answer_owner');
+    expect(await columns('spoken_audio')).to.include.members(['content_key', 'message_id', 'used_at']);
+    // Each undo reverts one migration: the owed answers' column goes, then the spoken audio's
+    // lifetimes, the dropped indexes come back, the trigger numbers every row again, the seq
+    // numbering goes, then the spoken audio.
+    await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
+    expect(await columns('messages')).not.to.include('answer_owner');
+    await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
+    expect(await columns('spoken_audio')).not.to.include.members(['content_key']);
     await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });
     expect(await messageIndexes()).to.include.members(['messages_session_id_idx', 'messages_session_id_timestamp_idx']);
     await run('npm', ['run', 'migrate:undo'], { cwd: ROOT, env });

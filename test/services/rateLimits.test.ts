@@ -80,7 +80,9 @@ for (const { mode, label, net } of [
       const [a, b] = cluster.nodes;
       const session = (await createFrom(a.url, address(72))).body.data;
       const onA = await joinSocket(a.url, { session_id: session.id, user_id: 'chatty', name: 'Chatty' }, { localAddress: address(73) } as any);
-      const onB = await joinSocket(b.url, { session_id: session.id, user_id: 'chatty', name: 'Chatty' }, { localAddress: address(74) } as any);
+      // The second connection proves it is the same participant with the first one's token.
+      const { token } = onA.inbox.of('session_joined')[0];
+      const onB = await joinSocket(b.url, { session_id: session.id, user_id: 'chatty', name: 'Chatty', token }, { localAddress: address(74) } as any);
       const acks = [await sendWithAck(onA, { message: '1' }), await sendWithAck(onB, { message: '2' }), await sendWithAck(onA, { message: '3' }), await sendWithAck(onB, { message: '4' })];
       expect(acks.map((x) => x.ok)).to.deep.equal([true, true, true, false]);
       expect(acks[3].error.code).to.equal('RATE_LIMITED');

@@ -24,7 +24,7 @@ import {
   setOwn,
   type Rng,
 } from './generators';
-import { createSessionVerdict, envelopeProblems, historyMessageProblems, leaks, normalizeStored, tokenVerdict, type Verdict } from './reference';
+import { STATUS_OF_CODE, createSessionVerdict, envelopeProblems, historyMessageProblems, leaks, normalizeStored, tokenVerdict, type Verdict } from './reference';
 import { realSessions, sessionState, type World } from './world';
 
 const BODY_LIMIT = 16 * 1024;
@@ -210,7 +210,7 @@ function jsonBodyStatuses(body: GeneratedBody, verdictOf: (value: unknown) => Ve
   if (parsed === null || typeof parsed !== 'object') return allowed.add(400);
   const verdict = verdictOf(parsed);
   if (verdict.kind !== 'reject') allowed.add(201);
-  if (verdict.kind !== 'accept') allowed.add(400);
+  if (verdict.kind !== 'accept') for (const code of verdict.codes) allowed.add(STATUS_OF_CODE[code] ?? 400);
   return allowed;
 }
 
@@ -430,7 +430,8 @@ function historyStatuses(rawQuery: string): number[] {
   }
   if ('before' in q) {
     const before = q.before;
-    if (Array.isArray(before) || !/^[1-9][0-9]{0,14}$/.test(before)) return [400];
+    // A cursor is a stored id: past 2^31 - 1 it cannot be one (docs/protocol.md: a 400, never a 500).
+    if (Array.isArray(before) || !/^[1-9][0-9]{0,14}$/.test(before) || Number(before) > 2147483647) return [400];
   }
   return ambiguous ? [200, 400] : [200];
 }

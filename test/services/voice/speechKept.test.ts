@@ -47,7 +47,7 @@ for (const dialect of ['sqlite', 'postgres'] as const)
         dir = fs.mkdtempSync(path.join(os.tmpdir(), 'seance-speech-'));
         url = `sqlite:${path.join(dir, 'speech.sqlite')}`;
       } else url = (await sharedPostgres()).url;
-      db = createDatabase(loadConfig({ NODE_ENV: 'test', DATABASE_URL: url }), quiet);
+      db = createDatabase(loadConfig({ NODE_ENV: 'test', DATABASE_URL: url, JWT_SECRET: 'speech-test-secret-0123456789abcdef0123' }), quiet);
       await db.migrate();
     });
     after(async () => {

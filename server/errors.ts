@@ -3,6 +3,8 @@
  * edges (HTTP, Socket.IO, raw ws) translate the code with the maps below. Services know
  * nothing of HTTP status or close codes.
  */
+import { RAW_CLOSE_CODES, RAW_CLOSE_JOIN_TIMEOUT } from './events';
+
 export type ErrorCode =
   | 'VALIDATION_ERROR'
   | 'NOT_FOUND'
@@ -55,19 +57,16 @@ export const HTTP_STATUS: Record<ErrorCode, number> = {
   SERVICE_UNAVAILABLE: 503,
 };
 
-/** Close codes of a refused raw WebSocket join (docs/protocol.md: Joining). */
+/**
+ * Close codes of a refused raw WebSocket join (docs/protocol.md: Joining): the wire's own, as
+ * the client package defines them, plus the two a node uses for its own troubles.
+ */
 export const WS_CLOSE_CODE: Partial<Record<ErrorCode, number>> = {
-  VALIDATION_ERROR: 4000,
-  UNAUTHORIZED: 4001,
-  SESSION_NOT_FOUND: 4004,
-  SESSION_FULL: 4009,
-  SESSION_INACTIVE: 4010,
-  RATE_LIMITED: 4029,
-  USER_ID_TAKEN: 4409,
+  ...RAW_CLOSE_CODES,
   INTERNAL_ERROR: 1011,
   SERVICE_UNAVAILABLE: 1013,
 };
-export const WS_CLOSE_JOIN_TIMEOUT = 4008;
+export const WS_CLOSE_JOIN_TIMEOUT = RAW_CLOSE_JOIN_TIMEOUT;
 
 /**
  * SQLSTATEs of a database going away rather than of a bad statement: class 08 (connection

@@ -8,10 +8,33 @@
  * connection looking open for up to a ping timeout; this finds out in `timeoutMs` instead.
  */
 import { randomUUID } from 'node:crypto';
+import type { EventEmitter } from 'node:events';
 import type Redis from 'ioredis';
 import { redisNames } from '../cluster/names';
 import type { Logger } from '../logger';
 import type { Holder } from '../services/presence/types';
+
+/**
+ * Resolves true when `source` (a `ws` WebSocket or an engine.io socket) emits `event` with a payload `isAnswer` accepts within
+ * `timeoutMs`, false at its close or the timeout; call it before sending what is answered.
+ */
+export function answerWithin<T>(source: EventEmitter, event: string, isAnswer: (payload: T) => boolean, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const onEvent = (payload: T) => {
+      if (isAnswer(payload)) finish(true);
+    };
+    const onClose = () => finish(false);
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    function finish(alive: boolean) {
+      clearTimeout(timer);
+      source.off(event, onEvent);
+      source.off('close', onClose);
+      resolve(alive);
+    }
+    source.on(event, onEvent);
+    source.once('close', onClose);
+  });
+}
 
 /** What a transport gives for each of its connections. */
 export interface LivenessTarget {

@@ -16,6 +16,7 @@ import type { RequestPolicy } from '../requestPolicy';
 import { Connection, type ConnectionCoreDeps } from './connection';
 import { corkUntilTickEnd, tcpSocketOf } from './extensions/engineWrites';
 import type { RawClient, RawHub } from './rawHub';
+import { answerWithin } from './liveness';
 import { closeIfSlowReader } from './slowReaders';
 
 const RAW_PATH = /^\/ws\/([^/?#]*)\/?$/;
@@ -210,22 +211,9 @@ function replayRoster(send: <E extends ServerEventName>(event: E, data: ServerEv
 function pingWithNonce(ws: WebSocket, timeoutMs: number): Promise<boolean> {
   if (ws.readyState !== ws.OPEN) return Promise.resolve(false);
   const nonce = randomBytes(16);
-  return new Promise((resolve) => {
-    const onPong = (data: Buffer) => {
-      if (nonce.equals(data)) finish(true);
-    };
-    const onClose = () => finish(false);
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    function finish(alive: boolean) {
-      clearTimeout(timer);
-      ws.off('pong', onPong);
-      ws.off('close', onClose);
-      resolve(alive);
-    }
-    ws.on('pong', onPong);
-    ws.once('close', onClose);
-    ws.ping(nonce);
-  });
+  const answered = answerWithin(ws, 'pong', (data: Buffer) => nonce.equals(data), timeoutMs);
+  ws.ping(nonce);
+  return answered;
 }
 
 /** A JSON object, or the INVALID_PAYLOAD error to send back. */

@@ -11,6 +11,7 @@ import type { RequestPolicy } from '../requestPolicy';
 import { rooms } from '../cluster/names';
 import { Connection, type ConnectionCoreDeps } from './connection';
 import { closeOnUnsolicitedPong } from './engineHeartbeat';
+import { answerWithin } from './liveness';
 import { watchEngineOutput } from './slowReaders';
 
 interface SocketData {
@@ -89,20 +90,7 @@ export function attachSocketHandlers(io: SeanceServer, deps: SocketEdgeDeps): vo
  * ping. `sendPacket` is engine.io's own (checked at start, extensions/internals.ts).
  */
 function pingEngine(conn: EngineSocket, timeoutMs: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const onPacket = (packet: { type: string }) => {
-      if (packet.type === 'pong') finish(true);
-    };
-    const onClose = () => finish(false);
-    const timer = setTimeout(() => finish(false), timeoutMs);
-    function finish(alive: boolean) {
-      clearTimeout(timer);
-      conn.off('packet', onPacket);
-      conn.off('close', onClose);
-      resolve(alive);
-    }
-    conn.on('packet', onPacket);
-    conn.once('close', onClose);
-    (conn as unknown as { sendPacket(type: 'ping'): void }).sendPacket('ping');
-  });
+  const answered = answerWithin(conn, 'packet', (packet: { type: string }) => packet.type === 'pong', timeoutMs);
+  (conn as unknown as { sendPacket(type: 'ping'): void }).sendPacket('ping');
+  return answered;
 }

@@ -83,6 +83,8 @@ export class VoiceService {
   private readonly gate: Gate;
   /** One generation (or wait) per key on this node, however many requests ask for it. */
   private readonly inFlight = new Map<string, Promise<StoredAudio>>();
+  /** Used-marks of cache hits still on their way to the store. */
+  private readonly pendingMarks = new Set<Promise<void>>();
   /** A claim older than this belongs to a node that died mid-way: it may be taken over. */
   private readonly staleAfterMs: number;
   private readonly log: Logger;
@@ -152,7 +154,7 @@ export class VoiceService {
     for (;;) {
       const found = await store.lookup(key);
       if (found.state === 'ready') {
-        if (speech.messageId === null) store.touch(key).catch((err: unknown) => this.log.warn({ err }, 'could not mark speech as used'));
+        if (speech.messageId === null) this.markUsed(key);
         return found.audio;
       }
       let claim: string | null = null;
@@ -197,12 +199,25 @@ export class VoiceService {
     return audio;
   }
 
+  /**
+   * A hit marks its row used without making the caller wait; the next eviction waits for
+   * those marks, so it never drops what was just used.
+   */
+  private markUsed(key: string): void {
+    const marked = this.deps.store
+      .touch(key)
+      .catch((err: unknown) => this.log.warn({ err }, 'could not mark speech as used'))
+      .finally(() => this.pendingMarks.delete(marked));
+    this.pendingMarks.add(marked);
+  }
+
   /** Stores what was made; audio of no message makes room for itself within TTS_CACHE_MAX_BYTES. */
   private async keep(speech: Speech, claim: string, audio: StoredAudio): Promise<void> {
     const { store } = this.deps;
     await store.complete(speech.key, claim, audio);
     if (speech.messageId !== null) return;
     try {
+      await Promise.all(this.pendingMarks);
       const evicted = await store.evict(this.deps.config.cacheMaxBytes);
       if (evicted > 0) this.log.debug({ evicted }, 'least recently used speech dropped');
     } catch (err) {

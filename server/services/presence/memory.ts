@@ -39,7 +39,8 @@ export class MemoryPresence implements Presence {
 
   async evict(sessionId: string, userId: string, holder: Holder): Promise<void> {
     const entry = this.sessions.get(sessionId)?.get(userId);
-    if (entry && entry.connections.size > 1) entry.connections.delete(holder.connectionId);
+    // Every connection here is on this node: a holder on another is none of them.
+    if (holder.node === this.nodeId && entry && entry.connections.size > 1) entry.connections.delete(holder.connectionId);
   }
 
   async list(sessionId: string): Promise<ParticipantView[]> {
@@ -59,8 +60,8 @@ export class MemoryPresence implements Presence {
   }
 
   /** A single node is the only one alive: another NODE_ID is a past life of it. */
-  async isNodeAlive(): Promise<boolean> {
-    return false;
+  async isNodeAlive(nodeId: string): Promise<boolean> {
+    return nodeId === this.nodeId;
   }
 
   async start(): Promise<void> {}

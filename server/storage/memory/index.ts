@@ -1,11 +1,12 @@
 /**
  * Stores that live in this process only: the domain's rules (services/rooms.ts) get unit
  * tests that run in milliseconds, with no database. The server itself always uses the
- * database (../sequelize); these answer exactly as it does.
+ * database (../sequelize); these answer exactly as it does, and one contract suite holds
+ * both to it (test/storage/storePorts.contract.test.ts).
  */
 import { randomUUID } from 'node:crypto';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, SessionView } from '../../events';
-import type { AudioLookup, AudioOwner, AudioStore, HistoryPage, MessageStore, OwedQuestion, SessionStore, StoredAudio, StoredMessage, Stores, UserStore } from '../ports';
+import type { AudioLookup, AudioOwner, AudioStore, HistoryPage, MaintenanceStore, MessageStore, OwedQuestion, SessionStore, StoredAudio, StoredMessage, UserStore } from '../ports';
 
 export class MemorySessionStore implements SessionStore {
   private readonly sessions = new Map<string, { view: SessionView; endedAt: Date | null }>();
@@ -30,19 +31,41 @@ export class MemorySessionStore implements SessionStore {
     }
     return { session: { ...entry.view }, endedAt: entry.endedAt ?? new Date() };
   }
+
+  has(id: string): boolean {
+    return this.sessions.has(id);
+  }
+
+  /** Every session with when it ended (null while active), oldest first: for MemoryMaintenanceStore. */
+  all(): Array<{ view: SessionView; endedAt: Date | null }> {
+    return [...this.sessions.values()].map(({ view, endedAt }) => ({ view: { ...view }, endedAt }));
+  }
+
+  /** Ends the session at `endedAt` if it is still active (MaintenanceStore.endIfActive). */
+  endIfActive(id: string, endedAt: Date): boolean {
+    const entry = this.sessions.get(id);
+    if (!entry?.view.is_active) return false;
+    entry.view.is_active = false;
+    entry.endedAt = endedAt;
+    return true;
+  }
 }
 
 export class MemoryMessageStore implements MessageStore {
   private nextId = 1;
   private readonly bySession = new Map<string, StoredMessage[]>();
+  /** Each session's latest seq (the `last_seq` column): retention deletes messages, never numbers. */
+  private readonly lastSeqs = new Map<string, number>();
   /** Questions owed an answer, by id: the node that owes it (the `answer_owner` column). */
   private readonly owners = new Map<number, { question: StoredMessage; owner: string }>();
+
+  /** With `sessions`, storing into a session it does not hold rejects, as on the database. */
+  constructor(private readonly sessions?: Pick<MemorySessionStore, 'has'>) {}
 
   async storeChat(sessionId: string, author: ParticipantView, text: string, opts: { owesAnswer?: string } = {}): Promise<ChatMessageView> {
     const stored = this.append(sessionId, author, text, null);
     if (opts.owesAnswer !== undefined) this.owners.set(stored.id, { question: stored, owner: opts.owesAnswer });
-    const { is_spirit: _spirit, in_reply_to: _none, ...chat } = stored;
-    return chat;
+    return chatItem(stored);
   }
 
   async storeOwedAnswer(sessionId: string, questionId: number, owner: string, text: string): Promise<HistoryMessageView | null> {
@@ -82,8 +105,9 @@ export class MemoryMessageStore implements MessageStore {
   }
 
   async storeExchange(sessionId: string, author: ParticipantView, question: string, answer: string): Promise<{ message: ChatMessageView; answer: HistoryMessageView }> {
-    const message = await this.storeChat(sessionId, author, question);
-    return { message, answer: historyItem(this.append(sessionId, null, answer, message.id)) };
+    // Both in one turn: nothing stored meanwhile comes between them.
+    const asked = this.append(sessionId, author, question, null);
+    return { message: chatItem(asked), answer: historyItem(this.append(sessionId, null, answer, asked.id)) };
   }
 
   async recent(sessionId: string, limit: number): Promise<HistoryMessageView[]> {
@@ -109,15 +133,38 @@ export class MemoryMessageStore implements MessageStore {
   }
 
   async latestSeq(sessionId: string): Promise<number> {
-    return this.bySession.get(sessionId)?.at(-1)?.seq ?? 0;
+    return this.lastSeqs.get(sessionId) ?? 0;
+  }
+
+  /** When the session's latest message was stored (MemoryMaintenanceStore's idleness). */
+  latestTimestamp(sessionId: string): string | null {
+    return this.bySession.get(sessionId)?.at(-1)?.timestamp ?? null;
+  }
+
+  /** Retention: deletes at most `limit` messages of these sessions (and their debts); returns their ids. */
+  deleteOf(sessionIds: string[], limit: number): number[] {
+    const deleted: number[] = [];
+    for (const sessionId of sessionIds) {
+      const list = this.bySession.get(sessionId) ?? [];
+      const gone = list.splice(0, limit - deleted.length);
+      for (const message of gone) {
+        this.owners.delete(message.id);
+        deleted.push(message.id);
+      }
+    }
+    return deleted;
   }
 
   private append(sessionId: string, author: ParticipantView | null, text: string, inReplyTo: number | null): StoredMessage {
+    // As the database's foreign key does, when the store knows the sessions (memoryStores).
+    if (this.sessions && !this.sessions.has(sessionId)) throw new Error(`session ${sessionId} does not exist`);
     let list = this.bySession.get(sessionId);
     if (!list) this.bySession.set(sessionId, (list = []));
+    const seq = (this.lastSeqs.get(sessionId) ?? 0) + 1;
+    this.lastSeqs.set(sessionId, seq);
     const message: StoredMessage = {
       id: this.nextId++,
-      seq: list.length + 1,
+      seq,
       session_id: sessionId,
       user_id: author?.id ?? null,
       user_name: author?.name ?? null,
@@ -133,6 +180,10 @@ export class MemoryMessageStore implements MessageStore {
 
 function historyItem({ in_reply_to: _answered, ...item }: StoredMessage): HistoryMessageView {
   return { ...item };
+}
+
+function chatItem({ is_spirit: _spirit, in_reply_to: _none, ...chat }: StoredMessage): ChatMessageView {
+  return chat;
 }
 
 export class MemoryUserStore implements UserStore {
@@ -194,6 +245,11 @@ export class MemoryAudioStore implements AudioStore {
     if (row) row.usedAt = ++this.uses;
   }
 
+  /** Retention: the audio of deleted messages goes with them. */
+  forgetMessages(ids: ReadonlySet<number>): void {
+    for (const [key, row] of this.rows) if (row.owner.messageId !== null && ids.has(row.owner.messageId)) this.rows.delete(key);
+  }
+
   async evict(maxBytes: number): Promise<number> {
     const kept = [...this.rows].filter(([, row]) => row.audio && row.owner.messageId === null).sort(([, a], [, b]) => b.usedAt - a.usedAt);
     let total = 0;
@@ -209,6 +265,39 @@ export class MemoryAudioStore implements AudioStore {
   }
 }
 
-export function memoryStores(): Stores {
-  return { sessions: new MemorySessionStore(), messages: new MemoryMessageStore(), users: new MemoryUserStore(), audio: new MemoryAudioStore() };
+export interface MemoryStores {
+  sessions: MemorySessionStore;
+  messages: MemoryMessageStore;
+  users: MemoryUserStore;
+  audio: MemoryAudioStore;
+}
+
+export function memoryStores(): MemoryStores {
+  const sessions = new MemorySessionStore();
+  return { sessions, messages: new MemoryMessageStore(sessions), users: new MemoryUserStore(), audio: new MemoryAudioStore() };
+}
+
+/** The housekeeping of SequelizeMaintenanceStore over one set of memory stores. */
+export class MemoryMaintenanceStore implements MaintenanceStore {
+  constructor(private readonly stores: MemoryStores) {}
+
+  async idleCandidates(cutoff: Date, limit: number): Promise<string[]> {
+    const idle = this.stores.sessions.all().filter(({ view }) => {
+      const latest = this.stores.messages.latestTimestamp(view.id);
+      return view.is_active && Date.parse(view.created_at) < cutoff.getTime() && (latest === null || Date.parse(latest) < cutoff.getTime());
+    });
+    return idle.slice(0, limit).map(({ view }) => view.id);
+  }
+
+  async endIfActive(id: string, endedAt: Date): Promise<boolean> {
+    return this.stores.sessions.endIfActive(id, endedAt);
+  }
+
+  async deleteExpiredMessages(cutoff: Date, limit: number): Promise<number> {
+    const expired = this.stores.sessions.all().filter(({ view, endedAt }) => !view.is_active && endedAt !== null && endedAt < cutoff);
+    const sessionIds = expired.map(({ view }) => view.id);
+    const ids = this.stores.messages.deleteOf(sessionIds, limit);
+    this.stores.audio.forgetMessages(new Set(ids));
+    return ids.length;
+  }
 }

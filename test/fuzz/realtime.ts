@@ -27,7 +27,7 @@ import {
   setOwn,
   type Rng,
 } from './generators';
-import { chatVerdict, firstFrameBody, JOIN_REFUSAL_CODES, joinVerdict, leaks, normalizeStored, REALTIME_INPUT_CODES, WS_CLOSE_OF_CODE, type Verdict } from './reference';
+import { chatVerdict, firstFrameBody, JOIN_REFUSAL_CODES, joinVerdict, STATE_REFUSAL_CODES, leaks, normalizeStored, REALTIME_INPUT_CODES, WS_CLOSE_OF_CODE, type Verdict } from './reference';
 import { isValidAccessToken, sessionState, Tally, type World } from './world';
 
 const REPLY_TIMEOUT_MS = 5000;
@@ -167,8 +167,8 @@ function refusalProblems(code: unknown, message: unknown, verdict: Verdict, echo
   if (typeof code !== 'string' || typeof message !== 'string') return [`malformed refusal ${describe({ code, message })}`];
   if (code === 'INTERNAL_ERROR') problems.push(`join refused with INTERNAL_ERROR (a server fault): ${message}`);
   else if (!JOIN_REFUSAL_CODES.has(code)) problems.push(`join refused with unknown code ${code}`);
-  else if (verdict.kind === 'accept' && code !== 'SESSION_FULL') problems.push(`valid join refused with ${code}: ${message}`);
-  else if (verdict.kind !== 'accept' && code !== 'SESSION_FULL' && !verdict.codes.includes(code)) problems.push(`join refused with ${code}, expected ${verdict.codes.join(' or ')}`);
+  else if (verdict.kind === 'accept' && !STATE_REFUSAL_CODES.has(code)) problems.push(`valid join refused with ${code}: ${message}`);
+  else if (verdict.kind !== 'accept' && !STATE_REFUSAL_CODES.has(code) && !verdict.codes.includes(code)) problems.push(`join refused with ${code}, expected ${verdict.codes.join(' or ')}`);
   const leaked = leaks(message, echo);
   if (leaked.length > 0) problems.push(`refusal leaks internals: ${leaked.join(' | ')}`);
   return problems;

@@ -198,13 +198,19 @@ export const STATUS_OF_CODE: Record<string, number> = {
 
 /** Codes an `error` event may carry in answer to bad client input (INTERNAL_ERROR is a server fault). */
 export const REALTIME_INPUT_CODES = new Set(['EMPTY_MESSAGE', 'MESSAGE_TOO_LONG', 'INVALID_PAYLOAD', 'UNKNOWN_EVENT']);
-export const JOIN_REFUSAL_CODES = new Set(['VALIDATION_ERROR', 'SESSION_NOT_FOUND', 'SESSION_INACTIVE', 'SESSION_FULL', 'UNAUTHORIZED']);
+export const JOIN_REFUSAL_CODES = new Set(['VALIDATION_ERROR', 'SESSION_NOT_FOUND', 'SESSION_INACTIVE', 'SESSION_FULL', 'UNAUTHORIZED', 'USER_ID_TAKEN']);
+/**
+ * Refusals that depend on who is connected, which the fuzzer does not track: a full session,
+ * and a `user_id` an earlier join of the same run still holds. Any join may meet them.
+ */
+export const STATE_REFUSAL_CODES = new Set(['SESSION_FULL', 'USER_ID_TAKEN']);
 export const WS_CLOSE_OF_CODE: Record<string, number> = {
   VALIDATION_ERROR: 4000,
   UNAUTHORIZED: 4001,
   SESSION_NOT_FOUND: 4004,
   SESSION_FULL: 4009,
   SESSION_INACTIVE: 4010,
+  USER_ID_TAKEN: 4409,
 };
 
 const PROJECT_ROOT = path.resolve(__dirname, '..', '..');

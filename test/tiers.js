@@ -17,6 +17,7 @@ const unit = [
   'test/ordering/**/*.test.ts',
   'test/realtime/clientLimitRules.test.ts',
   'test/realtime/extensions/internals.test.ts',
+  'test/server/clusterWire.test.ts',
   'test/services/answerRetry.test.ts',
   'test/services/rooms.test.ts',
   'test/services/sessionLifecycle.rules.test.ts',

@@ -27,6 +27,7 @@ import { sessionRoutes } from './http/routes/sessions';
 import { voiceRoutes } from './http/routes/voice';
 import type { Logger } from './logger';
 import { Metrics } from './metrics';
+import type { ServerToClientEvents } from './events';
 import { createBroadcaster } from './realtime/broadcaster';
 import { seanceAdapter } from './realtime/extensions/clusterAdapter';
 import { coalesceEngineWrites } from './realtime/extensions/engineWrites';
@@ -140,10 +141,14 @@ export async function createApp(deps: AppDeps): Promise<App> {
   const audioUrl = (sessionId: string, messageId: number) => voice.audioUrl(sessionId, messageId);
   // Stored messages reach this node's clients in seq order, holes filled from the database.
   const feeds = new SessionFeeds(
-    { hold: (room) => adapter.main.hold(room), release: (room) => adapter.main.release(room), deliverHere: (packet, opts, arrived) => adapter.main.deliverHere(packet, opts, arrived) },
+    {
+      hold: (sessionId) => adapter.main.hold(roomNames.session(sessionId)),
+      release: (sessionId) => adapter.main.release(roomNames.session(sessionId)),
+      deliver: (sessionId, event, data) => io.to(roomNames.session(sessionId)).local.emit(event, ...([data] as Parameters<ServerToClientEvents[typeof event]>)),
+    },
     messages,
     logger,
-    { gapRepaired: () => metrics.gapRepaired() },
+    { gapRepaired: () => metrics.gapRepaired(), delivered: (seconds) => metrics.delivered(seconds) },
     audioUrl,
   );
   adapter.main.setOrdering(feeds);

@@ -21,12 +21,9 @@
  * live events.
  */
 import { performance } from 'node:perf_hooks';
-import type { BroadcastOptions } from 'socket.io-adapter';
-import { rooms } from '../cluster/names';
 import type { ChatMessageView, HistoryMessageView, ServerEventData } from '../events';
 import type { Logger } from '../logger';
-import type { Packet } from '../realtime/extensions/clusterAdapter';
-import type { SessionSubscriptions } from '../services/rooms';
+import type { SessionSubscriptions } from '../services/ports';
 import { eventOf, historyItemOf, type AudioUrl } from '../services/messageEvents';
 import type { MessageStore } from '../storage/ports';
 
@@ -45,23 +42,39 @@ const QUIET_CHECK_MS = 2_000;
 const RECENT = 4;
 /** Messages read from the database per repair query. */
 const REPAIR_BATCH = 500;
-const EVENT_PACKET = 2;
 
-type OrderedEventName = 'message_received' | 'spirit_response';
+export type OrderedEventName = 'message_received' | 'spirit_response';
 type OrderedData = ChatMessageView | ServerEventData<'spirit_response'>;
 
-/** What the feeds report, for metrics (`seance_gap_repairs_total`); delivery timing is the adapter's. */
+/** The events that carry a stored message: the only ones a feed orders. */
+export const isOrderedEvent = (event: unknown): event is OrderedEventName => event === 'message_received' || event === 'spirit_response';
+
+/** A stored message's event as it reached this node (from this node or another). */
+export interface Arrival {
+  sessionId: string;
+  /** Its seq; null when the sender numbers nothing (a node of the previous release). */
+  seq: number | null;
+  event: OrderedEventName;
+  data: OrderedData;
+  /** When it reached this node (performance.now()), for the delivery timing. */
+  arrived: number;
+}
+
+/** What the feeds report, for metrics (`seance_gap_repairs_total`, `seance_delivery_seconds`). */
 export interface DeliveryObserver {
   /** A hole this node filled from the database. */
   gapRepaired(): void;
+  /** Seconds from an event's arrival to its delivery here. */
+  delivered(seconds: number): void;
 }
 
-/** What the feeds need of the adapter: subscribe this node to a session, and deliver here. */
-export interface FeedTransport {
-  hold(room: string): Promise<void>;
-  release(room: string): void;
-  /** `arrived`: when the event reached this node, for the delivery timing. */
-  deliverHere(packet: Packet, opts: BroadcastOptions, arrived: number): void;
+/** What the feeds need of the layers around them: this node subscribed to a session, and its listeners. */
+export interface FeedOutput {
+  /** Keeps this node subscribed to the session's events; resolves once the subscription holds. */
+  hold(sessionId: string): Promise<void>;
+  release(sessionId: string): void;
+  /** Hands an event, in its turn, to this node's listeners of the session (both transports). */
+  deliver(sessionId: string, event: OrderedEventName, data: OrderedData): void;
 }
 
 interface Held {
@@ -69,8 +82,6 @@ interface Held {
   event: OrderedEventName;
   data: OrderedData;
   arrived: number;
-  /** The broadcast as it arrived (delivered as it is); null for a message read from the database. */
-  packet: Packet | null;
 }
 
 /** What the ring keeps of a delivered event: what a join's history needs. */
@@ -82,7 +93,6 @@ interface Recent {
 
 interface Feed {
   sessionId: string;
-  room: string;
   /** Local connections holding the feed open. */
   holders: number;
   /** The last seq delivered here; null until the first join tells where to start. */
@@ -92,22 +102,20 @@ interface Feed {
   /** The last RECENT delivered, oldest first from `recentStart` (a ring). */
   recent: Recent[];
   recentStart: number;
-  /** The broadcast options of the session's room, made once. */
-  opts: BroadcastOptions;
   waiters: Array<{ seq: number; resolve: () => void }>;
   gapTimer: NodeJS.Timeout | null;
   quietTimer: NodeJS.Timeout | null;
   repairing: Promise<void> | null;
 }
 
-const NO_OBSERVER: DeliveryObserver = { gapRepaired: () => undefined };
+const NO_OBSERVER: DeliveryObserver = { gapRepaired: () => undefined, delivered: () => undefined };
 
 export class SessionFeeds implements SessionSubscriptions {
   private readonly feeds = new Map<string, Feed>();
   private readonly log: Logger;
 
   constructor(
-    private readonly transport: FeedTransport,
+    private readonly output: FeedOutput,
     private readonly messages: MessageStore,
     logger: Logger,
     private readonly observer: DeliveryObserver = NO_OBSERVER,
@@ -120,16 +128,13 @@ export class SessionFeeds implements SessionSubscriptions {
   async open(sessionId: string): Promise<void> {
     let feed = this.feeds.get(sessionId);
     if (!feed) {
-      const room = rooms.session(sessionId);
       feed = {
         sessionId,
-        room,
         holders: 0,
         delivered: null,
         ahead: new Map(),
         recent: [],
         recentStart: 0,
-        opts: { rooms: new Set([room]), except: new Set(), flags: {} },
         waiters: [],
         gapTimer: null,
         quietTimer: null,
@@ -139,7 +144,7 @@ export class SessionFeeds implements SessionSubscriptions {
     }
     feed.holders += 1;
     try {
-      await this.transport.hold(feed.room);
+      await this.output.hold(sessionId);
     } catch (err) {
       this.close(sessionId);
       throw err;
@@ -152,30 +157,23 @@ export class SessionFeeds implements SessionSubscriptions {
     this.feeds.delete(sessionId);
     this.stopTimers(feed);
     for (const waiter of feed.waiters) waiter.resolve();
-    this.transport.release(feed.room);
+    this.output.release(sessionId);
   }
 
   /**
-   * Takes an event the adapter is about to apply here. Returns false for what is not an
-   * ordered event of a session with a feed (the adapter delivers it as it is).
+   * Takes a stored message's event that reached this node; it goes out in its turn. Returns
+   * false when this node has no feed for the session (nobody here listens to it).
    */
-  route(packet: Packet, opts: BroadcastOptions, arrived: number = performance.now()): boolean {
-    if (packet.type !== EVENT_PACKET || !Array.isArray(packet.data)) return false;
-    const event = packet.data[0];
-    if (event !== 'message_received' && event !== 'spirit_response') return false;
-    if (opts.rooms.size !== 1) return false;
-    const [room] = opts.rooms;
-    const sessionId = rooms.sessionOf(room);
-    const feed = sessionId ? this.feeds.get(sessionId) : undefined;
+  route(arrival: Arrival): boolean {
+    const feed = this.feeds.get(arrival.sessionId);
     if (!feed) return false;
-    const data = packet.data[1] as OrderedData | undefined;
-    const seq = data?.seq;
-    if (typeof seq !== 'number') {
+    const { seq, event, data, arrived } = arrival;
+    if (seq === null) {
       // Sent by a node that does not number its events: read the session from the database.
       this.scheduleRepair(feed, 0);
       return true;
     }
-    this.accept(feed, { seq, event, data: data!, arrived, packet });
+    this.accept(feed, { seq, event, data, arrived });
     return true;
   }
 
@@ -260,7 +258,8 @@ export class SessionFeeds implements SessionSubscriptions {
       feed.recent[feed.recentStart] = kept;
       feed.recentStart = (feed.recentStart + 1) % RECENT;
     }
-    this.transport.deliverHere(held.packet ?? { type: EVENT_PACKET, data: [held.event, held.data], nsp: '/' }, feed.opts, held.arrived);
+    this.output.deliver(feed.sessionId, held.event, held.data);
+    this.observer.delivered((performance.now() - held.arrived) / 1000);
     if (feed.waiters.length > 0) {
       const due = feed.waiters.filter((w) => w.seq <= held.seq);
       if (due.length > 0) {
@@ -325,7 +324,7 @@ export class SessionFeeds implements SessionSubscriptions {
           const live = feed.ahead.get(row.seq);
           feed.ahead.delete(row.seq);
           const { event, data } = eventOf(row, this.audioUrl);
-          this.deliver(feed, live ?? { seq: row.seq, event, data, arrived: performance.now(), packet: null });
+          this.deliver(feed, live ?? { seq: row.seq, event, data, arrived: performance.now() });
           if (!live) filled += 1;
         }
         if (filled > 0) {

@@ -5,18 +5,8 @@
  */
 import { rooms } from '../cluster/names';
 import type { ServerEventData, ServerEventName, ServerToClientEvents } from '../events';
+import type { BroadcastOptions, Broadcaster } from '../services/ports';
 import type { SeanceServer } from './socketio';
-
-export interface BroadcastOptions {
-  /** Every connection of this participant is skipped ("everyone else"). */
-  exceptUserId?: string;
-}
-
-export interface Broadcaster {
-  toSession<E extends ServerEventName>(sessionId: string, event: E, data: ServerEventData<E>, opts?: BroadcastOptions): void;
-  /** `session_ended` to everyone in the session on every node, then every connection of it closes (both transports). */
-  endSession(sessionId: string, data: ServerEventData<'session_ended'>): void;
-}
 
 export function createBroadcaster(io: SeanceServer): Broadcaster {
   const emit = <E extends ServerEventName>(sessionId: string, event: E, data: ServerEventData<E>, opts: BroadcastOptions = {}) => {

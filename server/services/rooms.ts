@@ -10,9 +10,9 @@ import { AppError } from '../errors';
 import type { ChatMessageView, HistoryMessageView, ParticipantView, ServerEventData, ServerEventName, SessionView } from '../events';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import type { Broadcaster } from '../realtime/broadcaster';
 import type { MessageStore, UserStore } from '../storage/ports';
 import { isStoredNumber, schemas, validate, validateChatMessage } from '../validation/schemas';
+import type { Broadcaster, SessionSubscriptions } from './ports';
 import type { AdmitResult, Holder, Presence } from './presence/types';
 import { messageLimitKey, type RateLimits } from './rateLimits';
 import type { SessionService } from './sessions';
@@ -42,11 +42,6 @@ export interface JoinOutcome {
  * Keeps this node listening to a session while it has a connection in it: opened before the
  * join reads history (so nothing stored after the read can pass this node by), closed on leave.
  */
-export interface SessionSubscriptions {
-  open(sessionId: string): Promise<void>;
-  close(sessionId: string): void;
-}
-
 export interface JoinRequestInput {
   sessionId: unknown;
   /** The client's join object: Socket.IO `auth` or the raw path's first frame. */

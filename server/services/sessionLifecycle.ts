@@ -11,7 +11,7 @@
 import type { Config } from '../../config';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import type { Broadcaster } from '../realtime/broadcaster';
+import type { Broadcaster } from './ports';
 import type { MaintenanceStore } from '../storage/ports';
 import type { Lease } from './maintenanceLease';
 import type { Presence } from './presence/types';

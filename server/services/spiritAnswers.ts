@@ -8,7 +8,7 @@
  */
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
-import type { Broadcaster } from '../realtime/broadcaster';
+import type { Broadcaster } from './ports';
 import type { MessageStore, OwedQuestion } from '../storage/ports';
 import { AnswerRetry, type AnswerRetryOptions } from './answerRetry';
 import { spiritResponse } from './messageEvents';

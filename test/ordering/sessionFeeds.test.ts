@@ -4,12 +4,11 @@
  * dropped, what cannot be placed read from the storage, and a join that starts listening
  * exactly where its history ends.
  */
+import { performance } from 'node:perf_hooks';
 import { expect } from 'chai';
-import type { BroadcastOptions } from 'socket.io-adapter';
 import { loadConfig } from '../../config';
 import { createLogger } from '../../server/logger';
-import { GAP_GRACE_MS, SessionFeeds } from '../../server/ordering/sessionFeeds';
-import type { Packet } from '../../server/realtime/extensions/clusterAdapter';
+import { GAP_GRACE_MS, isOrderedEvent, SessionFeeds, type Arrival } from '../../server/ordering/sessionFeeds';
 import { messageReceived } from '../../server/services/messageEvents';
 import { MemoryMessageStore, MemorySessionStore } from '../../server/storage/memory';
 
@@ -24,27 +23,21 @@ async function setup() {
   const counts = { repaired: 0, timings: 0 };
   const feeds = new SessionFeeds(
     {
-      hold: async (room) => void held.add(room),
-      release: (room) => void held.delete(room),
-      deliverHere: (packet: Packet) => {
-        const [event, data] = packet.data as [string, { seq: number }];
-        delivered.push({ event, seq: data.seq });
-        counts.timings += 1;
-      },
+      hold: async (sessionId) => void held.add(sessionId),
+      release: (sessionId) => void held.delete(sessionId),
+      deliver: (_sessionId, event, data) => void delivered.push({ event, seq: data.seq }),
     },
     store,
     logger,
-    { gapRepaired: () => (counts.repaired += 1) },
+    { gapRepaired: () => (counts.repaired += 1), delivered: () => (counts.timings += 1) },
   );
-  const room = `session:${session.id}`;
-  const opts = (): BroadcastOptions => ({ rooms: new Set([room]), except: new Set() });
-  /** Stores a message and returns the packet its broadcast would carry. */
-  const store1 = async (text: string): Promise<Packet> => {
+  /** Stores a message and returns its event as it reaches the node. */
+  const store1 = async (text: string): Promise<Arrival> => {
     const message = await store.storeChat(session.id, author, text);
-    return { type: 2, data: ['message_received', messageReceived({ ...message, is_spirit: false })], nsp: '/' };
+    return { sessionId: session.id, seq: message.seq, event: 'message_received', data: messageReceived({ ...message, is_spirit: false }), arrived: performance.now() };
   };
   const seqs = () => delivered.map((d) => d.seq);
-  return { store, session, feeds, delivered, held, counts, room, opts, store1, seqs };
+  return { store, session, feeds, delivered, held, counts, store1, seqs };
 }
 
 const waitFor = async (what: string, check: () => boolean, timeoutMs = 2_000) => {
@@ -59,12 +52,14 @@ describe('session feeds (ordering of stored messages on a node)', () => {
   it('delivers the next seq at once, and leaves other events and other sessions alone', async () => {
     const w = await setup();
     await w.feeds.open(w.session.id);
-    expect(w.held.has(w.room)).to.equal(true);
+    expect(w.held.has(w.session.id)).to.equal(true);
     await w.feeds.settle(w.session.id, 0);
-    for (const text of ['one', 'two', 'three']) expect(w.feeds.route(await w.store1(text), w.opts())).to.equal(true);
+    const arrivals = [];
+    for (const text of ['one', 'two', 'three']) arrivals.push(await w.store1(text));
+    for (const arrival of arrivals) expect(w.feeds.route(arrival)).to.equal(true);
     expect(w.seqs()).to.deep.equal([1, 2, 3]);
-    expect(w.feeds.route({ type: 2, data: ['spirit_thinking', { in_reply_to: 1 }] }, w.opts())).to.equal(false);
-    expect(w.feeds.route({ type: 2, data: ['message_received', { seq: 1 }] }, { rooms: new Set(['session:other']), except: new Set() })).to.equal(false);
+    expect(isOrderedEvent('spirit_thinking')).to.equal(false);
+    expect(w.feeds.route({ ...arrivals[0], sessionId: 'other' })).to.equal(false);
     expect(w.counts).to.deep.equal({ repaired: 0, timings: 3 });
   });
 
@@ -73,10 +68,10 @@ describe('session feeds (ordering of stored messages on a node)', () => {
     await w.feeds.open(w.session.id);
     await w.feeds.settle(w.session.id, 0);
     const [one, two, three] = [await w.store1('one'), await w.store1('two'), await w.store1('three')];
-    w.feeds.route(one, w.opts());
-    w.feeds.route(three, w.opts());
+    w.feeds.route(one);
+    w.feeds.route(three);
     expect(w.seqs()).to.deep.equal([1]);
-    w.feeds.route(two, w.opts());
+    w.feeds.route(two);
     expect(w.seqs()).to.deep.equal([1, 2, 3]);
     expect(w.counts.repaired).to.equal(0);
   });
@@ -89,9 +84,9 @@ describe('session feeds (ordering of stored messages on a node)', () => {
     await w.store1('lost between nodes');
     await w.store1('lost too');
     const four = await w.store1('four');
-    w.feeds.route(one, w.opts());
+    w.feeds.route(one);
     const started = Date.now();
-    w.feeds.route(four, w.opts());
+    w.feeds.route(four);
     expect(w.seqs()).to.deep.equal([1]);
     await waitFor('the repair', () => w.delivered.length === 4);
     expect(Date.now() - started).to.be.at.least(GAP_GRACE_MS - 5);
@@ -104,8 +99,8 @@ describe('session feeds (ordering of stored messages on a node)', () => {
     await w.feeds.open(w.session.id);
     await w.feeds.settle(w.session.id, 0);
     const one = await w.store1('one');
-    w.feeds.route(one, w.opts());
-    w.feeds.route(one, w.opts());
+    w.feeds.route(one);
+    w.feeds.route(one);
     expect(w.seqs()).to.deep.equal([1]);
   });
 
@@ -113,10 +108,8 @@ describe('session feeds (ordering of stored messages on a node)', () => {
     const w = await setup();
     await w.feeds.open(w.session.id);
     await w.feeds.settle(w.session.id, 0);
-    const packet = await w.store1('from an old node');
-    const [, data] = packet.data as [string, Record<string, unknown>];
-    delete data.seq;
-    expect(w.feeds.route(packet, w.opts())).to.equal(true);
+    const arrival = await w.store1('from an old node');
+    expect(w.feeds.route({ ...arrival, seq: null })).to.equal(true);
     await waitFor('the repair', () => w.delivered.length === 1);
     expect(w.seqs()).to.deep.equal([1]);
     w.feeds.unreadable(w.session.id);
@@ -131,8 +124,8 @@ describe('session feeds (ordering of stored messages on a node)', () => {
     await w.feeds.open(w.session.id);
     await w.feeds.settle(w.session.id, 0);
     const [one, two] = [await w.store1('one'), await w.store1('two')];
-    w.feeds.route(one, w.opts());
-    w.feeds.route(two, w.opts());
+    w.feeds.route(one);
+    w.feeds.route(two);
     // A joiner whose history read ended at 1: it is given 2 with its welcome.
     await w.feeds.settle(w.session.id, 1);
     expect(w.feeds.since(w.session.id, 1)?.map((m) => [m.seq, m.message])).to.deep.equal([[2, 'two']]);
@@ -142,7 +135,7 @@ describe('session feeds (ordering of stored messages on a node)', () => {
     const settling = w.feeds.settle(w.session.id, 3).then(() => (settled = true));
     await new Promise((resolve) => setImmediate(resolve));
     expect(settled).to.equal(false);
-    w.feeds.route(three, w.opts());
+    w.feeds.route(three);
     await settling;
     expect(w.feeds.since(w.session.id, 3)).to.deep.equal([]);
     // ...and when the live event never comes, the storage has it.
@@ -156,7 +149,7 @@ describe('session feeds (ordering of stored messages on a node)', () => {
     await w.store1('before anyone here');
     await w.feeds.open(w.session.id);
     const two = await w.store1('stored while the join read history');
-    w.feeds.route(two, w.opts());
+    w.feeds.route(two);
     expect(w.seqs()).to.deep.equal([]);
     await w.feeds.settle(w.session.id, 1);
     expect(w.seqs()).to.deep.equal([2]);
@@ -168,9 +161,9 @@ describe('session feeds (ordering of stored messages on a node)', () => {
     await w.feeds.open(w.session.id);
     await w.feeds.open(w.session.id);
     w.feeds.close(w.session.id);
-    expect(w.held.has(w.room)).to.equal(true);
+    expect(w.held.has(w.session.id)).to.equal(true);
     w.feeds.close(w.session.id);
-    expect(w.held.has(w.room)).to.equal(false);
-    expect(w.feeds.route(await w.store1('nobody here'), w.opts())).to.equal(false);
+    expect(w.held.has(w.session.id)).to.equal(false);
+    expect(w.feeds.route(await w.store1('nobody here'))).to.equal(false);
   });
 });

@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import type { ServerEventName } from '../../server/events';
 import { createLogger } from '../../server/logger';
 import { Metrics } from '../../server/metrics';
-import type { Broadcaster } from '../../server/realtime/broadcaster';
+import type { Broadcaster } from '../../server/services/ports';
 import { LocalLease } from '../../server/services/maintenanceLease';
 import { OwedAnswers } from '../../server/services/owedAnswers';
 import { createSpiritService } from '../../server/services/spirit';

@@ -11,7 +11,7 @@ import { TokenService } from '../../server/auth/tokens';
 import type { AppError } from '../../server/errors';
 import type { ServerEventData, ServerEventName } from '../../server/events';
 import { createLogger } from '../../server/logger';
-import type { Broadcaster } from '../../server/realtime/broadcaster';
+import type { Broadcaster } from '../../server/services/ports';
 import { MemoryPresence } from '../../server/services/presence/memory';
 import type { Holder } from '../../server/services/presence/types';
 import { RateLimits } from '../../server/services/rateLimits';

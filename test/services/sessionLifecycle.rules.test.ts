@@ -6,7 +6,7 @@ import bunyan from 'bunyan';
 import { expect } from 'chai';
 import type { ServerEventData } from '../../server/events';
 import { Metrics } from '../../server/metrics';
-import type { Broadcaster } from '../../server/realtime/broadcaster';
+import type { Broadcaster } from '../../server/services/ports';
 import type { Lease } from '../../server/services/maintenanceLease';
 import { MemoryPresence } from '../../server/services/presence/memory';
 import { SessionLifecycle } from '../../server/services/sessionLifecycle';

@@ -12,9 +12,11 @@
  * - local listeners beyond sockets: every broadcast applied here (from this node or from
  *   another) is also handed to `onApplied` listeners, which is how raw /ws clients, members
  *   of the session rooms under a member id that is no socket, receive it;
- * - an ordering gate: a broadcast goes through `setOrdering`'s router before it is applied
- *   here, which holds a session's stored messages until they can go out in `seq` order
- *   (ordering/sessionFeeds.ts), and `hold` keeps this node subscribed to a session's room;
+ * - an ordering gate: a stored message's event for a session room is handed to
+ *   `setOrdering`'s router as (session, seq, event, data) instead of being applied here; the
+ *   router (ordering/sessionFeeds.ts) lets it out in `seq` order with a local emit
+ *   (`io.to(room).local.emit`), which this adapter applies at once; `hold` keeps this node
+ *   subscribed to a session's room;
  * - a version on every message (`v`, PROTOCOL): what a newer release sends that this one
  *   cannot read is not applied, and the session it was for is read from the database
  *   instead. A message without `v` comes from the previous release (same shape, no `seq`).
@@ -30,6 +32,7 @@ import type Redis from 'ioredis';
 import { redisNames, rooms } from '../../cluster/names';
 import { readClusterMessage, readClusterResponse } from '../../cluster/wire';
 import type { Logger } from '../../logger';
+import { isOrderedEvent, type Arrival } from '../../ordering/sessionFeeds';
 
 /** Socket.IO's packet as the adapter sees it: EVENT packets (type 2) carry `[event, payload]`. */
 export interface Packet {
@@ -58,16 +61,18 @@ const SUBSCRIBE_WAIT_MS = 2_000;
 /** The adapter member that keeps a room (and its channel) while this node serves its session. */
 const FEED_MEMBER = 'seance:feed';
 
-/** Where ordered events go before they are applied here (ordering/sessionFeeds.ts). */
+/** Where stored messages' events go instead of being applied here (ordering/sessionFeeds.ts). */
 export interface OrderingRouter {
-  /** True when the router took the broadcast (it delivers it with `deliverHere` when its turn comes); `arrived` is for its timing. */
-  route(packet: Packet, opts: BroadcastOptions, arrived: number): boolean;
+  /** True when the router took the event (it delivers it with a local emit when its turn comes). */
+  route(arrival: Arrival): boolean;
   /** A message for this session could not be read. */
   unreadable(sessionId: string): void;
   /** The subscription came back after an outage: anything may have been missed. */
   repairAll(): void;
 }
 
+/** Socket.IO's EVENT packet: `data` is `[event, payload]`. */
+const EVENT_PACKET = 2;
 const JSON_OBJECT = 0x7b; // '{'
 const JSON_ARRAY = 0x5b; // '['
 /**
@@ -178,14 +183,19 @@ export class SeanceAdapter extends ClusterAdapter {
     for (const listener of this.disconnectListeners) listener(opts);
   }
 
-  /** Applied here at once (the base class first waits for the publish to be confirmed). */
+  /**
+   * Applied here at once (the base class first waits for the publish to be confirmed). A local
+   * emit is a delivery: ordering already gave it its turn, so it is not routed again.
+   */
   override broadcast(packet: Packet, opts: BroadcastOptions): Promise<void> {
     const arrived = performance.now();
-    if (!opts.flags?.local) {
-      // The base class's publish() would wrap this in a promise chain and a debug call per
-      // broadcast; the message is the same (uid and nsp are what publishAndReturnOffset adds).
-      this.enqueue({ uid: this.uid, nsp: this.nspName, type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
+    if (opts.flags?.local) {
+      this.deliverHere(packet, opts);
+      return Promise.resolve();
     }
+    // The base class's publish() would wrap this in a promise chain and a debug call per
+    // broadcast; the message is the same (uid and nsp are what publishAndReturnOffset adds).
+    this.enqueue({ uid: this.uid, nsp: this.nspName, type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
     this.applyHere(packet, opts, arrived);
     return Promise.resolve();
   }
@@ -240,15 +250,19 @@ export class SeanceAdapter extends ClusterAdapter {
 
   /** `arrived`: when the broadcast reached this node (emitted here, or read from Redis). */
   private applyHere(packet: Packet, opts: BroadcastOptions, arrived: number): void {
-    if (this.ordering?.route(packet, opts, arrived)) return;
+    const arrival = this.ordering ? orderedArrival(packet, opts, arrived) : null;
+    if (arrival && this.ordering!.route(arrival)) return;
     this.deliverHere(packet, opts, arrived);
   }
 
-  /** Applies a broadcast to this node's own listeners: sockets, then raw clients; and times it. */
-  deliverHere(packet: Packet, opts: BroadcastOptions, arrived: number = performance.now()): void {
+  /**
+   * Applies a broadcast to this node's own listeners: sockets, then raw clients; and times
+   * it from `arrived` (ordering times what it delivers itself).
+   */
+  private deliverHere(packet: Packet, opts: BroadcastOptions, arrived?: number): void {
     Adapter.prototype.broadcast.call(this, packet, opts);
     for (const listener of this.appliedListeners) listener(packet, opts);
-    this.deliveryTimer?.((performance.now() - arrived) / 1000);
+    if (arrived !== undefined) this.deliveryTimer?.((performance.now() - arrived) / 1000);
   }
 
   private flush(): void {
@@ -345,6 +359,18 @@ export class SeanceAdapter extends ClusterAdapter {
   private warn(err: Error, channel: string, what: string): void {
     this.logger.warn({ err: { message: err.message }, channel }, what);
   }
+}
+
+/** A stored message's event sent to one session's room, as ordering takes it; null for any other broadcast. */
+function orderedArrival(packet: Packet, opts: BroadcastOptions, arrived: number): Arrival | null {
+  if (packet.type !== EVENT_PACKET || !Array.isArray(packet.data) || opts.rooms.size !== 1) return null;
+  const [event, data] = packet.data;
+  if (!isOrderedEvent(event)) return null;
+  const [room] = opts.rooms;
+  const sessionId = rooms.sessionOf(room);
+  if (sessionId === null) return null;
+  const seq = (data as { seq?: unknown } | null | undefined)?.seq;
+  return { sessionId, seq: typeof seq === 'number' ? seq : null, event, data: data as Arrival['data'], arrived };
 }
 
 function encodeOptions(opts: BroadcastOptions): WireOptions {

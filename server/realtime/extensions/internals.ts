@@ -52,7 +52,10 @@ export const INTERNALS: Internal[] = [
   { what: "ws WebSocket#_socket (the raw edge's TCP socket)", holds: () => wsKeepsTcpSocket(WebSocket) },
   { what: "engine.io's ws WebSocket#_socket", holds: () => wsKeepsTcpSocket(enginesWs()) },
   // storage/sequelize/pgStatements.ts borrows pg clients from Sequelize's pool and marks a broken one.
-  { what: 'sequelize ConnectionManager#getConnection / #releaseConnection', holds: () => isMethod(AbstractConnectionManager.prototype, 'getConnection') && isMethod(AbstractConnectionManager.prototype, 'releaseConnection') },
+  {
+    what: 'sequelize ConnectionManager#getConnection / #releaseConnection',
+    holds: () => isMethod(AbstractConnectionManager.prototype, 'getConnection') && isMethod(AbstractConnectionManager.prototype, 'releaseConnection'),
+  },
   { what: "sequelize's PostgreSQL pool drops a client marked _invalid", holds: () => /_invalid/.test(sourceOf(PostgresConnectionManager.prototype, 'validate')) },
   // db.ts reads the pool's counts for seance_db_pool_* metrics.
   { what: 'sequelize ConnectionManager#pool (sequelize-pool)', holds: () => /this\.pool\s*=\s*new Pool\(/.test(sourceOf(AbstractConnectionManager.prototype, 'initPools')) },

@@ -8,7 +8,7 @@
  */
 import type { Config } from '../../config';
 import { AppError, classifyError, isServerFault } from '../errors';
-import { CLIENT_EVENTS, type ClientEventName, type ErrorView, type SendMessageAck, type ServerEventData, type ServerEventName } from '../events';
+import { type ClientEventName, type ErrorView, type SendMessageAck, type ServerEventData, type ServerEventName } from '../events';
 import type { Logger } from '../logger';
 import type { Metrics } from '../metrics';
 import type { SessionFeeds } from '../ordering/sessionFeeds';
@@ -45,8 +45,6 @@ export interface ConnectionCoreDeps {
   addresses: AddressSlots;
   metrics?: Metrics;
 }
-
-const KNOWN_EVENTS = new Set<string>(CLIENT_EVENTS);
 
 export class Connection {
   private outcome: JoinOutcome | null = null;
@@ -213,22 +211,21 @@ export class Connection {
     });
   }
 
+  /** One handler per client event: the type makes every event of the protocol have one. */
+  private readonly handlers: Record<ClientEventName, (p: Participation, data: unknown) => Promise<SendMessageAck | undefined> | undefined> = {
+    send_message: async (p, data) => {
+      const message = await this.deps.rooms.sendMessage(p, data);
+      return { ok: true, id: message.id, seq: message.seq };
+    },
+    typing: (p) => void this.deps.rooms.typing(p),
+    leave_session: () => void this.link.end(),
+  };
+
   private async dispatch(event: unknown, data: unknown): Promise<SendMessageAck | undefined> {
-    const p = this.outcome!.participation;
-    switch (event as ClientEventName) {
-      case 'send_message': {
-        const message = await this.deps.rooms.sendMessage(p, data);
-        return { ok: true, id: message.id, seq: message.seq };
-      }
-      case 'typing':
-        this.deps.rooms.typing(p);
-        return undefined;
-      case 'leave_session':
-        this.link.end();
-        return undefined;
+    if (typeof event !== 'string' || !Object.hasOwn(this.handlers, event)) {
+      throw new AppError('UNKNOWN_EVENT', `Unknown event ${JSON.stringify(String(event).slice(0, 64))}`);
     }
-    if (KNOWN_EVENTS.has(String(event))) return undefined;
-    throw new AppError('UNKNOWN_EVENT', `Unknown event ${JSON.stringify(String(event).slice(0, 64))}`);
+    return this.handlers[event as ClientEventName](this.outcome!.participation, data);
   }
 
   private fail(err: unknown): ErrorView {

@@ -298,14 +298,14 @@ export class RoomService {
 
   /** Ends a session for its creator: tells everyone on every node, then disconnects them. */
   async end(sessionId: string, claims: { typ: string; sid?: string }): Promise<SessionView> {
-    await this.deps.sessions.get(sessionId);
-    if (claims.typ !== 'creator' || claims.sid !== sessionId) {
+    const { id } = await this.deps.sessions.get(sessionId);
+    if (claims.typ !== 'creator' || claims.sid !== id) {
       throw new AppError('FORBIDDEN', "Only this session's creator token may end it");
     }
-    const { session, endedAt } = await this.deps.sessions.end(sessionId);
-    await this.deps.presence.clear(sessionId);
-    this.deps.broadcaster.endSession(sessionId, { session_id: sessionId, ended_at: endedAt.toISOString(), reason: 'ended_by_creator' });
-    this.log.info({ session_id: sessionId }, 'session ended');
+    const { session, endedAt } = await this.deps.sessions.end(id);
+    await this.deps.presence.clear(id);
+    this.deps.broadcaster.endSession(id, { session_id: id, ended_at: endedAt.toISOString(), reason: 'ended_by_creator' });
+    this.log.info({ session_id: id }, 'session ended');
     return session;
   }
 

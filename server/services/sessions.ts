@@ -15,9 +15,12 @@ export class SessionService {
     return this.store.create(input);
   }
 
-  /** Any id that is not a UUID is simply not found: never a query with it, never a 500. */
+  /**
+   * Any id that is not a UUID is simply not found: never a query with it, never a 500. A UUID
+   * is the same in either case (RFC 9562): it is looked up, and answered, in lower case.
+   */
   async get(id: unknown): Promise<SessionView> {
-    const session = isSessionId(id) ? await this.store.find(id) : null;
+    const session = isSessionId(id) ? await this.store.find(id.toLowerCase()) : null;
     if (!session) throw new AppError('SESSION_NOT_FOUND', 'Session not found');
     return session;
   }

@@ -292,6 +292,19 @@ describe('RoomService (in memory)', () => {
     });
   });
 
+  it('takes a session id in any case as the same session (a UUID is case-insensitive): same room, same id in events', async () => {
+    const w = world();
+    const session = await w.sessions.create({ name: 'Case', max_users: 6 });
+    const upper = session.id.toUpperCase();
+    expect(await w.sessions.get(upper)).to.deep.equal(session);
+    const joined = await w.join(upper, { user_id: 'a', name: 'A' });
+    expect(joined.participation.sessionId).to.equal(session.id);
+    expect(joined.welcome.session.id).to.equal(session.id);
+    const ended = await w.rooms.end(upper, { typ: 'creator', sid: session.id });
+    expect(ended.id).to.equal(session.id);
+    expect(w.broadcaster.sent.find((sent) => sent.event === 'session_ended')!.data).to.include({ session_id: session.id });
+  });
+
   describe('ending', () => {
     it('lets only the creator end a session; everyone gets session_ended, then is closed, and presence is cleared', async () => {
       const w = world();

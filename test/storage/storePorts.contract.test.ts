@@ -116,7 +116,8 @@ for (const impl of [memory, sqlite, postgres])
 
     // Not held to the contract: an id in upper case (a valid UUID all the same) finds its session,
     // and stores messages in it, on PostgreSQL (a uuid column) but not on SQLite (text) nor in
-    // memory, which agrees with SQLite. Only callers that normalise ids see one behaviour.
+    // memory, which agrees with SQLite. SessionService.get looks ids up in lower case, so callers
+    // see one behaviour (test/services/rooms.test.ts).
     describe('SessionStore', () => {
       it('creates an active session that lookups find, together or alone; an unknown id finds nothing', async () => {
         const before = Date.now();

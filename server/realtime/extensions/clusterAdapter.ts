@@ -14,9 +14,8 @@
  *   of the session rooms under a member id that is no socket, receive it;
  * - an ordering gate: a stored message's event for a session room is handed to
  *   `setOrdering`'s router as (session, seq, event, data) instead of being applied here; the
- *   router (ordering/sessionFeeds.ts) lets it out in `seq` order with a local emit
- *   (`io.to(room).local.emit`), which this adapter applies at once; `hold` keeps this node
- *   subscribed to a session's room;
+ *   router (ordering/sessionFeeds.ts) lets it out in `seq` order through `deliverToRoom`;
+ *   `hold` keeps this node subscribed to a session's room;
  * - a version on every message (`v`, PROTOCOL): what a newer release sends that this one
  *   cannot read is not applied, and the session it was for is read from the database
  *   instead. A message without `v` comes from the previous release (same shape, no `seq`).
@@ -63,7 +62,7 @@ const FEED_MEMBER = 'seance:feed';
 
 /** Where stored messages' events go instead of being applied here (ordering/sessionFeeds.ts). */
 export interface OrderingRouter {
-  /** True when the router took the event (it delivers it with a local emit when its turn comes). */
+  /** True when the router took the event (it delivers it with `deliverToRoom` when its turn comes). */
   route(arrival: Arrival): boolean;
   /** A message for this session could not be read. */
   unreadable(sessionId: string): void;
@@ -183,21 +182,21 @@ export class SeanceAdapter extends ClusterAdapter {
     for (const listener of this.disconnectListeners) listener(opts);
   }
 
-  /**
-   * Applied here at once (the base class first waits for the publish to be confirmed). A local
-   * emit is a delivery: ordering already gave it its turn, so it is not routed again.
-   */
+  /** Applied here at once (the base class first waits for the publish to be confirmed). */
   override broadcast(packet: Packet, opts: BroadcastOptions): Promise<void> {
     const arrived = performance.now();
-    if (opts.flags?.local) {
-      this.deliverHere(packet, opts);
-      return Promise.resolve();
+    if (!opts.flags?.local) {
+      // The base class's publish() would wrap this in a promise chain and a debug call per
+      // broadcast; the message is the same (uid and nsp are what publishAndReturnOffset adds).
+      this.enqueue({ uid: this.uid, nsp: this.nspName, type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
     }
-    // The base class's publish() would wrap this in a promise chain and a debug call per
-    // broadcast; the message is the same (uid and nsp are what publishAndReturnOffset adds).
-    this.enqueue({ uid: this.uid, nsp: this.nspName, type: MessageType.BROADCAST, data: { packet, opts: encodeOptions(opts) } });
     this.applyHere(packet, opts, arrived);
     return Promise.resolve();
+  }
+
+  /** Ordering's output: one event, in its turn, to this node's listeners of a session room (sockets and raw clients). */
+  deliverToRoom(room: string, event: string, data: unknown): void {
+    this.deliverHere({ type: EVENT_PACKET, data: [event, data], nsp: this.nspName }, { rooms: new Set([room]), except: new Set(), flags: {} });
   }
 
   override onMessage(message: ClusterMessage, offset?: string): void {

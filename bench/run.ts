@@ -20,6 +20,7 @@ import { runIdle, type IdleResult } from './idle';
 import { LoadGenerator, WARMUP_MS, createSessions, nowMs, planUsers, type LoadSummary, type TransportMix } from './load';
 import { machineSeconds } from './lib/procstat';
 import { median, ratio, round } from './lib/stats';
+import { sweepChart } from './lib/sweepChart';
 import { buildFloor, meter, startFloor, startProject, type Backing, type ResourceReading, type SystemHandle, type SystemKind } from './systems';
 
 // ---------------------------------------------------------------------------------------
@@ -69,7 +70,7 @@ const USAGE = `usage: npm run bench -- [options]
                         project on a 3-shard Redis Cluster against the project on one Redis
   --workers W           load generator processes (default 1)
   --drain MS            wait for stragglers after the last send (default 5000)
-  --sweep-rates a,b     per-user rates of the sweep (default 0.5,1,1.5,2,3,4,6,8,12; quick 1,2,4,8)
+  --sweep-rates a,b     per-user rates of the sweep (default 2,3,4,5,6,8,12,16; quick 2,4,8)
   --sweep-seconds S     sending time of one sweep step (default 5; quick 4)
   --idle a,b            idle connection levels (default 5000,10000; quick 2000)
   --max-other-load P    a run during which processes outside the bench used more than P%
@@ -132,7 +133,7 @@ function parseOptions(): Options {
     scenarios,
     workers: num('workers', values.workers, 1, 1, 8),
     drainMs: num('drain', values.drain, 5_000, 0, 60_000),
-    sweepRates: list('sweep-rates', values['sweep-rates'], quick ? [1, 2, 4, 8] : [0.5, 1, 1.5, 2, 3, 4, 6, 8, 12], 0.1, 100).slice(0, 12),
+    sweepRates: list('sweep-rates', values['sweep-rates'], quick ? [2, 4, 8] : [2, 3, 4, 5, 6, 8, 12, 16], 0.1, 100).slice(0, 12),
     sweepSeconds: num('sweep-seconds', values['sweep-seconds'], quick ? 4 : 5, 1, 60),
     idleLevels: list('idle', values.idle, quick ? [2000] : [5000, 10000], 1, 18_000).slice(0, 4),
     retries: num('retries', values.retries, 2, 0, 5),
@@ -394,6 +395,12 @@ interface Crossing {
 
 const P99_LIMIT_MS = 50;
 
+/** The highest step a system held: p99 within the limit and nothing lost. */
+function heldStep(steps: SweepStep[], system: SystemKind): SweepStep | null {
+  const held = steps.filter((s) => s.system === system && s.p99 <= P99_LIMIT_MS && s.lost === 0);
+  return held.sort((a, b) => b.rate - a.rate)[0] ?? null;
+}
+
 function crossing(steps: SweepStep[]): Crossing {
   const sorted = [...steps].sort((a, b) => a.rate - b.rate);
   let pass: SweepStep | null = null;
@@ -528,19 +535,31 @@ function printReport(summaries: ScenarioSummary[], sweep: SweepSummary | null, i
     );
   }
   if (sweep) {
-    out.push(`\nRate sweep (Socket.IO through nginx; median over the repeats of the p99 of message_received; limit ${P99_LIMIT_MS} ms)\n`);
+    out.push(`\nRate sweep (Socket.IO through nginx, routed by session; median over the repeats of the p99 of message_received; limit ${P99_LIMIT_MS} ms)\n`);
     const rates = [...new Set(sweep.steps.map((s) => s.rate))].sort((a, b) => a - b);
     const at = (system: SystemKind, rate: number) => sweep.steps.find((s) => s.system === system && s.rate === rate);
     const cell = (s: SweepStep | undefined) => (s ? `${fmt(s.p99)}${s.lost ? ` (lost ${s.lost})` : ''}` : '(stopped)');
     out.push(
       table(
-        ['msg/s per user', 'msg/s total', 'project p99 ms', 'floor p99 ms'],
-        rates.map((r) => [fmt(r, 1), fmt((at('project', r) ?? at('floor', r))!.totalRate, 0), cell(at('project', r)), cell(at('floor', r))]),
+        ['msg/s per user', 'msg/s total', 'project p99 ms', 'project deliveries/s', 'floor p99 ms', 'floor deliveries/s'],
+        rates.map((r) => [
+          fmt(r, 1),
+          fmt((at('project', r) ?? at('floor', r))!.totalRate, 0),
+          cell(at('project', r)),
+          fmt(at('project', r)?.deliveredPerS ?? NaN, 0),
+          cell(at('floor', r)),
+          fmt(at('floor', r)?.deliveredPerS ?? NaN, 0),
+        ]),
       ),
     );
     const desc = (c: Crossing) =>
       c.bound === 'between' ? `${fmt(c.rate, 2)} msg/s per user` : c.bound === 'below' ? `< ${fmt(c.rate, 2)} (over at the first step)` : `> ${fmt(c.rate, 2)} (never over)`;
     out.push(`\n  p99 passes ${P99_LIMIT_MS} ms at: project ${desc(sweep.project)}, floor ${desc(sweep.floor)}; ratio ${fmt(sweep.ratio, 2)}`);
+    const held = (system: SystemKind) => {
+      const step = heldStep(sweep.steps, system);
+      return step ? `${fmt(step.rate, 1)} msg/s per user, ${fmt(step.deliveredPerS, 0)} deliveries/s` : 'no step';
+    };
+    out.push(`  highest rate held (p99 <= ${P99_LIMIT_MS} ms, nothing lost): project ${held('project')}; floor ${held('floor')}`);
   }
   if (idle.length > 0) {
     out.push('\nIdle connections on one node (direct, no nginx)\n');
@@ -613,8 +632,7 @@ function targets(summaries: ScenarioSummary[], sweep: SweepSummary | null, idle:
 
 const DESCRIPTIONS: Record<string, (o: Options) => string> = {
   sio: (o) => `Socket.IO, ${o.nodes} nodes through nginx`,
-  'sio-session': (o) =>
-    `Socket.IO, ${o.nodes} nodes through nginx; the project's clients name their session in the handshake query, so nginx puts a session on one node; the floor's go by address (a bare cluster has no such routing)`,
+  'sio-session': (o) => `Socket.IO, ${o.nodes} nodes through nginx; clients name their session in the handshake query, so nginx puts a session on one node`,
   ws: (o) => `raw ws, ${o.nodes} nodes through nginx`,
   mixed: (o) => `half Socket.IO, half raw ws in every session, ${o.nodes} nodes through nginx`,
   'sio-direct': (o) => `Socket.IO straight to ${o.nodes} nodes (round-robin, no nginx)`,
@@ -688,8 +706,8 @@ async function main(): Promise<void> {
       // Alternate who goes first, so a slow drift of the machine does not favour one side.
       const order: SystemKind[] = rep % 2 === 0 ? ['project', 'floor'] : ['floor', 'project'];
       for (const kind of order) {
-        const routed = name === 'sio-session' && kind === 'project';
-        const r = await measureQuiet(systems[kind], backing, { ...spec, sessionInQuery: routed }, opts, log);
+        // Every system gets the same routing: the floors' nginx hashes on ?session_id= too.
+        const r = await measureQuiet(systems[kind], backing, { ...spec, sessionInQuery: name === 'sio-session' }, opts, log);
         records.push({ scenario: name, system: kind, repeat: rep, rate: spec.rate, ...r });
         log(`  [${elapsed()}] ${name} #${rep + 1} ${kind.padEnd(7)} ${brief(r)}`);
       }
@@ -704,7 +722,8 @@ async function main(): Promise<void> {
   const runSweep = async (systems: Record<SystemKind, SystemHandle>) => {
     const over: Record<SystemKind, boolean> = { project: false, floor: false };
     for (const rate of [...opts.sweepRates].sort((a, b) => a - b)) {
-      const spec: LoadSpec = { transport: 'sio', direct: false, sessions: opts.sessions, users: opts.users, rate, messages: Math.max(4, Math.round(rate * opts.sweepSeconds)) };
+      // Routed by session, as the shipped nginx.conf and /play do, for every system alike.
+      const spec: LoadSpec = { transport: 'sio', sessionInQuery: true, direct: false, sessions: opts.sessions, users: opts.users, rate, messages: Math.max(4, Math.round(rate * opts.sweepSeconds)) };
       const runs: Record<SystemKind, Measured[]> = { project: [], floor: [] };
       for (let rep = 0; rep < opts.repeat; rep++) {
         const order: SystemKind[] = rep % 2 === 0 ? ['project', 'floor'] : ['floor', 'project'];
@@ -887,6 +906,13 @@ async function main(): Promise<void> {
   fs.mkdirSync(path.dirname(opts.out), { recursive: true });
   fs.writeFileSync(opts.out, `${JSON.stringify(json, null, 2)}\n`);
   log(`\nJSON written to ${path.relative(process.cwd(), opts.out)}`);
+  if (sweep) {
+    const chart = opts.out.replace(/\.json$/, '') + '-sweep.svg';
+    const floorName = opts.committingFloor ? 'committing floor' : 'bare floor';
+    const series = (['project', 'floor'] as SystemKind[]).map((system) => ({ name: system === 'project' ? 'Séance' : floorName, points: sweep.steps.filter((s) => s.system === system) }));
+    fs.writeFileSync(chart, sweepChart(series, { title: `Rate sweep: ${opts.nodes} nodes, ${opts.sessions} sessions x ${opts.users} users, routed by session`, limitMs: P99_LIMIT_MS }));
+    log(`Sweep chart written to ${path.relative(process.cwd(), chart)}`);
+  }
   log(
     JSON.stringify({
       scenarios: json.scenarios.map((s) => ({ scenario: s.scenario, ratios: s.ratios })),

@@ -17,9 +17,9 @@ export interface SweepSeries {
   points: SweepPoint[];
 }
 
-const WIDTH = 720;
+const WIDTH = 760;
 const HEIGHT = 440;
-const MARGIN = { left: 70, right: 150, top: 40, bottom: 56 };
+const MARGIN = { left: 70, right: 170, top: 40, bottom: 56 };
 const COLOURS = ['#7b2cbf', '#2a9d8f', '#e76f51', '#264653', '#e9c46a'];
 
 const escapeXml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');

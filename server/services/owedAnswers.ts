@@ -19,6 +19,7 @@ import type { Metrics } from '../metrics';
 import type { MessageStore, OwedQuestion, SessionStore } from '../storage/ports';
 import type { Lease } from './maintenanceLease';
 import type { Presence } from './presence/types';
+import { Rounds } from './rounds';
 import type { SpiritAnswers } from './spiritAnswers';
 
 export interface OwedAnswersDeps {
@@ -41,33 +42,27 @@ const BATCH = 200;
 const OWN_GRACE_MS = 2_000;
 
 export class OwedAnswers {
-  private timer: NodeJS.Timeout | null = null;
-  private round: Promise<void> | null = null;
   private readonly log: Logger;
+  private readonly rounds: Rounds;
 
   constructor(private readonly deps: OwedAnswersDeps) {
     this.log = deps.logger.child({ component: 'owed-answers' });
+    this.rounds = new Rounds(deps.config.intervalMs, () => this.work().catch((err: unknown) => this.log.warn({ err }, 'owed answers: round failed; retrying next round')));
   }
 
   start(): void {
-    this.timer = setInterval(() => void this.runRound(), this.deps.config.intervalMs);
-    this.timer.unref();
+    this.rounds.start();
   }
 
   /** Stops looking (a draining node takes nothing more on) and lets the lease go at once. */
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.round;
+    await this.rounds.stop();
     await this.deps.lease.release();
   }
 
   /** One round now (the timer calls this; a round still running is not doubled). Never rejects. */
   runRound(): Promise<void> {
-    this.round ??= this.work()
-      .catch((err: unknown) => this.log.warn({ err }, 'owed answers: round failed; retrying next round'))
-      .finally(() => (this.round = null));
-    return this.round;
+    return this.rounds.run();
   }
 
   private async work(): Promise<void> {

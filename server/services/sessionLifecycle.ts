@@ -15,6 +15,7 @@ import type { Broadcaster } from './ports';
 import type { MaintenanceStore } from '../storage/ports';
 import type { Lease } from './maintenanceLease';
 import type { Presence } from './presence/types';
+import { Rounds } from './rounds';
 
 export interface SessionLifecycleDeps {
   config: Config['lifecycle'];
@@ -32,8 +33,7 @@ export interface SessionLifecycleDeps {
 const BATCH = 500;
 
 export class SessionLifecycle {
-  private timer: NodeJS.Timeout | null = null;
-  private round: Promise<void> | null = null;
+  private readonly rounds: Rounds;
   /**
    * When this holder last saw someone in each quiet session: the timeout runs from the moment
    * the last participant left, not from the last message. Entries go once older than the
@@ -41,25 +41,23 @@ export class SessionLifecycle {
    */
   private readonly lastOccupied = new Map<string, number>();
 
-  constructor(private readonly deps: SessionLifecycleDeps) {}
+  constructor(private readonly deps: SessionLifecycleDeps) {
+    this.rounds = new Rounds(deps.config.sweepIntervalMs, () => this.work());
+  }
 
   start(): void {
-    this.timer = setInterval(() => void this.runRound(), this.deps.config.sweepIntervalMs);
-    this.timer.unref();
+    this.rounds.start();
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearInterval(this.timer);
-    this.timer = null;
-    await this.round;
+    await this.rounds.stop();
     await this.deps.lease.release();
     this.deps.metrics.maintenanceHolder(false);
   }
 
   /** One round now (the timer calls this; a round still running is not doubled). */
   runRound(): Promise<void> {
-    this.round ??= this.work().finally(() => (this.round = null));
-    return this.round;
+    return this.rounds.run();
   }
 
   private async work(): Promise<void> {

@@ -41,6 +41,16 @@ interface ComposeService {
  */
 const NODE_COMMAND = (JSON.parse(fs.readFileSync(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: { start: string } }).scripts.start.replace(/^exec /, '');
 
+/** The series names a real node's /metrics response has (after one request, which makes the labelled HTTP series appear). */
+async function exposedSeries(): Promise<Set<string>> {
+  const server = await startTestServer({ database: 'sqlite' });
+  try {
+    await http(server.url, 'GET', '/livez');
+    return new Set((await scrape(server.url)).map((s) => s.name));
+  } finally {
+    await server.close();
+  }
+}
 describe('deployment files', () => {
   describe('docker-compose.yml', () => {
     // ${VAR:?message} and ${VAR:-default} stay literal strings: only compose interpolates them.
@@ -260,14 +270,7 @@ describe('deployment files', () => {
       });
 
       it('names only series that a real /metrics response has', async () => {
-        const server = await startTestServer({ database: 'sqlite' });
-        let exposed: Set<string>;
-        try {
-          await http(server.url, 'GET', '/livez'); // labelled HTTP series appear with the first request
-          exposed = new Set((await scrape(server.url)).map((s) => s.name));
-        } finally {
-          await server.close();
-        }
+        const exposed = await exposedSeries();
         for (const rule of rules) for (const name of seriesNames(rule.expr)) if (name !== 'up') expect(exposed, `${name} (in ${rule.alert})`).to.include(name);
       });
     });
@@ -310,14 +313,7 @@ describe('deployment files', () => {
       });
 
       it('names only series that a real /metrics response has', async () => {
-        const server = await startTestServer({ database: 'sqlite' });
-        let exposed: Set<string>;
-        try {
-          await http(server.url, 'GET', '/livez'); // labelled HTTP series appear with the first request
-          exposed = new Set((await scrape(server.url)).map((s) => s.name));
-        } finally {
-          await server.close();
-        }
+        const exposed = await exposedSeries();
         const named = new Set(queries.flatMap(seriesNames));
         expect(named.size).to.be.at.least(10);
         // `up` is the one series Prometheus makes itself, per target.
